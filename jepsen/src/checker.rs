@@ -1,0 +1,588 @@
+//! The linearizability checker: Wing–Gong–Lowe depth-first search with a
+//! memo of (set of linearized operations, model state), per partition.
+//!
+//! What makes it fast and small, beyond the textbook algorithm:
+//!
+//! * `Fail` operations are dropped (they did not happen), and so are `Info`
+//!   reads (they constrain nothing).
+//! * `Info` operations are **optional**: the search succeeds once every `Ok`
+//!   operation is linearized, and an `Info` operation is only placed where
+//!   it changes the state. Porcupine instead closes them at +infinity and
+//!   has to linearize all of them.
+//! * Symmetry: of several `Info` operations with the same input, the search
+//!   only ever uses the earliest-invoked unused one (swapping two such
+//!   operations in a linearization keeps it legal), which shrinks the
+//!   memo by the number of ways to pick among equals.
+//! * Candidates are kept in invoke order in a doubly linked list with
+//!   O(1) unlink/relink (undo is free), and the earliest completion among
+//!   unlinearized operations is tracked by a pointer saved on the stack,
+//!   so finding the next candidate never scans linearized operations.
+//! * The memo is keyed by an incrementally maintained Zobrist hash of the
+//!   bitset mixed with a fast state hash; keys store their hash.
+//! * Partitions (P-compositionality) are checked concurrently; the first
+//!   violation cancels the partitions after it, which keeps the reported
+//!   explanation deterministic.
+//!
+//! The answer is never wrong: `Unknown` is returned if the timeout (or the
+//! memo size cap) is hit before the search finishes.
+
+use crate::explain::{Blocked, Explanation, OpView, PrefixStep};
+use crate::hash::{fast_hash, splitmix64, BuildPassThrough};
+use crate::history::{History, Outcome};
+use crate::model::Model;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The verdict on a history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// There is a legal sequential order consistent with real time.
+    Linearizable,
+    /// There is none; see the explanation.
+    NotLinearizable,
+    /// The checker gave up (timeout or memory cap) before deciding.
+    Unknown,
+}
+
+impl Verdict {
+    /// `Some(true)` for linearizable, `Some(false)` for not, `None` for
+    /// unknown; the `valid` field of the CLI's JSON output.
+    pub fn as_valid(self) -> Option<bool> {
+        match self {
+            Verdict::Linearizable => Some(true),
+            Verdict::NotLinearizable => Some(false),
+            Verdict::Unknown => None,
+        }
+    }
+}
+
+/// Knobs for [`check_with`].
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Give up with `Unknown` after this long (`None` = no limit).
+    pub timeout: Option<Duration>,
+    /// Give up with `Unknown` once a partition's memo holds this many
+    /// configurations (bounds memory).
+    pub max_states: usize,
+    /// Worker threads for partitions; 0 means the number of CPUs.
+    pub threads: usize,
+    /// Build an [`Explanation`] when the history is not linearizable.
+    pub explain: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            timeout: None,
+            max_states: 50_000_000,
+            threads: 0,
+            explain: true,
+        }
+    }
+}
+
+/// The result of a check.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// For `NotLinearizable` (when requested): why.
+    pub explanation: Option<Explanation>,
+    /// How many operations the history has.
+    pub ops: usize,
+    /// How many partitions it was split into.
+    pub partitions: usize,
+    /// Configurations memoized, summed over partitions (a cost measure).
+    pub states: u64,
+    /// Wall time of the check.
+    pub elapsed: Duration,
+}
+
+/// Checks a history against a model with default options and an optional
+/// timeout. This is the main entry point.
+///
+/// ```
+/// use detcd_jepsen::{check, History, Op, Outcome, RegisterInput, RegisterModel, RegisterOutput, Verdict};
+/// let mut h = History::new();
+/// h.push(Op { process: 0, invoke: 0, complete: 1, input: RegisterInput::Write { value: 1 }, outcome: Outcome::Ok(RegisterOutput::Write) });
+/// h.push(Op { process: 1, invoke: 2, complete: 3, input: RegisterInput::Read, outcome: Outcome::Ok(RegisterOutput::Read { value: Some(2) }) });
+/// assert_eq!(check(&RegisterModel, &h, None).verdict, Verdict::NotLinearizable);
+/// ```
+pub fn check<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+    timeout: Option<Duration>,
+) -> CheckResult {
+    check_with(
+        model,
+        history,
+        &CheckOptions {
+            timeout,
+            ..CheckOptions::default()
+        },
+    )
+}
+
+/// One group of operations checked independently.
+#[derive(Clone, Debug)]
+pub(crate) struct Partition {
+    /// The keys (empty when unpartitioned).
+    pub keys: Vec<String>,
+    /// Indices into the history, in history order.
+    pub ops: Vec<usize>,
+}
+
+/// Splits a history P-compositionally (see [`crate::model::Footprint`]).
+/// `Fail` operations and `Info` reads are left out: they cannot constrain
+/// the verdict.
+pub(crate) fn partition<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+) -> Vec<Partition> {
+    let relevant: Vec<usize> = history
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| match op.outcome {
+            Outcome::Ok(_) => true,
+            Outcome::Fail => false,
+            Outcome::Info => !model.is_read_only(&op.input),
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let footprints: Vec<_> = relevant
+        .iter()
+        .map(|&i| model.footprint(&history.ops[i].input, history.ops[i].outcome.output()))
+        .collect();
+    if footprints.iter().any(|f| f.global || f.keys.is_empty()) {
+        let mut keys: Vec<String> = footprints
+            .iter()
+            .flat_map(|f| f.keys.iter().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        return vec![Partition {
+            keys,
+            ops: relevant,
+        }];
+    }
+    // Union-find over keys.
+    let mut key_id: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &footprints {
+        for k in &f.keys {
+            let n = key_id.len();
+            key_id.entry(k.as_str()).or_insert(n);
+        }
+    }
+    let mut parent: Vec<usize> = (0..key_id.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for f in &footprints {
+        let first = key_id[f.keys[0].as_str()];
+        for k in &f.keys[1..] {
+            let a = find(&mut parent, first);
+            let b = find(&mut parent, key_id[k.as_str()]);
+            if a != b {
+                parent[b] = a;
+            }
+        }
+    }
+    let mut by_root: BTreeMap<usize, usize> = BTreeMap::new(); // root -> partition index
+    let mut parts: Vec<Partition> = Vec::new();
+    for (j, &i) in relevant.iter().enumerate() {
+        let root = find(&mut parent, key_id[footprints[j].keys[0].as_str()]);
+        let idx = *by_root.entry(root).or_insert_with(|| {
+            parts.push(Partition {
+                keys: Vec::new(),
+                ops: Vec::new(),
+            });
+            parts.len() - 1
+        });
+        parts[idx].ops.push(i);
+    }
+    for (k, &id) in &key_id {
+        let root = find(&mut parent, id);
+        if let Some(&idx) = by_root.get(&root) {
+            parts[idx].keys.push((*k).to_string());
+        }
+    }
+    parts
+}
+
+/// Checks a history with explicit options.
+pub fn check_with<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+    opts: &CheckOptions,
+) -> CheckResult {
+    let start = Instant::now();
+    let deadline = opts.timeout.map(|t| start + t);
+    let parts = partition(model, history);
+    let lowest_illegal = AtomicUsize::new(usize::MAX);
+    let run = |i: usize| -> PartResult {
+        let p = &parts[i];
+        let res = search(
+            model,
+            history,
+            p,
+            deadline,
+            opts.max_states,
+            &lowest_illegal,
+            i,
+            opts.explain,
+        );
+        if res.verdict == Verdict::NotLinearizable {
+            lowest_illegal.fetch_min(i, Ordering::SeqCst);
+        }
+        res
+    };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let mut results: Vec<Option<PartResult>> = (0..parts.len()).map(|_| None).collect();
+    if parts.len() <= 1 || threads <= 1 {
+        for (i, slot) in results.iter_mut().enumerate() {
+            *slot = Some(run(i));
+        }
+    } else {
+        // Biggest partitions first for load balance; results by index.
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(parts[i].ops.len()));
+        let next = AtomicUsize::new(0);
+        let collected = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads.min(parts.len()) {
+                s.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= order.len() {
+                        break;
+                    }
+                    let i = order[k];
+                    let r = run(i);
+                    collected
+                        .lock()
+                        .expect("no panics while holding the lock")
+                        .push((i, r));
+                });
+            }
+        });
+        for (i, r) in collected.into_inner().expect("threads joined") {
+            results[i] = Some(r);
+        }
+    }
+    let mut verdict = Verdict::Linearizable;
+    let mut explanation = None;
+    let mut states = 0;
+    for r in results.into_iter().flatten() {
+        states += r.states;
+        match r.verdict {
+            Verdict::NotLinearizable if verdict != Verdict::NotLinearizable => {
+                verdict = Verdict::NotLinearizable;
+                explanation = r.explanation;
+            }
+            Verdict::Unknown if verdict == Verdict::Linearizable => verdict = Verdict::Unknown,
+            _ => {}
+        }
+    }
+    CheckResult {
+        verdict,
+        explanation,
+        ops: history.ops.len(),
+        partitions: parts.len(),
+        states,
+        elapsed: start.elapsed(),
+    }
+}
+
+struct PartResult {
+    verdict: Verdict,
+    explanation: Option<Explanation>,
+    states: u64,
+}
+
+/// An operation prepared for the search.
+struct SOp<'a, M: Model> {
+    input: &'a M::Input,
+    /// `None` for `Info` (optional, output unknown).
+    output: Option<&'a M::Output>,
+    inv: u64,
+    ret: u64,
+    /// Index into the history.
+    orig: usize,
+    /// For `Info` ops: the previous (in invoke order) `Info` op with an
+    /// equal input; this op may only be used once that one is.
+    prev_same: Option<usize>,
+}
+
+struct CacheKey<S> {
+    hash: u64,
+    bits: Box<[u64]>,
+    state: S,
+}
+
+impl<S> Hash for CacheKey<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+impl<S: Eq> PartialEq for CacheKey<S> {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash && self.bits == o.bits && self.state == o.state
+    }
+}
+
+impl<S: Eq> Eq for CacheKey<S> {}
+
+struct Frame<S> {
+    op: usize,
+    prev_state: S,
+    prev_ret_ptr: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+    part: &Partition,
+    deadline: Option<Instant>,
+    max_states: usize,
+    lowest_illegal: &AtomicUsize,
+    my_index: usize,
+    explain: bool,
+) -> PartResult {
+    // Prepare ops sorted by invoke time.
+    let mut ops: Vec<SOp<'_, M>> = part
+        .ops
+        .iter()
+        .map(|&i| {
+            let op = &history.ops[i];
+            SOp {
+                input: &op.input,
+                output: op.outcome.output(),
+                inv: op.invoke,
+                ret: op.effective_complete(),
+                orig: i,
+                prev_same: None,
+            }
+        })
+        .collect();
+    ops.sort_by_key(|o| (o.inv, o.ret, o.orig));
+    let n = ops.len();
+    for j in 0..n {
+        if ops[j].output.is_none() {
+            ops[j].prev_same = (0..j)
+                .rev()
+                .find(|&k| ops[k].output.is_none() && ops[k].input == ops[j].input);
+        }
+    }
+    let mut by_ret: Vec<usize> = (0..n).filter(|&j| ops[j].output.is_some()).collect();
+    by_ret.sort_by_key(|&j| (ops[j].ret, j));
+    let zkeys: Vec<u64> = (0..n as u64).map(|j| splitmix64(j ^ 0x5eed)).collect();
+
+    // Doubly linked list over 0..n with sentinel n.
+    let head = n;
+    let mut next: Vec<usize> = (1..=n).chain(std::iter::once(0)).collect();
+    let mut prev: Vec<usize> = std::iter::once(n).chain(0..n).collect();
+    // For n == 0: next = [0] (head->head), prev = [0].
+    if n == 0 {
+        next = vec![0];
+        prev = vec![0];
+    }
+
+    let words = n.div_ceil(64).max(1);
+    let mut lin = vec![0u64; words];
+    let mut zob = 0u64;
+    let keys = &part.keys;
+    let init = model.init_partition(keys);
+    let mut state = init.clone();
+    let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut ret_ptr = 0usize;
+    let mut required_left = by_ret.len();
+    let mut cache: HashSet<CacheKey<M::State>, BuildPassThrough> =
+        HashSet::with_hasher(BuildPassThrough);
+    let mut best_required = 0usize;
+    let mut best_path: Vec<usize> = Vec::new();
+    let mut cur = next[head];
+    let mut iters: u64 = 0;
+
+    let verdict = loop {
+        if required_left == 0 {
+            break Verdict::Linearizable;
+        }
+        iters += 1;
+        if iters & 1023 == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d)
+                || lowest_illegal.load(Ordering::Relaxed) < my_index
+            {
+                break Verdict::Unknown;
+            }
+            if cache.len() >= max_states {
+                break Verdict::Unknown;
+            }
+        }
+        let min_ret = ops[by_ret[ret_ptr]].ret;
+        let mut advanced = false;
+        while cur != head {
+            let o = &ops[cur];
+            if o.inv > min_ret {
+                break;
+            }
+            let allowed = o.prev_same.is_none_or(|p| lin[p / 64] >> (p % 64) & 1 == 1);
+            if allowed {
+                let ns = match o.output {
+                    Some(out) => model.step(&state, o.input, out),
+                    None => model.step_unknown(&state, o.input).filter(|s| *s != state),
+                };
+                if let Some(ns) = ns {
+                    lin[cur / 64] |= 1 << (cur % 64);
+                    let z = zob ^ zkeys[cur];
+                    let key = CacheKey {
+                        hash: z ^ fast_hash(&ns),
+                        bits: lin.clone().into_boxed_slice(),
+                        state: ns.clone(),
+                    };
+                    if cache.insert(key) {
+                        zob = z;
+                        stack.push(Frame {
+                            op: cur,
+                            prev_state: std::mem::replace(&mut state, ns),
+                            prev_ret_ptr: ret_ptr,
+                        });
+                        // Unlink.
+                        let (p, nx) = (prev[cur], next[cur]);
+                        next[p] = nx;
+                        prev[nx] = p;
+                        if o.output.is_some() {
+                            required_left -= 1;
+                            while ret_ptr < by_ret.len()
+                                && lin[by_ret[ret_ptr] / 64] >> (by_ret[ret_ptr] % 64) & 1 == 1
+                            {
+                                ret_ptr += 1;
+                            }
+                            let done = by_ret.len() - required_left;
+                            if explain && done > best_required {
+                                best_required = done;
+                                best_path = stack.iter().map(|f| f.op).collect();
+                            }
+                        }
+                        cur = next[head];
+                        advanced = true;
+                        break;
+                    }
+                    lin[cur / 64] &= !(1 << (cur % 64));
+                }
+            }
+            cur = next[cur];
+        }
+        if !advanced {
+            let Some(f) = stack.pop() else {
+                break Verdict::NotLinearizable;
+            };
+            let j = f.op;
+            // Relink (LIFO, so neighbours are exactly as when unlinked).
+            next[prev[j]] = j;
+            prev[next[j]] = j;
+            lin[j / 64] &= !(1 << (j % 64));
+            zob ^= zkeys[j];
+            state = f.prev_state;
+            ret_ptr = f.prev_ret_ptr;
+            if ops[j].output.is_some() {
+                required_left += 1;
+            }
+            cur = next[j];
+        }
+    };
+    let states = cache.len() as u64;
+    drop(cache);
+    let explanation = (verdict == Verdict::NotLinearizable && explain).then(|| {
+        build_explanation(
+            model, history, part, my_index, &ops, &by_ret, &best_path, &init,
+        )
+    });
+    PartResult {
+        verdict,
+        explanation,
+        states,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_explanation<M: Model>(
+    model: &M,
+    history: &History<M::Input, M::Output>,
+    part: &Partition,
+    part_index: usize,
+    ops: &[SOp<'_, M>],
+    by_ret: &[usize],
+    best_path: &[usize],
+    init: &M::State,
+) -> Explanation {
+    let views: Vec<OpView> = ops
+        .iter()
+        .map(|o| {
+            let h = &history.ops[o.orig];
+            OpView {
+                history_index: o.orig,
+                process: h.process,
+                invoke: o.inv,
+                complete: (o.ret != u64::MAX).then_some(o.ret),
+                outcome: h.outcome.kind().to_string(),
+                description: model.describe_op(o.input, o.output),
+            }
+        })
+        .collect();
+    let mut state = init.clone();
+    let mut lin = vec![false; ops.len()];
+    let mut prefix = Vec::new();
+    for &j in best_path {
+        let o = &ops[j];
+        let before = model.describe_state(&state);
+        state = match o.output {
+            Some(out) => model.step(&state, o.input, out),
+            None => model.step_unknown(&state, o.input),
+        }
+        .expect("replaying a path the search found legal");
+        lin[j] = true;
+        prefix.push(PrefixStep {
+            op: j,
+            state_before: before,
+            state_after: model.describe_state(&state),
+        });
+    }
+    let frontier = by_ret.iter().copied().find(|&j| !lin[j]);
+    let mut blocked = Vec::new();
+    if let Some(f) = frontier {
+        let min_ret = ops[f].ret;
+        for (j, o) in ops.iter().enumerate() {
+            if lin[j] || o.output.is_none() || o.inv > min_ret {
+                continue;
+            }
+            let reason = match model.step(&state, o.input, o.output.expect("required op")) {
+                None => model.explain_illegal(&state, o.input, o.output),
+                Some(_) => "legal here, but every continuation after it fails".to_string(),
+            };
+            blocked.push(Blocked { op: j, reason });
+        }
+    }
+    Explanation {
+        partition: part_index,
+        partition_keys: part.keys.clone(),
+        ops: views,
+        initial_state: model.describe_state(init),
+        prefix,
+        stuck_state: model.describe_state(&state),
+        frontier,
+        blocked,
+    }
+}

@@ -1,0 +1,687 @@
+//! A multi-key key/value model with etcd semantics: get/put/delete,
+//! transactions with compares on value or `mod_revision`, and a global
+//! revision that increases by one per successful write (a transaction with
+//! writes counts once; deleting an absent key does not count). It also
+//! supports `append`, used by porcupine's kv histories.
+//!
+//! # Partitioning and revisions
+//!
+//! Operations on one key are checked per key (P-compositionality), and a
+//! transaction touching several keys joins their partitions. This is sound
+//! only while no operation *observes* the global revision: a revision
+//! returned by a put, a `mod_revision` returned by a get, a response header
+//! revision, or a compare on `mod_revision` ties keys together through the
+//! shared counter. If any operation in the history does, the footprint is
+//! marked global and the whole history is checked as **one partition**
+//! against the exact model (revisions included). Nothing is approximated,
+//! so verdicts stay exact either way. When no operation observes revisions,
+//! [`KvModel::for_history`] also turns revision tracking off, which keeps
+//! states smaller and the memo more effective.
+
+use crate::history::History;
+use crate::model::{Footprint, Model};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A comparison operator in a transaction compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CmpOp {
+    /// `==`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `<`
+    Less,
+    /// `>`
+    Greater,
+}
+
+impl CmpOp {
+    fn eval<T: Ord>(self, a: &T, b: &T) -> bool {
+        match self {
+            CmpOp::Equal => a == b,
+            CmpOp::NotEqual => a != b,
+            CmpOp::Less => a < b,
+            CmpOp::Greater => a > b,
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Equal => "==",
+            CmpOp::NotEqual => "!=",
+            CmpOp::Less => "<",
+            CmpOp::Greater => ">",
+        }
+    }
+}
+
+/// What a compare looks at.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareTarget {
+    /// The key's value; `None` stands for "absent" and orders before any
+    /// value. (etcd itself fails value compares on absent keys; compare
+    /// `mod_revision == 0` for "absent".)
+    Value(Option<String>),
+    /// The key's `mod_revision` (0 when absent).
+    ModRevision(u64),
+}
+
+/// One compare of a transaction: `key <op> target`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Compare {
+    /// The key compared.
+    pub key: String,
+    /// The operator.
+    pub op: CmpOp,
+    /// What is compared and against which constant.
+    pub target: CompareTarget,
+}
+
+/// An operation inside a transaction branch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum TxnOp {
+    /// Read a key.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Write a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+impl TxnOp {
+    fn key(&self) -> &str {
+        match self {
+            TxnOp::Get { key } | TxnOp::Put { key, .. } | TxnOp::Delete { key } => key,
+        }
+    }
+}
+
+/// The result of one operation inside a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum TxnOpResult {
+    /// A get's result.
+    Get {
+        /// The value, `None` if absent.
+        value: Option<String>,
+        /// Its `mod_revision`, if recorded.
+        #[serde(default)]
+        mod_revision: Option<u64>,
+    },
+    /// A put happened.
+    Put,
+    /// A delete's result.
+    Delete {
+        /// Keys deleted (0 or 1), if recorded.
+        #[serde(default)]
+        deleted: Option<u64>,
+    },
+}
+
+/// A request to the KV store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum KvInput {
+    /// Read one key.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Write one key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Delete one key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Append to a key's value (absent counts as empty); not an etcd
+    /// operation, used by porcupine's kv histories.
+    Append {
+        /// The key.
+        key: String,
+        /// The suffix.
+        value: String,
+    },
+    /// An etcd transaction: if all compares hold run `success`, else
+    /// `failure`, atomically, at one revision.
+    Txn {
+        /// The guard.
+        compares: Vec<Compare>,
+        /// Ops when the guard holds.
+        success: Vec<TxnOp>,
+        /// Ops when it does not.
+        failure: Vec<TxnOp>,
+    },
+}
+
+/// A response from the KV store. Revision fields are optional: `None`
+/// means "not recorded", and is not checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum KvOutput {
+    /// A get's result.
+    Get {
+        /// The value, `None` if absent.
+        value: Option<String>,
+        /// The key's `mod_revision` (0 if absent), if recorded.
+        #[serde(default)]
+        mod_revision: Option<u64>,
+        /// The response header revision (the store's revision), if recorded.
+        #[serde(default)]
+        revision: Option<u64>,
+    },
+    /// A put's result.
+    Put {
+        /// The revision the put created, if recorded.
+        #[serde(default)]
+        revision: Option<u64>,
+    },
+    /// A delete's result.
+    Delete {
+        /// Keys deleted (0 or 1), if recorded.
+        #[serde(default)]
+        deleted: Option<u64>,
+        /// The header revision after the delete, if recorded.
+        #[serde(default)]
+        revision: Option<u64>,
+    },
+    /// An append's result.
+    Append {
+        /// The revision it created, if recorded.
+        #[serde(default)]
+        revision: Option<u64>,
+    },
+    /// A transaction's result.
+    Txn {
+        /// Whether the compares held.
+        succeeded: bool,
+        /// Per-op results of the branch taken; empty = not recorded.
+        #[serde(default)]
+        results: Vec<TxnOpResult>,
+        /// The header revision after the transaction, if recorded.
+        #[serde(default)]
+        revision: Option<u64>,
+    },
+}
+
+/// A key's stored data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct KeyState {
+    /// The value.
+    pub value: String,
+    /// Revision of the last write (0 when revisions are not tracked).
+    pub mod_revision: u64,
+}
+
+/// The whole store: the global revision and the live keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct KvState {
+    /// The store's current revision (constant when not tracked).
+    pub revision: u64,
+    /// Live keys.
+    pub data: BTreeMap<String, KeyState>,
+}
+
+/// The KV model. See the module docs for partitioning and revisions.
+#[derive(Clone, Debug)]
+pub struct KvModel {
+    /// Treat a stored empty string as an absent key when reading (porcupine
+    /// kv histories, where keys start as `""`).
+    pub empty_is_absent: bool,
+    /// Track revisions. When false, revision fields in outputs and
+    /// `mod_revision` compares are not checked (use only for histories that
+    /// record no revisions; [`KvModel::for_history`] decides this).
+    pub track_revisions: bool,
+    /// The store's revision before the history starts (etcd starts at 1).
+    pub initial_revision: u64,
+}
+
+impl Default for KvModel {
+    fn default() -> Self {
+        KvModel {
+            empty_is_absent: false,
+            track_revisions: true,
+            initial_revision: 1,
+        }
+    }
+}
+
+fn observes_revision(input: &KvInput, output: Option<&KvOutput>) -> bool {
+    if let KvInput::Txn { compares, .. } = input {
+        if compares
+            .iter()
+            .any(|c| matches!(c.target, CompareTarget::ModRevision(_)))
+        {
+            return true;
+        }
+    }
+    match output {
+        None => false,
+        Some(KvOutput::Get {
+            mod_revision,
+            revision,
+            ..
+        }) => mod_revision.is_some() || revision.is_some(),
+        Some(KvOutput::Put { revision }) | Some(KvOutput::Append { revision }) => {
+            revision.is_some()
+        }
+        Some(KvOutput::Delete { revision, .. }) => revision.is_some(),
+        Some(KvOutput::Txn {
+            results, revision, ..
+        }) => {
+            revision.is_some()
+                || results.iter().any(|r| {
+                    matches!(
+                        r,
+                        TxnOpResult::Get {
+                            mod_revision: Some(_),
+                            ..
+                        }
+                    )
+                })
+        }
+    }
+}
+
+impl KvModel {
+    /// A model for this history: revision tracking on only if some
+    /// operation observes revisions.
+    pub fn for_history(history: &History<KvInput, KvOutput>, empty_is_absent: bool) -> Self {
+        let track = history
+            .ops
+            .iter()
+            .any(|op| observes_revision(&op.input, op.outcome.output()));
+        KvModel {
+            empty_is_absent,
+            track_revisions: track,
+            ..KvModel::default()
+        }
+    }
+
+    fn read<'a>(&self, s: &'a KvState, key: &str) -> Option<&'a KeyState> {
+        s.data
+            .get(key)
+            .filter(|k| !(self.empty_is_absent && k.value.is_empty()))
+    }
+
+    /// Applies `input` to `s` in place; returns the per-op results (for
+    /// txns) and the branch taken. Revisions advance only when tracked.
+    fn apply(&self, s: &mut KvState, input: &KvInput) -> Applied {
+        let new_rev = if self.track_revisions {
+            s.revision + 1
+        } else {
+            0
+        };
+        let mut wrote = false;
+        let mut results = Vec::new();
+        let mut succeeded = true;
+        let mut deleted = 0;
+        let mut run = |s: &mut KvState, op: &TxnOp, results: &mut Vec<TxnOpResult>| match op {
+            TxnOp::Get { key } => {
+                let k = self.read(s, key);
+                results.push(TxnOpResult::Get {
+                    value: k.map(|k| k.value.clone()),
+                    mod_revision: Some(k.map_or(0, |k| k.mod_revision)),
+                });
+            }
+            TxnOp::Put { key, value } => {
+                s.data.insert(
+                    key.clone(),
+                    KeyState {
+                        value: value.clone(),
+                        mod_revision: new_rev,
+                    },
+                );
+                wrote = true;
+                results.push(TxnOpResult::Put);
+            }
+            TxnOp::Delete { key } => {
+                let d = u64::from(s.data.remove(key).is_some());
+                wrote |= d == 1;
+                deleted = d;
+                results.push(TxnOpResult::Delete { deleted: Some(d) });
+            }
+        };
+        match input {
+            KvInput::Get { key } => run(s, &TxnOp::Get { key: key.clone() }, &mut results),
+            KvInput::Put { key, value } => run(
+                s,
+                &TxnOp::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                &mut results,
+            ),
+            KvInput::Delete { key } => run(s, &TxnOp::Delete { key: key.clone() }, &mut results),
+            KvInput::Append { key, value } => {
+                let old = s.data.get(key).map_or("", |k| k.value.as_str());
+                let v = format!("{old}{value}");
+                run(
+                    s,
+                    &TxnOp::Put {
+                        key: key.clone(),
+                        value: v,
+                    },
+                    &mut results,
+                );
+            }
+            KvInput::Txn {
+                compares,
+                success,
+                failure,
+            } => {
+                succeeded = compares.iter().all(|c| {
+                    let k = self.read(s, &c.key);
+                    match &c.target {
+                        CompareTarget::Value(v) => c.op.eval(&k.map(|k| &k.value), &v.as_ref()),
+                        CompareTarget::ModRevision(r) => {
+                            c.op.eval(&k.map_or(0, |k| k.mod_revision), r)
+                        }
+                    }
+                });
+                for op in if succeeded { success } else { failure } {
+                    run(s, op, &mut results);
+                }
+            }
+        }
+        if wrote && self.track_revisions {
+            s.revision = new_rev;
+        }
+        Applied {
+            results,
+            succeeded,
+            deleted,
+            wrote,
+        }
+    }
+}
+
+struct Applied {
+    results: Vec<TxnOpResult>,
+    succeeded: bool,
+    deleted: u64,
+    wrote: bool,
+}
+
+fn rev_ok(track: bool, seen: &Option<u64>, actual: u64) -> bool {
+    !track || seen.is_none_or(|r| r == actual)
+}
+
+fn result_ok(track: bool, seen: &TxnOpResult, actual: &TxnOpResult) -> bool {
+    match (seen, actual) {
+        (
+            TxnOpResult::Get {
+                value,
+                mod_revision,
+            },
+            TxnOpResult::Get {
+                value: v2,
+                mod_revision: m2,
+            },
+        ) => value == v2 && (!track || mod_revision.is_none() || mod_revision == m2),
+        (TxnOpResult::Put, TxnOpResult::Put) => true,
+        (TxnOpResult::Delete { deleted }, TxnOpResult::Delete { deleted: d2 }) => {
+            deleted.is_none() || deleted == d2
+        }
+        _ => false,
+    }
+}
+
+fn show(v: &Option<String>) -> String {
+    v.as_ref()
+        .map_or_else(|| "∅".to_string(), |v| format!("{v:?}"))
+}
+
+impl Model for KvModel {
+    type Input = KvInput;
+    type Output = KvOutput;
+    type State = KvState;
+
+    fn init(&self) -> KvState {
+        KvState {
+            revision: if self.track_revisions {
+                self.initial_revision
+            } else {
+                0
+            },
+            data: BTreeMap::new(),
+        }
+    }
+
+    fn step(&self, state: &KvState, input: &KvInput, output: &KvOutput) -> Option<KvState> {
+        let t = self.track_revisions;
+        // Reads: check without cloning the state.
+        if let (
+            KvInput::Get { key },
+            KvOutput::Get {
+                value,
+                mod_revision,
+                revision,
+            },
+        ) = (input, output)
+        {
+            let k = self.read(state, key);
+            let ok = k.map(|k| &k.value) == value.as_ref()
+                && rev_ok(t, mod_revision, k.map_or(0, |k| k.mod_revision))
+                && rev_ok(t, revision, state.revision);
+            return ok.then(|| state.clone());
+        }
+        let mut s = state.clone();
+        let a = self.apply(&mut s, input);
+        let ok = match (input, output) {
+            (KvInput::Put { .. }, KvOutput::Put { revision })
+            | (KvInput::Append { .. }, KvOutput::Append { revision }) => {
+                rev_ok(t, revision, s.revision)
+            }
+            (KvInput::Delete { .. }, KvOutput::Delete { deleted, revision }) => {
+                deleted.is_none_or(|d| d == a.deleted) && rev_ok(t, revision, s.revision)
+            }
+            (
+                KvInput::Txn { .. },
+                KvOutput::Txn {
+                    succeeded,
+                    results,
+                    revision,
+                },
+            ) => {
+                *succeeded == a.succeeded
+                    && (results.is_empty()
+                        || (results.len() == a.results.len()
+                            && results
+                                .iter()
+                                .zip(&a.results)
+                                .all(|(x, y)| result_ok(t, x, y))))
+                    && rev_ok(t, revision, s.revision)
+            }
+            _ => false,
+        };
+        ok.then_some(s)
+    }
+
+    fn step_unknown(&self, state: &KvState, input: &KvInput) -> Option<KvState> {
+        if self.is_read_only(input) {
+            return None;
+        }
+        let mut s = state.clone();
+        let a = self.apply(&mut s, input);
+        (a.wrote && s != *state).then_some(s)
+    }
+
+    fn is_read_only(&self, input: &KvInput) -> bool {
+        match input {
+            KvInput::Get { .. } => true,
+            KvInput::Txn {
+                success, failure, ..
+            } => success
+                .iter()
+                .chain(failure)
+                .all(|o| matches!(o, TxnOp::Get { .. })),
+            _ => false,
+        }
+    }
+
+    fn footprint(&self, input: &KvInput, output: Option<&KvOutput>) -> Footprint {
+        let mut keys: Vec<String> = match input {
+            KvInput::Get { key }
+            | KvInput::Put { key, .. }
+            | KvInput::Delete { key }
+            | KvInput::Append { key, .. } => {
+                vec![key.clone()]
+            }
+            KvInput::Txn {
+                compares,
+                success,
+                failure,
+            } => compares
+                .iter()
+                .map(|c| c.key.clone())
+                .chain(success.iter().chain(failure).map(|o| o.key().to_string()))
+                .collect(),
+        };
+        keys.sort();
+        keys.dedup();
+        let global = self.track_revisions && observes_revision(input, output);
+        Footprint { keys, global }
+    }
+
+    fn describe_op(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
+        let rev = |r: &Option<u64>| r.map_or_else(String::new, |r| format!(" @{r}"));
+        let inp = match input {
+            KvInput::Get { key } => format!("get {key}"),
+            KvInput::Put { key, value } => format!("put {key}={value:?}"),
+            KvInput::Delete { key } => format!("delete {key}"),
+            KvInput::Append { key, value } => format!("append {key}+={value:?}"),
+            KvInput::Txn {
+                compares,
+                success,
+                failure,
+            } => {
+                let c: Vec<String> = compares
+                    .iter()
+                    .map(|c| match &c.target {
+                        CompareTarget::Value(v) => {
+                            format!("{} {} {}", c.key, c.op.symbol(), show(v))
+                        }
+                        CompareTarget::ModRevision(r) => {
+                            format!("mod({}) {} {r}", c.key, c.op.symbol())
+                        }
+                    })
+                    .collect();
+                let ops = |v: &Vec<TxnOp>| {
+                    v.iter()
+                        .map(|o| match o {
+                            TxnOp::Get { key } => format!("get {key}"),
+                            TxnOp::Put { key, value } => format!("put {key}={value:?}"),
+                            TxnOp::Delete { key } => format!("delete {key}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                format!(
+                    "txn if {} then [{}] else [{}]",
+                    c.join(" && "),
+                    ops(success),
+                    ops(failure)
+                )
+            }
+        };
+        let out = match output {
+            None => " -> ?".to_string(),
+            Some(KvOutput::Get {
+                value,
+                mod_revision,
+                revision,
+            }) => format!(
+                " -> {}{}{}",
+                show(value),
+                mod_revision.map_or_else(String::new, |m| format!(" (mod {m})")),
+                rev(revision)
+            ),
+            Some(KvOutput::Put { revision }) | Some(KvOutput::Append { revision }) => {
+                format!(" -> ok{}", rev(revision))
+            }
+            Some(KvOutput::Delete { deleted, revision }) => format!(
+                " -> {}{}",
+                deleted.map_or_else(|| "ok".to_string(), |d| format!("deleted {d}")),
+                rev(revision)
+            ),
+            Some(KvOutput::Txn {
+                succeeded,
+                results,
+                revision,
+            }) => format!(
+                " -> {}{}{}",
+                if *succeeded { "then" } else { "else" },
+                if results.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {results:?}")
+                },
+                rev(revision)
+            ),
+        };
+        inp + &out
+    }
+
+    fn describe_state(&self, state: &KvState) -> String {
+        let kv: Vec<String> = state
+            .data
+            .iter()
+            .map(|(k, v)| {
+                if self.track_revisions {
+                    format!("{k}={:?}@{}", v.value, v.mod_revision)
+                } else {
+                    format!("{k}={:?}", v.value)
+                }
+            })
+            .collect();
+        if self.track_revisions {
+            format!("{{{}}} rev {}", kv.join(", "), state.revision)
+        } else {
+            format!("{{{}}}", kv.join(", "))
+        }
+    }
+
+    fn explain_illegal(
+        &self,
+        state: &KvState,
+        input: &KvInput,
+        output: Option<&KvOutput>,
+    ) -> String {
+        if let (KvInput::Get { key }, Some(KvOutput::Get { value, .. })) = (input, output) {
+            let cur = self.read(state, key).map(|k| k.value.clone());
+            if cur != *value {
+                return format!(
+                    "get {key} returned {} but the store holds {}",
+                    show(value),
+                    show(&cur)
+                );
+            }
+        }
+        format!(
+            "{} does not match the store {}",
+            self.describe_op(input, output),
+            self.describe_state(state)
+        )
+    }
+}

@@ -1,0 +1,32 @@
+//! # detcd-jepsen
+//!
+//! Histories of concurrent operations and the checkers that judge them:
+//!
+//! * [`check`]: a linearizability checker (Wing–Gong–Lowe search with
+//!   memoization, P-compositional partitioning, optional `info` ops) for any
+//!   [`Model`]; ships with a [`RegisterModel`] and an etcd-style [`KvModel`].
+//!   Verdicts are `linearizable`, `not linearizable` (with an
+//!   [`Explanation`]) or `unknown` after a timeout, never a wrong answer.
+//! * [`watch`]: etcd watch guarantees over recorded watch streams.
+//! * [`lock`]: mutual exclusion of lock holders, judged with fencing tokens.
+//! * [`porcupine`]: parsers for the Jepsen etcd and kv logs shipped with
+//!   porcupine; [`History::from_jsonl`] for our own JSON-lines format.
+//!
+//! The crate is deterministic: the same history always gives the same
+//! verdict and the same explanation.
+
+pub mod checker;
+pub mod explain;
+mod hash;
+pub mod history;
+pub mod kv;
+pub mod model;
+pub mod porcupine;
+pub mod register;
+
+pub use checker::{check, check_with, CheckOptions, CheckResult, Verdict};
+pub use explain::Explanation;
+pub use history::{Event, History, HistoryError, Op, Outcome};
+pub use kv::{KvInput, KvModel, KvOutput};
+pub use model::{Footprint, Model};
+pub use register::{RegisterInput, RegisterModel, RegisterOutput};
