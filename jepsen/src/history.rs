@@ -179,8 +179,8 @@ impl<I, O> History<I, O> {
         let mut open: HashMap<u64, (u64, I)> = HashMap::new();
         let mut ops = Vec::new();
         let mut order: Vec<u64> = Vec::new();
-        let mut t = 0u64;
         for (index, ev) in events.into_iter().enumerate() {
+            let t = index as u64;
             match ev {
                 Event::Invoke { process, input } => {
                     if open.contains_key(&process) {
@@ -202,7 +202,6 @@ impl<I, O> History<I, O> {
                     });
                 }
             }
-            t += 1;
         }
         // Deterministic order for the leftovers: by invoke time.
         let mut rest: Vec<(u64, (u64, I))> = open.into_iter().collect();

@@ -23,6 +23,7 @@ pub mod kv;
 pub mod model;
 pub mod porcupine;
 pub mod register;
+pub mod report;
 
 pub use checker::{check, check_with, CheckOptions, CheckResult, Verdict};
 pub use explain::Explanation;

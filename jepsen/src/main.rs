@@ -1,1 +1,288 @@
-fn main() {}
+//! `detcd-jepsen`: check histories from the command line, and benchmark the
+//! checker on porcupine's etcd histories.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use detcd_jepsen::porcupine::{parse_etcd_log, parse_kv_log};
+use detcd_jepsen::report::{Report, Section};
+use detcd_jepsen::{check_with, CheckOptions, History, KvModel, RegisterModel, Verdict};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Command-line interface.
+#[derive(Parser)]
+#[command(
+    name = "detcd-jepsen",
+    version,
+    about = "Linearizability, watch and lock checkers for detcd histories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// History file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Guess from the content: Jepsen log lines, EDN maps, or JSON lines.
+    Auto,
+    /// Our JSON-lines format (see README); pick the model with --model.
+    Jsonl,
+    /// Jepsen etcd register logs (porcupine's etcd_NNN.log).
+    PorcupineEtcd,
+    /// Jepsen EDN kv logs (porcupine's kv/*.txt).
+    PorcupineKv,
+}
+
+/// Models for JSON-lines histories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    /// Single read/write/cas register.
+    Register,
+    /// etcd-style multi-key KV.
+    Kv,
+}
+
+/// Subcommands.
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check histories for linearizability.
+    Check {
+        /// Input format.
+        #[arg(long, value_enum, default_value_t = Format::Auto)]
+        format: Format,
+        /// Model for jsonl histories (porcupine formats imply theirs).
+        #[arg(long, value_enum, default_value_t = ModelArg::Register)]
+        model: ModelArg,
+        /// Write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Give up on a file after this many seconds (verdict unknown).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Print one JSON line per file: {"file","valid","ops","ms"}.
+        #[arg(long)]
+        json: bool,
+        /// History files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Time the checker on porcupine's etcd_NNN.log files in DIR (sum of
+    /// per-file medians, check time only, parsing excluded).
+    Bench {
+        /// Directory holding etcd_NNN.log files.
+        dir: PathBuf,
+        /// Runs per file (the median is taken).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print a JSON summary line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A parsed history of either model.
+enum Loaded {
+    Register(History<detcd_jepsen::RegisterInput, detcd_jepsen::RegisterOutput>),
+    Kv(History<detcd_jepsen::KvInput, detcd_jepsen::KvOutput>, bool),
+}
+
+fn load(path: &Path, format: Format, model: ModelArg) -> Result<Loaded, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let format = match format {
+        Format::Auto => {
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if first.contains("jepsen.util") {
+                Format::PorcupineEtcd
+            } else if first.trim_start().starts_with("{:") {
+                Format::PorcupineKv
+            } else if first.is_empty() && path.extension().is_some_and(|e| e == "log") {
+                Format::PorcupineEtcd
+            } else {
+                Format::Jsonl
+            }
+        }
+        f => f,
+    };
+    let err = |e: detcd_jepsen::HistoryError| format!("{}: {e}", path.display());
+    Ok(match format {
+        Format::PorcupineEtcd => Loaded::Register(parse_etcd_log(&text).map_err(err)?),
+        Format::PorcupineKv => Loaded::Kv(parse_kv_log(&text).map_err(err)?, true),
+        Format::Jsonl | Format::Auto => match model {
+            ModelArg::Register => {
+                Loaded::Register(History::from_jsonl(text.as_bytes()).map_err(err)?)
+            }
+            ModelArg::Kv => Loaded::Kv(History::from_jsonl(text.as_bytes()).map_err(err)?, false),
+        },
+    })
+}
+
+fn run_check(loaded: &Loaded, opts: &CheckOptions) -> detcd_jepsen::CheckResult {
+    match loaded {
+        Loaded::Register(h) => check_with(&RegisterModel, h, opts),
+        Loaded::Kv(h, empty_is_absent) => {
+            check_with(&KvModel::for_history(h, *empty_is_absent), h, opts)
+        }
+    }
+}
+
+fn cmd_check(
+    format: Format,
+    model: ModelArg,
+    html: Option<PathBuf>,
+    timeout: Option<f64>,
+    json: bool,
+    files: Vec<PathBuf>,
+) -> ExitCode {
+    let opts = CheckOptions {
+        timeout: timeout.map(Duration::from_secs_f64),
+        ..CheckOptions::default()
+    };
+    let mut report = Report::new("detcd-jepsen report");
+    let mut errors = false;
+    for f in &files {
+        let name = f.display().to_string();
+        let loaded = match load(f, format, model) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                errors = true;
+                continue;
+            }
+        };
+        let r = run_check(&loaded, &opts);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": name,
+                    "valid": r.verdict.as_valid(),
+                    "ops": r.ops,
+                    "ms": r.elapsed.as_secs_f64() * 1e3,
+                })
+            );
+        }
+        report.sections.push(Section::from_check(name, &r));
+    }
+    if !json {
+        print!("{}", report.summary());
+    }
+    if let Some(out) = html {
+        if let Err(e) = std::fs::write(&out, report.to_html()) {
+            eprintln!("error: writing {}: {e}", out.display());
+            errors = true;
+        }
+    }
+    match (errors, report.verdict()) {
+        (false, Verdict::Linearizable) => ExitCode::SUCCESS,
+        (_, Verdict::NotLinearizable) => ExitCode::from(1),
+        _ => ExitCode::from(2),
+    }
+}
+
+fn cmd_bench(dir: &Path, runs: usize, json: bool) -> ExitCode {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("etcd_") && n.ends_with(".log"))
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    files.sort();
+    let opts = CheckOptions::default();
+    let runs = runs.max(1);
+    let mut total = Duration::ZERO;
+    let (mut lin, mut not, mut unknown) = (0, 0, 0);
+    let mut per_file: Vec<(String, Duration)> = Vec::new();
+    let wall = Instant::now();
+    for f in &files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return ExitCode::from(2);
+            }
+        };
+        if text.trim().is_empty() {
+            continue; // etcd_095 is empty: the cluster never started.
+        }
+        let h = match parse_etcd_log(&text) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return ExitCode::from(2);
+            }
+        };
+        let mut times = Vec::with_capacity(runs);
+        let mut verdict = Verdict::Unknown;
+        for _ in 0..runs {
+            let r = check_with(&RegisterModel, &h, &opts);
+            verdict = r.verdict;
+            times.push(r.elapsed);
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        total += median;
+        match verdict {
+            Verdict::Linearizable => lin += 1,
+            Verdict::NotLinearizable => not += 1,
+            Verdict::Unknown => unknown += 1,
+        }
+        per_file.push((
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            median,
+        ));
+    }
+    per_file.sort_by_key(|f| std::cmp::Reverse(f.1));
+    let ms = total.as_secs_f64() * 1e3;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": per_file.len(), "runs": runs, "total_ms": ms,
+                "linearizable": lin, "not_linearizable": not, "unknown": unknown,
+            })
+        );
+    } else {
+        println!(
+            "{} files, {} runs each: sum of per-file medians {:.3} ms (wall {:.2} s); {} linearizable, {} not, {} unknown",
+            per_file.len(),
+            runs,
+            ms,
+            wall.elapsed().as_secs_f64(),
+            lin,
+            not,
+            unknown
+        );
+        println!("slowest:");
+        for (name, t) in per_file.iter().take(8) {
+            println!("  {name}: {:.3} ms", t.as_secs_f64() * 1e3);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check {
+            format,
+            model,
+            html,
+            timeout,
+            json,
+            files,
+        } => cmd_check(format, model, html, timeout, json, files),
+        Cmd::Bench { dir, runs, json } => cmd_bench(&dir, runs, json),
+    }
+}
