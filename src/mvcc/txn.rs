@@ -1,0 +1,355 @@
+//! The write path: one [`Writer`] per apply batch holds the store's write lock, executes
+//! requests with etcd's revision rules, and records every change both in memory and in the
+//! caller's disk batch.
+//!
+//! Revision rules (as etcd): a request that changes anything creates exactly one new store
+//! revision, shared by all its changes (sub-revisions order them); a request that changes nothing
+//! (a delete of absent keys, a txn whose branch only reads) creates none.
+
+use std::sync::RwLockWriteGuard;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::error::Error;
+use crate::io::disk::WriteBatch;
+use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use crate::proto::etcdserverpb::request_op::Request;
+use crate::proto::etcdserverpb::response_op::Response;
+use crate::proto::etcdserverpb::{
+    Compare, CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+};
+use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
+
+use super::store::{keys_in, record_key, State, META_COMPACT, META_REV};
+use super::{Revision, Store};
+
+/// Answers whether a lease exists; the write path asks before attaching a key to it.
+pub trait LeaseCheck {
+    /// True if lease `id` is granted and not yet revoked.
+    fn exists(&self, id: i64) -> bool;
+}
+
+/// No leases exist (until the lessor is wired in, every lease is unknown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLeases;
+
+impl LeaseCheck for NoLeases {
+    fn exists(&self, _id: i64) -> bool {
+        false
+    }
+}
+
+/// Writes requests into the store; see the module docs. Dropping it without [`Writer::finish`]
+/// still leaves memory and batch consistent, but the current revision is only persisted by
+/// `finish`.
+pub struct Writer<'a> {
+    state: RwLockWriteGuard<'a, State>,
+    batch: WriteBatch,
+    /// Events of each revision created so far, in order.
+    events: Vec<Event>,
+    /// Revision when the writer started.
+    start_rev: i64,
+}
+
+/// One revision being built: its number and the next sub-revision.
+struct Tx {
+    main: i64,
+    sub: i64,
+}
+
+impl Store {
+    /// Starts a writer; changes go to memory at once and to a disk batch that
+    /// [`Writer::finish`] hands to the caller to persist.
+    pub fn writer(&self) -> Writer<'_> {
+        let state = self.write_lock();
+        let start_rev = state.current;
+        Writer { state, batch: WriteBatch::new(), events: Vec::new(), start_rev }
+    }
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader { revision, ..Default::default() })
+}
+
+impl<'a> Writer<'a> {
+    /// The newest revision, including this writer's changes so far.
+    pub fn current_revision(&self) -> i64 {
+        self.state.current
+    }
+
+    /// Ends the writer: `persist` receives the disk batch of every change (plus the current
+    /// revision) and runs while the write lock is still held, so readers never see memory ahead of
+    /// a failed disk write without the caller knowing. Returns the events of every change, in order.
+    pub fn finish<E>(
+        mut self,
+        persist: impl FnOnce(WriteBatch) -> Result<(), E>,
+    ) -> Result<Vec<Event>, E> {
+        if self.state.current != self.start_rev {
+            self.batch.put(Bytes::from_static(META_REV), self.state.current.to_be_bytes().to_vec());
+        }
+        persist(std::mem::take(&mut self.batch))?;
+        Ok(std::mem::take(&mut self.events))
+    }
+
+    fn begin(&self) -> Tx {
+        Tx { main: self.state.current + 1, sub: 0 }
+    }
+
+    /// Ends a revision: it exists only if it changed something.
+    fn commit(&mut self, tx: Tx) -> i64 {
+        if tx.sub > 0 {
+            assert!(tx.main == self.state.current + 1, "revisions advance by one");
+            self.state.current = tx.main;
+        }
+        self.state.current
+    }
+
+    /// The revision reads inside `tx` see: its own if it wrote, otherwise the current one.
+    fn read_rev(&self, tx: &Tx) -> i64 {
+        if tx.sub > 0 {
+            tx.main
+        } else {
+            self.state.current
+        }
+    }
+
+    /// Executes a put as its own revision.
+    pub fn put(&mut self, r: &PutRequest, leases: &dyn LeaseCheck) -> Result<PutResponse, Error> {
+        self.check_put(r, leases)?;
+        let mut tx = self.begin();
+        let mut resp = self.put_in(&mut tx, r);
+        resp.header = header(self.commit(tx));
+        Ok(resp)
+    }
+
+    /// Executes a delete-range as its own revision (none if nothing was deleted).
+    pub fn delete_range(&mut self, r: &DeleteRangeRequest) -> DeleteRangeResponse {
+        let mut tx = self.begin();
+        let mut resp = self.delete_in(&mut tx, r);
+        resp.header = header(self.commit(tx));
+        resp
+    }
+
+    /// Executes a txn: compares (all of them, nested ones included) are evaluated first against
+    /// the state before the txn, then the chosen branch is checked and executed as one revision.
+    pub fn txn(&mut self, r: &TxnRequest, leases: &dyn LeaseCheck) -> Result<TxnResponse, Error> {
+        let mut path = Vec::new();
+        self.compare_path(r, &mut path);
+        let mut cursor = 0;
+        self.check_txn(r, &path, &mut cursor, leases)?;
+        let mut tx = self.begin();
+        let mut cursor = 0;
+        let mut resp = self.txn_in(&mut tx, r, &path, &mut cursor);
+        resp.header = header(self.commit(tx));
+        Ok(resp)
+    }
+
+    /// Compacts history: reads below `rev` will fail with `Compacted` from now on.
+    pub fn compact(&mut self, r: &CompactionRequest) -> Result<i64, Error> {
+        let rev = r.revision;
+        if rev <= self.state.compacted {
+            return Err(Error::Compacted);
+        }
+        if rev > self.state.current {
+            return Err(Error::FutureRevision);
+        }
+        let mut removed = Vec::new();
+        let mut emptied = Vec::new();
+        for (key, h) in self.state.index.iter_mut() {
+            let before = removed.len();
+            h.compact(rev, &mut removed);
+            if removed.len() != before && h.is_empty() {
+                emptied.push(key.clone());
+            }
+        }
+        for key in emptied {
+            self.state.index.remove(&key);
+        }
+        for (r, tombstone) in removed {
+            self.batch.delete(record_key(r, tombstone));
+        }
+        self.state.compacted = rev;
+        self.batch.put(Bytes::from_static(META_COMPACT), rev.to_be_bytes().to_vec());
+        Ok(self.state.current)
+    }
+
+    fn check_put(&self, r: &PutRequest, leases: &dyn LeaseCheck) -> Result<(), Error> {
+        if (r.ignore_value || r.ignore_lease)
+            && self.state.index.get(&r.key).and_then(|h| h.latest()).is_none()
+        {
+            return Err(Error::KeyNotFound);
+        }
+        if r.lease != 0 && !leases.exists(r.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        Ok(())
+    }
+
+    fn put_in(&mut self, tx: &mut Tx, r: &PutRequest) -> PutResponse {
+        let rev = Revision::new(tx.main, tx.sub);
+        tx.sub += 1;
+        let prev = self.state.index.get(&r.key).and_then(|h| h.latest()).cloned();
+        let kv = KeyValue {
+            key: r.key.clone(),
+            create_revision: prev.as_ref().map_or(rev.main, |p| p.create_revision),
+            mod_revision: rev.main,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            value: if r.ignore_value {
+                prev.as_ref().map(|p| p.value.clone()).unwrap_or_default()
+            } else {
+                r.value.clone()
+            },
+            lease: if r.ignore_lease { prev.as_ref().map_or(0, |p| p.lease) } else { r.lease },
+        };
+        self.batch.put(record_key(rev, false), kv.encode_to_vec());
+        self.state.index.entry(kv.key.clone()).or_default().put(rev, kv.clone());
+        self.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: prev.clone(),
+        });
+        PutResponse { header: header(tx.main), prev_kv: if r.prev_kv { prev } else { None } }
+    }
+
+    fn delete_in(&mut self, tx: &mut Tx, r: &DeleteRangeRequest) -> DeleteRangeResponse {
+        let live: Vec<KeyValue> = keys_in(&self.state.index, &r.key, &r.range_end)
+            .filter_map(|(_, h)| h.latest().cloned())
+            .collect();
+        for prev in &live {
+            let rev = Revision::new(tx.main, tx.sub);
+            tx.sub += 1;
+            let tomb = KeyValue { key: prev.key.clone(), mod_revision: rev.main, ..Default::default() };
+            self.batch.put(record_key(rev, true), tomb.encode_to_vec());
+            self.state.index.get_mut(&prev.key).expect("live key is indexed").tombstone(rev);
+            self.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(tomb),
+                prev_kv: Some(prev.clone()),
+            });
+        }
+        let rev = self.read_rev(tx);
+        DeleteRangeResponse {
+            header: header(rev),
+            deleted: live.len() as i64,
+            prev_kvs: if r.prev_kv { live } else { Vec::new() },
+        }
+    }
+
+    fn compare_path(&self, r: &TxnRequest, path: &mut Vec<bool>) {
+        let ok = r.compare.iter().all(|c| self.compare(c));
+        path.push(ok);
+        for op in if ok { &r.success } else { &r.failure } {
+            if let Some(Request::RequestTxn(t)) = &op.request {
+                self.compare_path(t, path);
+            }
+        }
+    }
+
+    fn compare(&self, c: &Compare) -> bool {
+        let at = self.state.current;
+        let mut any = false;
+        for (_, h) in keys_in(&self.state.index, &c.key, &c.range_end) {
+            if let Some(kv) = h.get(at) {
+                any = true;
+                if !compare_kv(c, kv) {
+                    return false;
+                }
+            }
+        }
+        if any {
+            return true;
+        }
+        // A missing key has no value to compare; every other target reads as zero.
+        c.target != CompareTarget::Value as i32 && compare_kv(c, &KeyValue::default())
+    }
+
+    fn check_txn(
+        &self,
+        r: &TxnRequest,
+        path: &[bool],
+        cursor: &mut usize,
+        leases: &dyn LeaseCheck,
+    ) -> Result<(), Error> {
+        let ok = path[*cursor];
+        *cursor += 1;
+        for op in if ok { &r.success } else { &r.failure } {
+            match &op.request {
+                Some(Request::RequestPut(p)) => self.check_put(p, leases)?,
+                Some(Request::RequestRange(q)) => {
+                    if q.revision > 0 {
+                        self.state.read_rev(q.revision)?;
+                    }
+                }
+                Some(Request::RequestTxn(t)) => self.check_txn(t, path, cursor, leases)?,
+                Some(Request::RequestDeleteRange(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn txn_in(&mut self, tx: &mut Tx, r: &TxnRequest, path: &[bool], cursor: &mut usize) -> TxnResponse {
+        let ok = path[*cursor];
+        *cursor += 1;
+        let ops: &[RequestOp] = if ok { &r.success } else { &r.failure };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match &op.request {
+                Some(Request::RequestRange(q)) => {
+                    let mut resp = self
+                        .state
+                        .range(q, self.read_rev(tx))
+                        .expect("txn ranges are checked before execution");
+                    resp.header = header(self.read_rev(tx));
+                    Some(Response::ResponseRange(resp))
+                }
+                Some(Request::RequestPut(p)) => Some(Response::ResponsePut(self.put_in(tx, p))),
+                Some(Request::RequestDeleteRange(d)) => {
+                    Some(Response::ResponseDeleteRange(self.delete_in(tx, d)))
+                }
+                Some(Request::RequestTxn(t)) => {
+                    let mut resp = self.txn_in(tx, t, path, cursor);
+                    resp.header = header(self.read_rev(tx));
+                    Some(Response::ResponseTxn(resp))
+                }
+                None => None,
+            };
+            responses.push(ResponseOp { response });
+        }
+        TxnResponse { header: None, succeeded: ok, responses }
+    }
+}
+
+/// Compares one key-value against a Compare's target the way etcd does: a target union that
+/// does not match the target compares as equal for values and as zero for numbers.
+fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    use std::cmp::Ordering;
+    let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+    let ord = match target {
+        CompareTarget::Value => match &c.target_union {
+            Some(TargetUnion::Value(v)) => kv.value.as_ref().cmp(v.as_ref()),
+            _ => Ordering::Equal,
+        },
+        CompareTarget::Version => kv.version.cmp(&union_i64(c, target)),
+        CompareTarget::Create => kv.create_revision.cmp(&union_i64(c, target)),
+        CompareTarget::Mod => kv.mod_revision.cmp(&union_i64(c, target)),
+        CompareTarget::Lease => kv.lease.cmp(&union_i64(c, target)),
+    };
+    match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+    }
+}
+
+fn union_i64(c: &Compare, target: CompareTarget) -> i64 {
+    match (&c.target_union, target) {
+        (Some(TargetUnion::Version(v)), CompareTarget::Version) => *v,
+        (Some(TargetUnion::CreateRevision(v)), CompareTarget::Create) => *v,
+        (Some(TargetUnion::ModRevision(v)), CompareTarget::Mod) => *v,
+        (Some(TargetUnion::Lease(v)), CompareTarget::Lease) => *v,
+        _ => 0,
+    }
+}
