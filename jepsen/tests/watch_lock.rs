@@ -1,0 +1,402 @@
+//! The watch and lock checkers accept clean hand-made histories and reject
+//! each kind of violation.
+
+use detcd_jepsen::lock::{check_locks, Access, LockHistory, LockHold, LockViolation, Release};
+use detcd_jepsen::watch::{
+    check_watches, EventKind, WatchEvent, WatchHistory, WatchResponse, WatchStream, WatchViolation,
+};
+
+fn put(rev: u64, key: &str, value: &str) -> WatchEvent {
+    WatchEvent {
+        revision: rev,
+        key: key.into(),
+        kind: EventKind::Put,
+        value: Some(value.into()),
+    }
+}
+
+fn del(rev: u64, key: &str) -> WatchEvent {
+    WatchEvent {
+        revision: rev,
+        key: key.into(),
+        kind: EventKind::Delete,
+        value: None,
+    }
+}
+
+/// rev 2: a=1; rev 3: b=1; rev 4: a=2 and b=2 (one txn); rev 5: delete a;
+/// rev 6: c=1 (outside prefix "a".."c").
+fn writes() -> Vec<WatchEvent> {
+    vec![
+        put(2, "a", "1"),
+        put(3, "b", "1"),
+        put(4, "a", "2"),
+        put(4, "b", "2"),
+        del(5, "a"),
+        put(6, "c", "1"),
+    ]
+}
+
+fn ev(events: Vec<WatchEvent>) -> WatchResponse {
+    WatchResponse::Events { events }
+}
+
+fn stream(
+    name: &str,
+    key: &str,
+    range_end: Option<&str>,
+    start: u64,
+    responses: Vec<WatchResponse>,
+) -> WatchStream {
+    WatchStream {
+        name: name.into(),
+        key: key.into(),
+        range_end: range_end.map(Into::into),
+        start_revision: start,
+        responses,
+    }
+}
+
+fn clean_streams() -> Vec<WatchStream> {
+    vec![
+        stream(
+            "range a..c from 2",
+            "a",
+            Some("c"),
+            2,
+            vec![
+                ev(vec![put(2, "a", "1")]),
+                ev(vec![put(3, "b", "1")]),
+                WatchResponse::Progress { revision: 3 },
+                ev(vec![put(4, "a", "2"), put(4, "b", "2")]),
+                ev(vec![del(5, "a")]),
+                WatchResponse::Progress { revision: 6 },
+            ],
+        ),
+        stream(
+            "key a resumed at 4",
+            "a",
+            None,
+            4,
+            vec![ev(vec![put(4, "a", "2")]), ev(vec![del(5, "a")])],
+        ),
+        stream(
+            "all keys from now",
+            "",
+            Some(""),
+            0,
+            vec![ev(vec![put(6, "c", "1")])],
+        ),
+        stream(
+            "prefix a resumed at 3",
+            "a",
+            Some(&WatchStream::prefix_end("a")),
+            3,
+            vec![
+                WatchResponse::Progress { revision: 3 },
+                ev(vec![put(4, "a", "2")]),
+            ],
+        ),
+    ]
+}
+
+fn check_one(s: WatchStream) -> Vec<WatchViolation> {
+    check_watches(&WatchHistory {
+        writes: writes(),
+        streams: vec![s],
+    })
+    .violations
+}
+
+#[test]
+fn clean_watch_streams_pass() {
+    let r = check_watches(&WatchHistory {
+        writes: writes(),
+        streams: clean_streams(),
+    });
+    assert!(r.is_valid(), "{:?}", r.violations);
+    assert_eq!(r.events, 9);
+}
+
+#[test]
+fn watch_unordered_is_caught() {
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        0,
+        vec![
+            ev(vec![put(2, "a", "1"), put(4, "a", "2"), put(4, "b", "2")]),
+            ev(vec![put(3, "b", "1")]),
+        ],
+    ));
+    assert!(
+        v.iter().any(|v| matches!(
+            v,
+            WatchViolation::Unordered {
+                previous: 4,
+                revision: 3,
+                ..
+            }
+        )),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_duplicate_is_caught() {
+    let v = check_one(stream(
+        "s",
+        "a",
+        None,
+        2,
+        vec![
+            ev(vec![put(2, "a", "1")]),
+            ev(vec![put(2, "a", "1")]),
+            ev(vec![put(4, "a", "2")]),
+        ],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Duplicate { revision: 2, .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_split_revision_is_caught() {
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        4,
+        vec![ev(vec![put(4, "a", "2")]), ev(vec![put(4, "b", "2")])],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::NotAtomic { revision: 4, .. })),
+        "{v:?}"
+    );
+    // A revision that arrives incomplete is not atomic either.
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        4,
+        vec![ev(vec![put(4, "a", "2")]), ev(vec![del(5, "a")])],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::NotAtomic { revision: 4, .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_gap_is_caught() {
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        2,
+        vec![
+            ev(vec![put(2, "a", "1")]),
+            ev(vec![put(4, "a", "2"), put(4, "b", "2")]),
+        ],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Gap { missing, .. } if missing.revision == 3)),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_bad_resume_is_caught() {
+    // Skips the first event at/after the start revision.
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        3,
+        vec![ev(vec![put(4, "a", "2"), put(4, "b", "2")])],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::BadResume { .. })),
+        "{v:?}"
+    );
+    // Replays an event from before the start revision.
+    let v = check_one(stream(
+        "s",
+        "a",
+        None,
+        3,
+        vec![ev(vec![put(2, "a", "1")]), ev(vec![put(4, "a", "2")])],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::BadResume { .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_progress_ahead_is_caught() {
+    let v = check_one(stream(
+        "s",
+        "a",
+        Some("c"),
+        2,
+        vec![
+            ev(vec![put(2, "a", "1")]),
+            WatchResponse::Progress { revision: 3 },
+            ev(vec![put(3, "b", "1")]),
+        ],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::ProgressAhead { progress: 3, .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn watch_phantom_is_caught() {
+    let v = check_one(stream("s", "a", None, 2, vec![ev(vec![put(2, "a", "9")])]));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Phantom { .. })),
+        "{v:?}"
+    );
+    let v = check_one(stream(
+        "s",
+        "a",
+        None,
+        2,
+        vec![ev(vec![put(2, "a", "1"), put(3, "b", "1")])],
+    ));
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Phantom { .. })),
+        "{v:?}"
+    );
+}
+
+fn hold(
+    process: u64,
+    token: u64,
+    acq: (u64, u64),
+    release: Option<(u64, u64, bool)>,
+    acc: &[(u64, u64)],
+) -> LockHold {
+    LockHold {
+        process,
+        token,
+        acquire_invoke: acq.0,
+        acquire_complete: acq.1,
+        release: release.map(|(invoke, complete, still_held)| Release {
+            invoke,
+            complete,
+            still_held,
+        }),
+        accesses: acc
+            .iter()
+            .map(|&(start, end)| Access { start, end })
+            .collect(),
+    }
+}
+
+fn locks(holds: Vec<LockHold>) -> Vec<LockViolation> {
+    check_locks(&LockHistory { holds }).violations
+}
+
+#[test]
+fn clean_lock_histories_pass() {
+    // Hand-over after a clean release.
+    let v = locks(vec![
+        hold(0, 10, (0, 1), Some((5, 6, true)), &[(2, 3)]),
+        hold(1, 12, (4, 7), Some((10, 11, true)), &[(8, 9)]),
+        hold(2, 15, (9, 12), None, &[(13, 14)]),
+    ]);
+    assert!(v.is_empty(), "{v:?}");
+    // Lease expiry: holder 0 lost its key before holder 1 got the lock; the
+    // fenced resource saw no stale access.
+    let v = locks(vec![
+        hold(0, 10, (0, 1), Some((5, 6, false)), &[(2, 3)]),
+        hold(1, 12, (2, 4), None, &[(4, 5)]),
+    ]);
+    assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn lock_duplicate_token_is_caught() {
+    let v = locks(vec![
+        hold(0, 10, (0, 1), Some((5, 6, true)), &[]),
+        hold(1, 10, (4, 7), None, &[]),
+    ]);
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, LockViolation::DuplicateToken { token: 10, .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn lock_token_order_is_caught() {
+    let v = locks(vec![
+        hold(0, 10, (0, 1), Some((2, 3, true)), &[]),
+        hold(1, 8, (4, 5), None, &[]),
+    ]);
+    assert!(
+        v.iter().any(|v| matches!(
+            v,
+            LockViolation::TokenOrder {
+                earlier: 0,
+                later: 1
+            }
+        )),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn lock_overlap_is_caught() {
+    let v = locks(vec![
+        hold(0, 10, (0, 1), Some((5, 6, true)), &[]),
+        hold(1, 12, (3, 4), None, &[]),
+    ]);
+    assert!(
+        v.iter().any(|v| matches!(
+            v,
+            LockViolation::Overlap {
+                holder: 0,
+                later: 1
+            }
+        )),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn lock_stale_access_is_caught() {
+    let v = locks(vec![
+        hold(0, 10, (0, 1), None, &[(2, 3), (8, 9)]),
+        hold(1, 12, (4, 5), None, &[(6, 7)]),
+    ]);
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, LockViolation::StaleAccess { stale: 0, newer: 1 })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn lock_access_before_request_is_caught() {
+    let v = locks(vec![hold(0, 10, (5, 6), None, &[(1, 2)])]);
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, LockViolation::AccessOutsideHold { hold: 0 })),
+        "{v:?}"
+    );
+}
