@@ -322,6 +322,8 @@ struct SOp<'a, M: Model> {
     /// For `Info` ops: the previous (in invoke order) `Info` op with an
     /// equal input; this op may only be used once that one is.
     prev_same: Option<usize>,
+    /// Completed and [`Model::is_pure`].
+    pure: bool,
 }
 
 struct CacheKey<S> {
@@ -348,6 +350,26 @@ struct Frame<S> {
     op: usize,
     prev_state: S,
     prev_ret_ptr: usize,
+    forced: bool,
+}
+
+/// Records the configuration "current set plus op `c`, in state `ns`" in
+/// the memo; false if it was already there (already explored).
+fn memo_insert<S: Clone + Eq + Hash>(
+    cache: &mut HashSet<CacheKey<S>, BuildPassThrough>,
+    lin: &mut [u64],
+    zob: u64,
+    c: usize,
+    ns: &S,
+) -> bool {
+    lin[c / 64] |= 1 << (c % 64);
+    let key = CacheKey {
+        hash: zob ^ fast_hash(ns),
+        bits: lin.to_vec().into_boxed_slice(),
+        state: ns.clone(),
+    };
+    lin[c / 64] &= !(1 << (c % 64));
+    cache.insert(key)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -374,6 +396,10 @@ fn search<M: Model>(
                 ret: op.effective_complete(),
                 orig: i,
                 prev_same: None,
+                pure: op
+                    .outcome
+                    .output()
+                    .is_some_and(|out| model.is_pure(&op.input, out)),
             }
         })
         .collect();
@@ -414,6 +440,7 @@ fn search<M: Model>(
     let mut best_required = 0usize;
     let mut best_path: Vec<usize> = Vec::new();
     let mut cur = next[head];
+    let mut fresh = true;
     let mut iters: u64 = 0;
 
     let verdict = loop {
@@ -432,60 +459,84 @@ fn search<M: Model>(
             }
         }
         let min_ret = ops[by_ret[ret_ptr]].ret;
-        let mut advanced = false;
-        while cur != head {
-            let o = &ops[cur];
-            if o.inv > min_ret {
-                break;
-            }
-            let allowed = o.prev_same.is_none_or(|p| lin[p / 64] >> (p % 64) & 1 == 1);
-            if allowed {
-                let ns = match o.output {
-                    Some(out) => model.step(&state, o.input, out),
-                    None => model.step_unknown(&state, o.input).filter(|s| *s != state),
-                };
-                if let Some(ns) = ns {
-                    lin[cur / 64] |= 1 << (cur % 64);
-                    let z = zob ^ zkeys[cur];
-                    let key = CacheKey {
-                        hash: z ^ fast_hash(&ns),
-                        bits: lin.clone().into_boxed_slice(),
-                        state: ns.clone(),
-                    };
-                    if cache.insert(key) {
-                        zob = z;
-                        stack.push(Frame {
-                            op: cur,
-                            prev_state: std::mem::replace(&mut state, ns),
-                            prev_ret_ptr: ret_ptr,
-                        });
-                        // Unlink.
-                        let (p, nx) = (prev[cur], next[cur]);
-                        next[p] = nx;
-                        prev[nx] = p;
-                        if o.output.is_some() {
-                            required_left -= 1;
-                            while ret_ptr < by_ret.len()
-                                && lin[by_ret[ret_ptr] / 64] >> (by_ret[ret_ptr] % 64) & 1 == 1
-                            {
-                                ret_ptr += 1;
-                            }
-                            let done = by_ret.len() - required_left;
-                            if explain && done > best_required {
-                                best_required = done;
-                                best_path = stack.iter().map(|f| f.op).collect();
-                            }
+        // The op to linearize next, its resulting state, and whether it was
+        // forced (then no alternative needs to be tried at this config).
+        let mut target: Option<(usize, M::State, bool)> = None;
+        let mut dead = false;
+        if fresh {
+            // Partial-order reduction: a completed candidate that is pure
+            // (never changes any state: a read, a failed cas) and legal
+            // now can be linearized right now without loss of generality:
+            // moving it earlier breaks no real-time constraint (it is a
+            // candidate) and changes no state anywhere. So if one exists,
+            // it is the only branch explored from this configuration.
+            let mut c = next[head];
+            while c != head && ops[c].inv <= min_ret {
+                if let (Some(out), true) = (ops[c].output, ops[c].pure) {
+                    if let Some(ns) = model.step(&state, ops[c].input, out) {
+                        debug_assert!(ns == state, "a pure op changed the state");
+                        if memo_insert(&mut cache, &mut lin, zob ^ zkeys[c], c, &ns) {
+                            target = Some((c, ns, true));
+                        } else {
+                            dead = true;
                         }
-                        cur = next[head];
-                        advanced = true;
                         break;
                     }
-                    lin[cur / 64] &= !(1 << (cur % 64));
+                }
+                c = next[c];
+            }
+        }
+        if target.is_none() && !dead {
+            while cur != head {
+                let o = &ops[cur];
+                if o.inv > min_ret {
+                    break;
+                }
+                let allowed = o.prev_same.is_none_or(|p| lin[p / 64] >> (p % 64) & 1 == 1);
+                if allowed {
+                    let ns = match o.output {
+                        Some(out) => model.step(&state, o.input, out),
+                        None => model.step_unknown(&state, o.input).filter(|s| *s != state),
+                    };
+                    if let Some(ns) = ns {
+                        if memo_insert(&mut cache, &mut lin, zob ^ zkeys[cur], cur, &ns) {
+                            target = Some((cur, ns, false));
+                            break;
+                        }
+                    }
+                }
+                cur = next[cur];
+            }
+        }
+        if let Some((c, ns, forced)) = target {
+            lin[c / 64] |= 1 << (c % 64);
+            zob ^= zkeys[c];
+            stack.push(Frame {
+                op: c,
+                prev_state: std::mem::replace(&mut state, ns),
+                prev_ret_ptr: ret_ptr,
+                forced,
+            });
+            // Unlink.
+            let (p, nx) = (prev[c], next[c]);
+            next[p] = nx;
+            prev[nx] = p;
+            if ops[c].output.is_some() {
+                required_left -= 1;
+                while ret_ptr < by_ret.len()
+                    && lin[by_ret[ret_ptr] / 64] >> (by_ret[ret_ptr] % 64) & 1 == 1
+                {
+                    ret_ptr += 1;
+                }
+                let done = by_ret.len() - required_left;
+                if explain && done > best_required {
+                    best_required = done;
+                    best_path = stack.iter().map(|f| f.op).collect();
                 }
             }
-            cur = next[cur];
-        }
-        if !advanced {
+            cur = next[head];
+            fresh = true;
+        } else {
             let Some(f) = stack.pop() else {
                 break Verdict::NotLinearizable;
             };
@@ -500,7 +551,9 @@ fn search<M: Model>(
             if ops[j].output.is_some() {
                 required_left += 1;
             }
-            cur = next[j];
+            // After a forced step there is nothing else to try here.
+            cur = if f.forced { head } else { next[j] };
+            fresh = false;
         }
     };
     let states = cache.len() as u64;

@@ -540,6 +540,21 @@ impl Model for KvModel {
         }
     }
 
+    fn is_pure(&self, input: &KvInput, output: &KvOutput) -> bool {
+        match (input, output) {
+            (KvInput::Get { .. }, _) => true,
+            (
+                KvInput::Txn {
+                    success, failure, ..
+                },
+                KvOutput::Txn { succeeded, .. },
+            ) => (if *succeeded { success } else { failure })
+                .iter()
+                .all(|o| matches!(o, TxnOp::Get { .. })),
+            _ => false,
+        }
+    }
+
     fn footprint(&self, input: &KvInput, output: Option<&KvOutput>) -> Footprint {
         let mut keys: Vec<String> = match input {
             KvInput::Get { key }

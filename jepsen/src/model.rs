@@ -66,6 +66,17 @@ pub trait Model: Sync {
         false
     }
 
+    /// True when an `Ok` operation with this input and output never
+    /// changes the state: from every state, `step` either rejects it or
+    /// returns the same state (reads, a cas whose compare failed). The
+    /// checker linearizes such operations as early as possible instead of
+    /// branching on them, so this must not claim purity wrongly; the
+    /// default is [`Model::is_read_only`].
+    fn is_pure(&self, input: &Self::Input, output: &Self::Output) -> bool {
+        let _ = output;
+        self.is_read_only(input)
+    }
+
     /// The keys an operation touches; see [`Footprint`]. The default puts
     /// everything in one partition.
     fn footprint(&self, input: &Self::Input, output: Option<&Self::Output>) -> Footprint {

@@ -95,6 +95,15 @@ impl Model for RegisterModel {
         matches!(input, RegisterInput::Read)
     }
 
+    fn is_pure(&self, input: &RegisterInput, output: &RegisterOutput) -> bool {
+        match (input, output) {
+            (RegisterInput::Read, _) => true,
+            (RegisterInput::Cas { .. }, RegisterOutput::Cas { succeeded: false }) => true,
+            (RegisterInput::Cas { from, to }, _) => from == to,
+            (RegisterInput::Write { .. }, _) => false,
+        }
+    }
+
     fn describe_op(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
         let show = |v: &Option<i64>| v.map_or_else(|| "nil".to_string(), |v| v.to_string());
         match (input, output) {
