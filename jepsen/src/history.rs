@@ -324,3 +324,88 @@ impl<I: Serialize + DeserializeOwned, O: Serialize + DeserializeOwned> History<I
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvInput, KvOutput};
+    use crate::register::{RegisterInput, RegisterOutput};
+
+    #[test]
+    fn jsonl_round_trips_register_and_kv() {
+        let text = r#"
+# a comment
+{"process":0,"invoke":0,"complete":3,"type":"ok","input":{"f":"write","value":1},"output":{"f":"write"}}
+{"process":1,"invoke":1,"type":"info","input":{"f":"cas","from":1,"to":2}}
+{"process":2,"invoke":2,"complete":4,"type":"ok","input":{"f":"read"},"output":{"f":"read","value":null}}
+{"process":3,"invoke":5,"complete":6,"type":"fail","input":{"f":"write","value":9}}
+"#;
+        let h: History<RegisterInput, RegisterOutput> =
+            History::from_jsonl(text.as_bytes()).expect("parses");
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.ops[1].outcome, Outcome::Info);
+        assert_eq!(h.ops[1].effective_complete(), u64::MAX);
+        assert_eq!(
+            h.ops[2].outcome,
+            Outcome::Ok(RegisterOutput::Read { value: None })
+        );
+        let mut buf = Vec::new();
+        h.to_jsonl(&mut buf).expect("writes");
+        let back: History<RegisterInput, RegisterOutput> =
+            History::from_jsonl(&buf[..]).expect("re-parses");
+        assert_eq!(back, h);
+
+        let kv = r#"{"process":0,"invoke":0,"complete":1,"type":"ok","input":{"f":"put","key":"a","value":"x"},"output":{"f":"put","revision":2}}
+{"process":0,"invoke":2,"complete":3,"type":"ok","input":{"f":"get","key":"a"},"output":{"f":"get","value":"x","mod_revision":2}}"#;
+        let h: History<KvInput, KvOutput> = History::from_jsonl(kv.as_bytes()).expect("parses kv");
+        assert_eq!(
+            h.ops[1].outcome,
+            Outcome::Ok(KvOutput::Get {
+                value: Some("x".into()),
+                mod_revision: Some(2),
+                revision: None
+            })
+        );
+    }
+
+    #[test]
+    fn jsonl_rejects_bad_records() {
+        let missing_output =
+            r#"{"process":0,"invoke":0,"complete":3,"type":"ok","input":{"f":"read"}}"#;
+        let r: Result<History<RegisterInput, RegisterOutput>, _> =
+            History::from_jsonl(missing_output.as_bytes());
+        assert!(matches!(r, Err(HistoryError::Parse { line: 1, .. })));
+        let backwards = r#"{"process":0,"invoke":5,"complete":3,"type":"ok","input":{"f":"write","value":1},"output":{"f":"write"}}"#;
+        let r: Result<History<RegisterInput, RegisterOutput>, _> =
+            History::from_jsonl(backwards.as_bytes());
+        assert!(matches!(r, Err(HistoryError::TimeTravel { .. })));
+    }
+
+    #[test]
+    fn from_events_pairs_calls_and_returns() {
+        let h = History::from_events(vec![
+            Event::Invoke {
+                process: 0,
+                input: RegisterInput::Read,
+            },
+            Event::Invoke {
+                process: 1,
+                input: RegisterInput::Write { value: 1 },
+            },
+            Event::Complete {
+                process: 0,
+                outcome: Outcome::Ok(RegisterOutput::Read { value: None }),
+            },
+        ])
+        .expect("well formed");
+        assert_eq!(h.ops[0].invoke, 0);
+        assert_eq!(h.ops[0].complete, 2);
+        assert_eq!(h.ops[1].outcome, Outcome::Info);
+        let bad: Result<History<RegisterInput, RegisterOutput>, _> =
+            History::from_events(vec![Event::Complete {
+                process: 3,
+                outcome: Outcome::Fail,
+            }]);
+        assert!(matches!(bad, Err(HistoryError::UnmatchedCompletion { .. })));
+    }
+}

@@ -700,3 +700,212 @@ impl Model for KvModel {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Op, Outcome};
+    use crate::{check, Verdict};
+
+    fn seq(ops: Vec<(KvInput, KvOutput)>) -> History<KvInput, KvOutput> {
+        History {
+            ops: ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, (input, out))| Op {
+                    process: 0,
+                    invoke: 2 * i as u64,
+                    complete: 2 * i as u64 + 1,
+                    input,
+                    outcome: Outcome::Ok(out),
+                })
+                .collect(),
+        }
+    }
+
+    fn put(k: &str, v: &str) -> KvInput {
+        KvInput::Put {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+
+    fn get(k: &str) -> KvInput {
+        KvInput::Get { key: k.into() }
+    }
+
+    fn got(v: Option<&str>, m: u64, r: u64) -> KvOutput {
+        KvOutput::Get {
+            value: v.map(Into::into),
+            mod_revision: Some(m),
+            revision: Some(r),
+        }
+    }
+
+    fn verdict(h: &History<KvInput, KvOutput>) -> Verdict {
+        check(&KvModel::default(), h, None).verdict
+    }
+
+    #[test]
+    fn revisions_follow_etcd() {
+        let del = |k: &str| KvInput::Delete { key: k.into() };
+        let h = seq(vec![
+            (get("a"), got(None, 0, 1)),
+            (put("a", "1"), KvOutput::Put { revision: Some(2) }),
+            (put("b", "1"), KvOutput::Put { revision: Some(3) }),
+            (get("a"), got(Some("1"), 2, 3)),
+            // Deleting an absent key does not bump the revision.
+            (
+                del("zz"),
+                KvOutput::Delete {
+                    deleted: Some(0),
+                    revision: Some(3),
+                },
+            ),
+            (
+                del("a"),
+                KvOutput::Delete {
+                    deleted: Some(1),
+                    revision: Some(4),
+                },
+            ),
+            (
+                KvInput::Txn {
+                    compares: vec![Compare {
+                        key: "b".into(),
+                        op: CmpOp::Equal,
+                        target: CompareTarget::ModRevision(3),
+                    }],
+                    success: vec![
+                        TxnOp::Put {
+                            key: "a".into(),
+                            value: "2".into(),
+                        },
+                        TxnOp::Put {
+                            key: "c".into(),
+                            value: "2".into(),
+                        },
+                        TxnOp::Get { key: "a".into() },
+                    ],
+                    failure: vec![],
+                },
+                KvOutput::Txn {
+                    succeeded: true,
+                    results: vec![
+                        TxnOpResult::Put,
+                        TxnOpResult::Put,
+                        TxnOpResult::Get {
+                            value: Some("2".into()),
+                            mod_revision: Some(5),
+                        },
+                    ],
+                    revision: Some(5),
+                },
+            ),
+            (get("c"), got(Some("2"), 5, 5)),
+        ]);
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        // Each wrong revision is caught.
+        for (i, bad) in [
+            (1, KvOutput::Put { revision: Some(3) }),
+            (3, got(Some("1"), 3, 3)),
+            (3, got(Some("1"), 2, 4)),
+            (
+                4,
+                KvOutput::Delete {
+                    deleted: Some(0),
+                    revision: Some(4),
+                },
+            ),
+            (7, got(Some("2"), 6, 5)),
+        ] {
+            let mut h2 = h.clone();
+            h2.ops[i].outcome = Outcome::Ok(bad);
+            assert_eq!(verdict(&h2), Verdict::NotLinearizable, "corrupting op {i}");
+        }
+    }
+
+    #[test]
+    fn txn_branch_must_match_compare() {
+        let txn = KvInput::Txn {
+            compares: vec![Compare {
+                key: "a".into(),
+                op: CmpOp::Equal,
+                target: CompareTarget::Value(Some("1".into())),
+            }],
+            success: vec![TxnOp::Put {
+                key: "b".into(),
+                value: "yes".into(),
+            }],
+            failure: vec![TxnOp::Put {
+                key: "b".into(),
+                value: "no".into(),
+            }],
+        };
+        let out = |s| KvOutput::Txn {
+            succeeded: s,
+            results: vec![],
+            revision: None,
+        };
+        let plain = |v: &str| KvOutput::Get {
+            value: Some(v.into()),
+            mod_revision: None,
+            revision: None,
+        };
+        let ok = seq(vec![
+            (put("a", "1"), KvOutput::Put { revision: None }),
+            (txn.clone(), out(true)),
+            (get("b"), plain("yes")),
+        ]);
+        assert_eq!(verdict(&ok), Verdict::Linearizable);
+        let wrong_branch = seq(vec![
+            (put("a", "1"), KvOutput::Put { revision: None }),
+            (txn.clone(), out(false)),
+        ]);
+        assert_eq!(verdict(&wrong_branch), Verdict::NotLinearizable);
+        let wrong_effect = seq(vec![(txn, out(false)), (get("b"), plain("yes"))]);
+        assert_eq!(verdict(&wrong_effect), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn multi_key_txns_join_partitions() {
+        let txn = KvInput::Txn {
+            compares: vec![],
+            success: vec![
+                TxnOp::Put {
+                    key: "a".into(),
+                    value: "1".into(),
+                },
+                TxnOp::Put {
+                    key: "b".into(),
+                    value: "1".into(),
+                },
+            ],
+            failure: vec![],
+        };
+        let h = seq(vec![
+            (
+                txn,
+                KvOutput::Txn {
+                    succeeded: true,
+                    results: vec![],
+                    revision: None,
+                },
+            ),
+            (put("c", "1"), KvOutput::Put { revision: None }),
+            (
+                get("b"),
+                KvOutput::Get {
+                    value: Some("1".into()),
+                    mod_revision: None,
+                    revision: None,
+                },
+            ),
+        ]);
+        let model = KvModel::for_history(&h, false);
+        assert!(!model.track_revisions);
+        let r = check(&model, &h, None);
+        assert_eq!(r.verdict, Verdict::Linearizable);
+        assert_eq!(r.partitions, 2, "{{a,b}} and {{c}}");
+    }
+}

@@ -481,3 +481,168 @@ fn kv_history_with_revisions_is_one_partition() {
         r.partitions
     );
 }
+
+/// Model-generic brute force: every subset of `info` ops (each either took
+/// effect via `step_unknown` or not) and every order consistent with real
+/// time, with no memo and no pruning.
+fn brute_force<M: Model>(model: &M, h: &History<M::Input, M::Output>) -> bool {
+    let ops: Vec<&Op<M::Input, M::Output>> = h
+        .ops
+        .iter()
+        .filter(|o| !matches!(o.outcome, Outcome::Fail))
+        .collect();
+    fn go<M: Model>(
+        model: &M,
+        ops: &[&Op<M::Input, M::Output>],
+        used: &mut Vec<bool>,
+        state: &M::State,
+    ) -> bool {
+        if ops
+            .iter()
+            .zip(used.iter())
+            .all(|(o, u)| *u || matches!(o.outcome, Outcome::Info))
+        {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if used[i] {
+                continue;
+            }
+            let blocked = ops.iter().enumerate().any(|(j, o)| {
+                j != i
+                    && !used[j]
+                    && !matches!(o.outcome, Outcome::Info)
+                    && o.complete < ops[i].invoke
+            });
+            if blocked {
+                continue;
+            }
+            let next = match &ops[i].outcome {
+                Outcome::Ok(out) => model.step(state, &ops[i].input, out),
+                _ => Some(
+                    model
+                        .step_unknown(state, &ops[i].input)
+                        .unwrap_or_else(|| state.clone()),
+                ),
+            };
+            if let Some(ns) = next {
+                used[i] = true;
+                if go(model, ops, used, &ns) {
+                    return true;
+                }
+                used[i] = false;
+            }
+        }
+        false
+    }
+    let mut used = vec![false; ops.len()];
+    go(model, &ops, &mut used, &model.init())
+}
+
+fn random_kv_op(revisions: bool) -> impl Strategy<Value = Op<KvInput, KvOutput>> {
+    (
+        0u64..10,
+        0u64..6,
+        0u8..5,
+        0u8..2,
+        0u8..3,
+        0u8..7,
+        any::<bool>(),
+        1u64..5,
+    )
+        .prop_map(move |(inv, dur, f, k, v, oc, flag, rev)| {
+            let key = format!("k{k}");
+            let val = |v: u8| (v > 0).then(|| format!("v{v}"));
+            let r = revisions.then_some(rev);
+            let (input, output) = match f {
+                0 => (
+                    KvInput::Get { key },
+                    KvOutput::Get {
+                        value: val(v),
+                        mod_revision: None,
+                        revision: r,
+                    },
+                ),
+                1 => (
+                    KvInput::Put {
+                        key,
+                        value: format!("v{}", v % 2 + 1),
+                    },
+                    KvOutput::Put { revision: r },
+                ),
+                2 => (
+                    KvInput::Delete { key },
+                    KvOutput::Delete {
+                        deleted: Some(u64::from(flag)),
+                        revision: r,
+                    },
+                ),
+                3 => (
+                    KvInput::Append {
+                        key,
+                        value: format!("{v}"),
+                    },
+                    KvOutput::Append { revision: None },
+                ),
+                _ => (
+                    KvInput::Txn {
+                        compares: vec![Compare {
+                            key: key.clone(),
+                            op: CmpOp::Equal,
+                            target: CompareTarget::Value(val(v)),
+                        }],
+                        success: vec![TxnOp::Put {
+                            key: "k1".into(),
+                            value: "t".into(),
+                        }],
+                        failure: vec![TxnOp::Get { key: "k0".into() }],
+                    },
+                    KvOutput::Txn {
+                        succeeded: flag,
+                        results: vec![],
+                        revision: r,
+                    },
+                ),
+            };
+            let outcome = match oc {
+                0 => Outcome::Fail,
+                1 | 2 => Outcome::Info,
+                _ => Outcome::Ok(output),
+            };
+            Op {
+                process: 0,
+                invoke: inv,
+                complete: inv + dur,
+                input,
+                outcome,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn checker_agrees_with_generic_brute_force_register(ops in proptest::collection::vec(random_register_op(), 0..8)) {
+        let h = History { ops };
+        let want = if brute_force(&RegisterModel, &h) { Verdict::Linearizable } else { Verdict::NotLinearizable };
+        prop_assert_eq!(check(&RegisterModel, &h, None).verdict, want);
+    }
+
+    #[test]
+    fn checker_agrees_with_generic_brute_force_kv(ops in proptest::collection::vec(random_kv_op(false), 0..7), revisions in any::<bool>()) {
+        let h = History { ops };
+        for model in [KvModel::for_history(&h, false), KvModel { track_revisions: revisions, ..KvModel::default() }] {
+            let want = if brute_force(&model, &h) { Verdict::Linearizable } else { Verdict::NotLinearizable };
+            prop_assert_eq!(check(&model, &h, None).verdict, want);
+        }
+    }
+
+    #[test]
+    fn checker_agrees_with_generic_brute_force_kv_revisions(ops in proptest::collection::vec(random_kv_op(true), 0..6)) {
+        let h = History { ops };
+        let model = KvModel::default();
+        let want = if brute_force(&model, &h) { Verdict::Linearizable } else { Verdict::NotLinearizable };
+        prop_assert_eq!(check(&model, &h, None).verdict, want);
+    }
+}
