@@ -67,6 +67,32 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check watch guarantees. Each FILE is a JSON document
+    /// `{"writes": [...], "streams": [...]}` (see README).
+    Watch {
+        /// Write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Print one JSON line per file: {"file","valid","violations"}.
+        #[arg(long)]
+        json: bool,
+        /// Watch history files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check lock safety. Each FILE is a JSON document `{"holds": [...]}`
+    /// (see README).
+    Lock {
+        /// Write a self-contained HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Print one JSON line per file: {"file","valid","violations"}.
+        #[arg(long)]
+        json: bool,
+        /// Lock history files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Time the checker on porcupine's etcd_NNN.log files in DIR (sum of
     /// per-file medians, check time only, parsing excluded).
     Bench {
@@ -163,6 +189,55 @@ fn cmd_check(
             );
         }
         report.sections.push(Section::from_check(name, &r));
+    }
+    if !json {
+        print!("{}", report.summary());
+    }
+    if let Some(out) = html {
+        if let Err(e) = std::fs::write(&out, report.to_html()) {
+            eprintln!("error: writing {}: {e}", out.display());
+            errors = true;
+        }
+    }
+    match (errors, report.verdict()) {
+        (false, Verdict::Linearizable) => ExitCode::SUCCESS,
+        (_, Verdict::NotLinearizable) => ExitCode::from(1),
+        _ => ExitCode::from(2),
+    }
+}
+
+/// Shared driver for the watch and lock subcommands: parse each file as
+/// JSON, run the checker, print and report.
+fn cmd_json_checker<T: serde::de::DeserializeOwned>(
+    what: &str,
+    html: Option<PathBuf>,
+    json: bool,
+    files: Vec<PathBuf>,
+    run: impl Fn(&T, String) -> (Section, usize),
+) -> ExitCode {
+    let mut report = Report::new(format!("detcd-jepsen {what} report"));
+    let mut errors = false;
+    for f in &files {
+        let name = f.display().to_string();
+        let parsed = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<T>(&t).map_err(|e| e.to_string()));
+        let doc = match parsed {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                errors = true;
+                continue;
+            }
+        };
+        let (section, violations) = run(&doc, name.clone());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"file": name, "valid": violations == 0, "violations": violations})
+            );
+        }
+        report.sections.push(section);
     }
     if !json {
         print!("{}", report.summary());
@@ -283,6 +358,26 @@ fn main() -> ExitCode {
             json,
             files,
         } => cmd_check(format, model, html, timeout, json, files),
+        Cmd::Watch { html, json, files } => cmd_json_checker(
+            "watch",
+            html,
+            json,
+            files,
+            |h: &detcd_jepsen::WatchHistory, name| {
+                let r = detcd_jepsen::check_watches(h);
+                (r.to_section(format!("{name} (watch)")), r.violations.len())
+            },
+        ),
+        Cmd::Lock { html, json, files } => cmd_json_checker(
+            "lock",
+            html,
+            json,
+            files,
+            |h: &detcd_jepsen::LockHistory, name| {
+                let r = detcd_jepsen::check_locks(h);
+                (r.to_section(format!("{name} (lock)")), r.violations.len())
+            },
+        ),
         Cmd::Bench { dir, runs, json } => cmd_bench(&dir, runs, json),
     }
 }
