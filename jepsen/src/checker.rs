@@ -326,9 +326,29 @@ struct SOp<'a, M: Model> {
     pure: bool,
 }
 
+/// The set of linearized ops, inline when it fits in 256 bits (no
+/// allocation per memo entry for partitions of up to 256 ops).
+#[derive(PartialEq, Eq)]
+enum Bits {
+    Inline([u64; 4]),
+    Heap(Box<[u64]>),
+}
+
+impl Bits {
+    fn from_words(w: &[u64]) -> Bits {
+        if w.len() <= 4 {
+            let mut a = [0u64; 4];
+            a[..w.len()].copy_from_slice(w);
+            Bits::Inline(a)
+        } else {
+            Bits::Heap(w.to_vec().into_boxed_slice())
+        }
+    }
+}
+
 struct CacheKey<S> {
     hash: u64,
-    bits: Box<[u64]>,
+    bits: Bits,
     state: S,
 }
 
@@ -365,7 +385,7 @@ fn memo_insert<S: Clone + Eq + Hash>(
     lin[c / 64] |= 1 << (c % 64);
     let key = CacheKey {
         hash: zob ^ fast_hash(ns),
-        bits: lin.to_vec().into_boxed_slice(),
+        bits: Bits::from_words(lin),
         state: ns.clone(),
     };
     lin[c / 64] &= !(1 << (c % 64));

@@ -21,7 +21,9 @@
 use crate::history::History;
 use crate::model::{Footprint, Model};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// A comparison operator in a transaction compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -224,22 +226,142 @@ pub enum KvOutput {
     },
 }
 
+/// Base of the polynomial string hash used by [`Value`].
+const POLY: u64 = 0x0100_0000_01b3_0001;
+
+fn poly_hash(s: &str) -> u64 {
+    s.bytes().fold(0u64, |h, b| {
+        h.wrapping_mul(POLY).wrapping_add(u64::from(b) + 1)
+    })
+}
+
+fn poly_pow(mut n: usize) -> u64 {
+    let (mut acc, mut base) = (1u64, POLY);
+    while n > 0 {
+        if n & 1 == 1 {
+            acc = acc.wrapping_mul(base);
+        }
+        base = base.wrapping_mul(base);
+        n >>= 1;
+    }
+    acc
+}
+
+/// A stored value: an immutable string shared between model states (cloning
+/// is a reference-count bump) with a cached polynomial hash, so that long
+/// values (porcupine's append histories) are cheap to copy, hash and extend.
+#[derive(Clone)]
+pub struct Value {
+    s: Arc<str>,
+    h: u64,
+}
+
+impl Value {
+    /// Wraps a string.
+    pub fn new(s: &str) -> Value {
+        Value {
+            s: Arc::from(s),
+            h: poly_hash(s),
+        }
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.s
+    }
+
+    /// This value followed by `suffix`; the hash is extended, not recomputed.
+    fn concat(&self, suffix: &str) -> Value {
+        let mut s = String::with_capacity(self.s.len() + suffix.len());
+        s.push_str(&self.s);
+        s.push_str(suffix);
+        Value {
+            s: Arc::from(s),
+            h: self
+                .h
+                .wrapping_mul(poly_pow(suffix.len()))
+                .wrapping_add(poly_hash(suffix)),
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, o: &Value) -> bool {
+        self.h == o.h && (Arc::ptr_eq(&self.s, &o.s) || self.s == o.s)
+    }
+}
+
+impl Eq for Value {}
+
+impl Hash for Value {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.h);
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.s, f)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.s)
+    }
+}
+
 /// A key's stored data.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct KeyState {
     /// The value.
-    pub value: String,
+    pub value: Value,
     /// Revision of the last write (0 when revisions are not tracked).
     pub mod_revision: u64,
 }
 
-/// The whole store: the global revision and the live keys.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+/// The whole store: the global revision and the live keys (kept sorted in
+/// a vector: model states are cloned on every step, and partitions usually
+/// hold one or a few keys).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct KvState {
     /// The store's current revision (constant when not tracked).
     pub revision: u64,
-    /// Live keys.
-    pub data: BTreeMap<String, KeyState>,
+    data: Vec<(Arc<str>, KeyState)>,
+}
+
+impl KvState {
+    /// The live key `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&KeyState> {
+        self.data
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.data[i].1)
+    }
+
+    /// Live keys in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &KeyState)> {
+        self.data.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// Sets a key.
+    pub fn insert(&mut self, key: &str, v: KeyState) {
+        match self.data.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(i) => self.data[i].1 = v,
+            Err(i) => self.data.insert(i, (Arc::from(key), v)),
+        }
+    }
+
+    /// Removes a key; returns whether it existed.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.data.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(i) => {
+                self.data.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// The KV model. See the module docs for partitioning and revisions.
@@ -319,9 +441,8 @@ impl KvModel {
     }
 
     fn read<'a>(&self, s: &'a KvState, key: &str) -> Option<&'a KeyState> {
-        s.data
-            .get(key)
-            .filter(|k| !(self.empty_is_absent && k.value.is_empty()))
+        s.get(key)
+            .filter(|k| !(self.empty_is_absent && k.value.as_str().is_empty()))
     }
 
     /// Applies `input` to `s` in place; returns the per-op results (for
@@ -340,15 +461,15 @@ impl KvModel {
             TxnOp::Get { key } => {
                 let k = self.read(s, key);
                 results.push(TxnOpResult::Get {
-                    value: k.map(|k| k.value.clone()),
+                    value: k.map(|k| k.value.as_str().to_string()),
                     mod_revision: Some(k.map_or(0, |k| k.mod_revision)),
                 });
             }
             TxnOp::Put { key, value } => {
-                s.data.insert(
-                    key.clone(),
+                s.insert(
+                    key,
                     KeyState {
-                        value: value.clone(),
+                        value: Value::new(value),
                         mod_revision: new_rev,
                     },
                 );
@@ -356,7 +477,7 @@ impl KvModel {
                 results.push(TxnOpResult::Put);
             }
             TxnOp::Delete { key } => {
-                let d = u64::from(s.data.remove(key).is_some());
+                let d = u64::from(s.remove(key));
                 wrote |= d == 1;
                 deleted = d;
                 results.push(TxnOpResult::Delete { deleted: Some(d) });
@@ -374,16 +495,19 @@ impl KvModel {
             ),
             KvInput::Delete { key } => run(s, &TxnOp::Delete { key: key.clone() }, &mut results),
             KvInput::Append { key, value } => {
-                let old = s.data.get(key).map_or("", |k| k.value.as_str());
-                let v = format!("{old}{value}");
-                run(
-                    s,
-                    &TxnOp::Put {
-                        key: key.clone(),
+                let v = match s.get(key) {
+                    Some(k) => k.value.concat(value),
+                    None => Value::new(value),
+                };
+                s.insert(
+                    key,
+                    KeyState {
                         value: v,
+                        mod_revision: new_rev,
                     },
-                    &mut results,
                 );
+                wrote = true;
+                results.push(TxnOpResult::Put);
             }
             KvInput::Txn {
                 compares,
@@ -393,7 +517,9 @@ impl KvModel {
                 succeeded = compares.iter().all(|c| {
                     let k = self.read(s, &c.key);
                     match &c.target {
-                        CompareTarget::Value(v) => c.op.eval(&k.map(|k| &k.value), &v.as_ref()),
+                        CompareTarget::Value(v) => {
+                            c.op.eval(&k.map(|k| k.value.as_str()), &v.as_deref())
+                        }
                         CompareTarget::ModRevision(r) => {
                             c.op.eval(&k.map_or(0, |k| k.mod_revision), r)
                         }
@@ -464,7 +590,7 @@ impl Model for KvModel {
             } else {
                 0
             },
-            data: BTreeMap::new(),
+            data: Vec::new(),
         }
     }
 
@@ -481,7 +607,7 @@ impl Model for KvModel {
         ) = (input, output)
         {
             let k = self.read(state, key);
-            let ok = k.map(|k| &k.value) == value.as_ref()
+            let ok = k.map(|k| k.value.as_str()) == value.as_deref()
                 && rev_ok(t, mod_revision, k.map_or(0, |k| k.mod_revision))
                 && rev_ok(t, revision, state.revision);
             return ok.then(|| state.clone());
@@ -660,7 +786,6 @@ impl Model for KvModel {
 
     fn describe_state(&self, state: &KvState) -> String {
         let kv: Vec<String> = state
-            .data
             .iter()
             .map(|(k, v)| {
                 if self.track_revisions {
@@ -684,7 +809,7 @@ impl Model for KvModel {
         output: Option<&KvOutput>,
     ) -> String {
         if let (KvInput::Get { key }, Some(KvOutput::Get { value, .. })) = (input, output) {
-            let cur = self.read(state, key).map(|k| k.value.clone());
+            let cur = self.read(state, key).map(|k| k.value.as_str().to_string());
             if cur != *value {
                 return format!(
                     "get {key} returned {} but the store holds {}",
