@@ -36,3 +36,8 @@ pub use model::{Footprint, Model};
 pub use register::{RegisterInput, RegisterModel, RegisterOutput};
 pub use report::{Report, Section};
 pub use watch::{check_watches, WatchHistory, WatchReport};
+
+/// The crate README, compiled as a doctest so that its example stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
