@@ -370,6 +370,7 @@ struct Frame<S> {
     op: usize,
     prev_state: S,
     prev_ret_ptr: usize,
+    prev_bound_ptr: usize,
     forced: bool,
 }
 
@@ -413,7 +414,10 @@ fn search<M: Model>(
                 input: &op.input,
                 output: op.outcome.output(),
                 inv: op.invoke,
-                ret: op.effective_complete(),
+                // A completion before the invoke is malformed (see
+                // `History::validate`); treat it as instantaneous rather
+                // than letting it block every other op.
+                ret: op.effective_complete().max(op.invoke),
                 orig: i,
                 prev_same: None,
                 pure: op
@@ -454,6 +458,20 @@ fn search<M: Model>(
     let mut state = init.clone();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut ret_ptr = 0usize;
+    // Required ops by progress bound (see `Model::progress_bound`).
+    let bounds: Vec<u64> = ops
+        .iter()
+        .map(|o| {
+            o.output
+                .map_or(u64::MAX, |out| model.progress_bound(o.input, out))
+        })
+        .collect();
+    let mut by_bound: Vec<usize> = (0..n)
+        .filter(|&j| ops[j].output.is_some() && bounds[j] != u64::MAX)
+        .collect();
+    by_bound.sort_by_key(|&j| (bounds[j], j));
+    let mut bound_ptr = 0usize;
+    let placed = |lin: &[u64], j: usize| lin[j / 64] >> (j % 64) & 1 == 1;
     let mut required_left = by_ret.len();
     let mut cache: HashSet<CacheKey<M::State>, BuildPassThrough> =
         HashSet::with_hasher(BuildPassThrough);
@@ -518,6 +536,17 @@ fn search<M: Model>(
                         Some(out) => model.step(&state, o.input, out),
                         None => model.step_unknown(&state, o.input).filter(|s| *s != state),
                     };
+                    // Progress pruning: the smallest bound among the other
+                    // unplaced ops must not be exceeded by the new state.
+                    let ns = ns.filter(|ns| {
+                        by_bound.len() == bound_ptr || {
+                            let p = model.progress(ns);
+                            by_bound[bound_ptr..]
+                                .iter()
+                                .find(|&&j| j != cur && !placed(&lin, j))
+                                .is_none_or(|&j| p <= bounds[j])
+                        }
+                    });
                     if let Some(ns) = ns {
                         if memo_insert(&mut cache, &mut lin, zob ^ zkeys[cur], cur, &ns) {
                             target = Some((cur, ns, false));
@@ -535,6 +564,7 @@ fn search<M: Model>(
                 op: c,
                 prev_state: std::mem::replace(&mut state, ns),
                 prev_ret_ptr: ret_ptr,
+                prev_bound_ptr: bound_ptr,
                 forced,
             });
             // Unlink.
@@ -543,6 +573,9 @@ fn search<M: Model>(
             prev[nx] = p;
             if ops[c].output.is_some() {
                 required_left -= 1;
+                while bound_ptr < by_bound.len() && placed(&lin, by_bound[bound_ptr]) {
+                    bound_ptr += 1;
+                }
                 while ret_ptr < by_ret.len()
                     && lin[by_ret[ret_ptr] / 64] >> (by_ret[ret_ptr] % 64) & 1 == 1
                 {
@@ -568,6 +601,7 @@ fn search<M: Model>(
             zob ^= zkeys[j];
             state = f.prev_state;
             ret_ptr = f.prev_ret_ptr;
+            bound_ptr = f.prev_bound_ptr;
             if ops[j].output.is_some() {
                 required_left += 1;
             }

@@ -55,7 +55,9 @@ pub struct Op<I, O> {
     /// When the client sent the request.
     pub invoke: u64,
     /// When the client received the response. Ignored (treated as
-    /// +infinity) when the outcome is [`Outcome::Info`].
+    /// +infinity) when the outcome is [`Outcome::Info`]. Must not be
+    /// before `invoke` ([`History::validate`] checks this; the checker
+    /// treats such an op as completing at its invoke).
     pub complete: u64,
     /// The request, typed by the model (for example a register write).
     pub input: I,

@@ -681,6 +681,27 @@ impl Model for KvModel {
         }
     }
 
+    fn progress(&self, state: &KvState) -> u64 {
+        state.revision
+    }
+
+    fn progress_bound(&self, input: &KvInput, output: &KvOutput) -> u64 {
+        if !self.track_revisions {
+            return u64::MAX;
+        }
+        // The revision before the op: a write that created revision r ran
+        // at r - 1; anything reporting a header revision r ran at <= r.
+        let before_write = |r: &Option<u64>| r.map_or(u64::MAX, |r| r.saturating_sub(1));
+        match (input, output) {
+            (KvInput::Put { .. }, KvOutput::Put { revision })
+            | (KvInput::Append { .. }, KvOutput::Append { revision }) => before_write(revision),
+            (_, KvOutput::Get { revision, .. })
+            | (_, KvOutput::Delete { revision, .. })
+            | (_, KvOutput::Txn { revision, .. }) => revision.unwrap_or(u64::MAX),
+            _ => u64::MAX,
+        }
+    }
+
     fn footprint(&self, input: &KvInput, output: Option<&KvOutput>) -> Footprint {
         let mut keys: Vec<String> = match input {
             KvInput::Get { key }

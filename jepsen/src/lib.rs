@@ -15,6 +15,8 @@
 //! The crate is deterministic: the same history always gives the same
 //! verdict and the same explanation.
 
+#![warn(missing_docs)]
+
 pub mod checker;
 pub mod explain;
 mod hash;

@@ -77,6 +77,25 @@ pub trait Model: Sync {
         self.is_read_only(input)
     }
 
+    /// A measure of progress that never decreases along any step, such as
+    /// etcd's global revision; see [`Model::progress_bound`]. The default
+    /// (constant 0) disables the pruning.
+    fn progress(&self, state: &Self::State) -> u64 {
+        let _ = state;
+        0
+    }
+
+    /// The largest [`Model::progress`] a state may have for this completed
+    /// operation to be legal in it (a put that returned revision `r` needs
+    /// a store at revision `r - 1`). The checker prunes any configuration
+    /// whose state has run past the bound of an operation still to be
+    /// placed: progress never decreases, so that operation could never be
+    /// placed. Must be exact or an over-estimate; the default is no bound.
+    fn progress_bound(&self, input: &Self::Input, output: &Self::Output) -> u64 {
+        let _ = (input, output);
+        u64::MAX
+    }
+
     /// The keys an operation touches; see [`Footprint`]. The default puts
     /// everything in one partition.
     fn footprint(&self, input: &Self::Input, output: Option<&Self::Output>) -> Footprint {
