@@ -326,22 +326,36 @@ struct SOp<'a, M: Model> {
     pure: bool,
 }
 
-/// The set of linearized ops, inline when it fits in 256 bits (no
-/// allocation per memo entry for partitions of up to 256 ops).
+/// The set of linearized ops as stored in the memo. Ops are numbered in
+/// invoke order and mostly placed in that order, so the set is stored as
+/// "all ops in the first `start` words" plus the words after that up to the
+/// last set bit; short remainders are stored inline. The encoding is
+/// canonical (equal sets give equal keys) and keeps memo entries small even
+/// for histories with tens of thousands of ops.
 #[derive(PartialEq, Eq)]
 enum Bits {
-    Inline([u64; 4]),
-    Heap(Box<[u64]>),
+    Inline { start: u32, words: [u64; 3] },
+    Heap { start: u32, words: Box<[u64]> },
 }
 
 impl Bits {
     fn from_words(w: &[u64]) -> Bits {
-        if w.len() <= 4 {
-            let mut a = [0u64; 4];
-            a[..w.len()].copy_from_slice(w);
-            Bits::Inline(a)
+        let start = w.iter().position(|&x| x != u64::MAX).unwrap_or(w.len());
+        let end = w
+            .iter()
+            .rposition(|&x| x != 0)
+            .map_or(start, |e| (e + 1).max(start));
+        let rest = &w[start..end];
+        let start = start as u32;
+        if rest.len() <= 3 {
+            let mut words = [0u64; 3];
+            words[..rest.len()].copy_from_slice(rest);
+            Bits::Inline { start, words }
         } else {
-            Bits::Heap(w.to_vec().into_boxed_slice())
+            Bits::Heap {
+                start,
+                words: rest.to_vec().into_boxed_slice(),
+            }
         }
     }
 }
@@ -440,14 +454,23 @@ fn search<M: Model>(
     by_ret.sort_by_key(|&j| (ops[j].ret, j));
     let zkeys: Vec<u64> = (0..n as u64).map(|j| splitmix64(j ^ 0x5eed)).collect();
 
-    // Doubly linked list over 0..n with sentinel n.
+    // Two circular doubly linked lists in invoke order: completed ops
+    // (sentinel `head`) and unknown-outcome ops (sentinel `head_info`).
+    // Completed ops are tried first; the often numerous `Info` ops, which
+    // stay candidates forever, are only tried when those run out.
     let head = n;
-    let mut next: Vec<usize> = (1..=n).chain(std::iter::once(0)).collect();
-    let mut prev: Vec<usize> = std::iter::once(n).chain(0..n).collect();
-    // For n == 0: next = [0] (head->head), prev = [0].
-    if n == 0 {
-        next = vec![0];
-        prev = vec![0];
+    let head_info = n + 1;
+    let mut next = vec![0usize; n + 2];
+    let mut prev = vec![0usize; n + 2];
+    for sentinel in [head, head_info] {
+        let mut last = sentinel;
+        for j in (0..n).filter(|&j| (ops[j].output.is_some()) == (sentinel == head)) {
+            next[last] = j;
+            prev[j] = last;
+            last = j;
+        }
+        next[last] = sentinel;
+        prev[sentinel] = last;
     }
 
     let words = n.div_ceil(64).max(1);
@@ -477,6 +500,9 @@ fn search<M: Model>(
         HashSet::with_hasher(BuildPassThrough);
     let mut best_required = 0usize;
     let mut best_path: Vec<usize> = Vec::new();
+    // The lowest stack depth since the last `best_path` snapshot: below it,
+    // the stack still equals `best_path`.
+    let mut low_water = 0usize;
     let mut cur = next[head];
     let mut fresh = true;
     let mut iters: u64 = 0;
@@ -525,9 +551,21 @@ fn search<M: Model>(
             }
         }
         if target.is_none() && !dead {
-            while cur != head {
+            loop {
+                if cur == head {
+                    // Completed candidates exhausted: on to the Info ops.
+                    cur = next[head_info];
+                    continue;
+                }
+                if cur == head_info {
+                    break;
+                }
                 let o = &ops[cur];
                 if o.inv > min_ret {
+                    if o.output.is_some() {
+                        cur = head;
+                        continue;
+                    }
                     break;
                 }
                 let allowed = o.prev_same.is_none_or(|p| lin[p / 64] >> (p % 64) & 1 == 1);
@@ -583,8 +621,12 @@ fn search<M: Model>(
                 }
                 let done = by_ret.len() - required_left;
                 if explain && done > best_required {
+                    // Copy only the part of the stack that changed since
+                    // the last snapshot (keeps a forward run linear).
                     best_required = done;
-                    best_path = stack.iter().map(|f| f.op).collect();
+                    best_path.truncate(low_water);
+                    best_path.extend(stack[low_water..].iter().map(|f| f.op));
+                    low_water = stack.len();
                 }
             }
             cur = next[head];
@@ -594,6 +636,7 @@ fn search<M: Model>(
                 break Verdict::NotLinearizable;
             };
             let j = f.op;
+            low_water = low_water.min(stack.len());
             // Relink (LIFO, so neighbours are exactly as when unlinked).
             next[prev[j]] = j;
             prev[next[j]] = j;
@@ -606,7 +649,7 @@ fn search<M: Model>(
                 required_left += 1;
             }
             // After a forced step there is nothing else to try here.
-            cur = if f.forced { head } else { next[j] };
+            cur = if f.forced { head_info } else { next[j] };
             fresh = false;
         }
     };
