@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod checker;
 pub mod explain;
 mod hash;

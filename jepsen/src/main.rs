@@ -7,7 +7,7 @@ use detcd_jepsen::report::{Report, Section};
 use detcd_jepsen::{check_with, CheckOptions, History, KvModel, RegisterModel, Verdict};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Command-line interface.
 #[derive(Parser)]
@@ -256,101 +256,20 @@ fn cmd_json_checker<T: serde::de::DeserializeOwned>(
 }
 
 fn cmd_bench(dir: &Path, runs: usize, json: bool) -> ExitCode {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("etcd_") && n.ends_with(".log"))
-            })
-            .collect(),
+    match detcd_jepsen::bench::bench_etcd_dir(dir, runs) {
+        Ok(summary) => {
+            if json {
+                println!("{}", summary.json());
+            } else {
+                print!("{}", summary.text());
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {}: {e}", dir.display());
-            return ExitCode::from(2);
-        }
-    };
-    files.sort();
-    let opts = CheckOptions::default();
-    let runs = runs.max(1);
-    let mut total = Duration::ZERO;
-    let mut parse_total = Duration::ZERO;
-    let (mut lin, mut not, mut unknown) = (0, 0, 0);
-    let mut per_file: Vec<(String, Duration)> = Vec::new();
-    let wall = Instant::now();
-    for f in &files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {}: {e}", f.display());
-                return ExitCode::from(2);
-            }
-        };
-        if text.trim().is_empty() {
-            continue; // etcd_095 is empty: the cluster never started.
-        }
-        let parse_start = Instant::now();
-        let parsed = parse_etcd_log(&text);
-        parse_total += parse_start.elapsed();
-        let h = match parsed {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("error: {}: {e}", f.display());
-                return ExitCode::from(2);
-            }
-        };
-        let mut times = Vec::with_capacity(runs);
-        let mut verdict = Verdict::Unknown;
-        for _ in 0..runs {
-            let r = check_with(&RegisterModel, &h, &opts);
-            verdict = r.verdict;
-            times.push(r.elapsed);
-        }
-        times.sort();
-        let median = times[times.len() / 2];
-        total += median;
-        match verdict {
-            Verdict::Linearizable => lin += 1,
-            Verdict::NotLinearizable => not += 1,
-            Verdict::Unknown => unknown += 1,
-        }
-        per_file.push((
-            f.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-            median,
-        ));
-    }
-    per_file.sort_by_key(|f| std::cmp::Reverse(f.1));
-    let ms = total.as_secs_f64() * 1e3;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "files": per_file.len(), "runs": runs, "total_ms": ms,
-                "parse_ms": parse_total.as_secs_f64() * 1e3,
-                "linearizable": lin, "not_linearizable": not, "unknown": unknown,
-            })
-        );
-    } else {
-        println!(
-            "{} files, {} runs each: sum of per-file medians {:.3} ms (parsing, once per file: {:.3} ms; wall {:.2} s); {} linearizable, {} not, {} unknown",
-            per_file.len(),
-            runs,
-            ms,
-            parse_total.as_secs_f64() * 1e3,
-            wall.elapsed().as_secs_f64(),
-            lin,
-            not,
-            unknown
-        );
-        println!("slowest:");
-        for (name, t) in per_file.iter().take(8) {
-            println!("  {name}: {:.3} ms", t.as_secs_f64() * 1e3);
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
-    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
