@@ -99,3 +99,37 @@ fn kv_histories_get_the_published_verdicts() {
         assert!(r.partitions > 1, "{name}: per-key partitions expected");
     }
 }
+
+#[test]
+fn verdicts_and_explanations_are_deterministic_across_thread_counts() {
+    use detcd_jepsen::{check_with, CheckOptions};
+    let dir = data_dir();
+    let text = std::fs::read_to_string(dir.join("kv/c50-bad.txt")).expect("kv file");
+    let h = parse_kv_log(&text).expect("parses");
+    let model = KvModel::for_history(&h, true);
+    let run = |threads| {
+        let r = check_with(
+            &model,
+            &h,
+            &CheckOptions {
+                threads,
+                ..CheckOptions::default()
+            },
+        );
+        (r.verdict, r.explanation)
+    };
+    let one = run(1);
+    assert_eq!(one.0, Verdict::NotLinearizable);
+    let e = one.1.as_ref().expect("explanation");
+    assert_eq!(e.partition_keys.len(), 1, "per-key partition");
+    for _ in 0..3 {
+        assert_eq!(run(2), one);
+        assert_eq!(run(4), one);
+    }
+    let text = std::fs::read_to_string(dir.join("etcd_040.log")).expect("etcd file");
+    let h = parse_etcd_log(&text).expect("parses");
+    let a = check(&RegisterModel, &h, None).explanation;
+    let b = check(&RegisterModel, &h, None).explanation;
+    assert!(a.is_some());
+    assert_eq!(a, b);
+}
