@@ -65,7 +65,9 @@ pub struct CheckOptions {
     /// Give up with `Unknown` after this long (`None` = no limit).
     pub timeout: Option<Duration>,
     /// Give up with `Unknown` once a partition's memo holds this many
-    /// configurations (bounds memory).
+    /// configurations (bounds memory: an entry is roughly 60 bytes plus
+    /// the model state; the default of 10 million stays around 1 GB for
+    /// small states).
     pub max_states: usize,
     /// Worker threads for partitions; 0 means the number of CPUs.
     pub threads: usize,
@@ -77,7 +79,7 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             timeout: None,
-            max_states: 50_000_000,
+            max_states: 10_000_000,
             threads: 0,
             explain: true,
         }

@@ -153,7 +153,9 @@ impl Explanation {
         }
         let rank: BTreeMap<u64, usize> = times.iter().enumerate().map(|(i, &t)| (t, i)).collect();
         let max_rank = times.len() + 1;
-        let unit = 14usize;
+        // Pixels per time rank: wide bars for short histories, at least
+        // 14 px so long ones stay scrollable rather than unreadable.
+        let unit = (1400 / max_rank).clamp(14, 90);
         let width = max_rank * unit + 20;
         let mut procs: Vec<u64> = self.ops.iter().map(|o| o.process).collect();
         procs.sort_unstable();
