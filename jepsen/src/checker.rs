@@ -103,15 +103,41 @@ pub struct CheckResult {
     pub elapsed: Duration,
 }
 
+impl CheckResult {
+    /// A short text: the verdict, the size and cost of the check, and for
+    /// a violation the explanation's summary.
+    pub fn summary(&self) -> String {
+        let verdict = match self.verdict {
+            Verdict::Linearizable => "linearizable",
+            Verdict::NotLinearizable => "not linearizable",
+            Verdict::Unknown => "unknown (gave up)",
+        };
+        let mut s = format!(
+            "{verdict}: {} ops in {} partition(s), {} configurations, {:.3} ms\n",
+            self.ops,
+            self.partitions,
+            self.states,
+            self.elapsed.as_secs_f64() * 1e3
+        );
+        if let Some(e) = &self.explanation {
+            s.push_str(&e.summary());
+        }
+        s
+    }
+}
+
 /// Checks a history against a model with default options and an optional
 /// timeout. This is the main entry point.
 ///
 /// ```
-/// use detcd_jepsen::{check, History, Op, Outcome, RegisterInput, RegisterModel, RegisterOutput, Verdict};
+/// use detcd_jepsen::{check, History, Op, RegisterInput, RegisterModel, RegisterOutput, Verdict};
 /// let mut h = History::new();
-/// h.push(Op { process: 0, invoke: 0, complete: 1, input: RegisterInput::Write { value: 1 }, outcome: Outcome::Ok(RegisterOutput::Write) });
-/// h.push(Op { process: 1, invoke: 2, complete: 3, input: RegisterInput::Read, outcome: Outcome::Ok(RegisterOutput::Read { value: Some(2) }) });
-/// assert_eq!(check(&RegisterModel, &h, None).verdict, Verdict::NotLinearizable);
+/// h.push(Op::ok(0, 0, 1, RegisterInput::Write { value: 1 }, RegisterOutput::Write));
+/// h.push(Op::ok(1, 2, 3, RegisterInput::Read, RegisterOutput::Read { value: Some(2) }));
+/// h.push(Op::info(2, 0, RegisterInput::Write { value: 3 }));
+/// let r = check(&RegisterModel, &h, None);
+/// assert_eq!(r.verdict, Verdict::NotLinearizable);
+/// assert!(r.summary().contains("read returned 2 but the register holds"));
 /// ```
 pub fn check<M: Model>(
     model: &M,

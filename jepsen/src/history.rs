@@ -66,6 +66,39 @@ pub struct Op<I, O> {
 }
 
 impl<I, O> Op<I, O> {
+    /// An operation that completed with `output`.
+    pub fn ok(process: u64, invoke: u64, complete: u64, input: I, output: O) -> Self {
+        Op {
+            process,
+            invoke,
+            complete,
+            input,
+            outcome: Outcome::Ok(output),
+        }
+    }
+
+    /// An operation that definitely did not take effect.
+    pub fn fail(process: u64, invoke: u64, complete: u64, input: I) -> Self {
+        Op {
+            process,
+            invoke,
+            complete,
+            input,
+            outcome: Outcome::Fail,
+        }
+    }
+
+    /// An operation whose outcome is unknown (open until +infinity).
+    pub fn info(process: u64, invoke: u64, input: I) -> Self {
+        Op {
+            process,
+            invoke,
+            complete: u64::MAX,
+            input,
+            outcome: Outcome::Info,
+        }
+    }
+
     /// Completion time with `Info` mapped to `u64::MAX` (+infinity).
     pub fn effective_complete(&self) -> u64 {
         match self.outcome {
