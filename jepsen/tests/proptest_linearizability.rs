@@ -404,9 +404,15 @@ proptest! {
         let reads: Vec<usize> = h.ops.iter().enumerate()
             .filter(|(_, o)| matches!(o.outcome, Outcome::Ok(RegisterOutput::Read { .. })))
             .map(|(i, _)| i).collect();
-        prop_assume!(!reads.is_empty());
-        let i = reads[pick % reads.len()];
-        h.ops[i].outcome = Outcome::Ok(RegisterOutput::Read { value: Some(1000) });
+        let bad = Outcome::Ok(RegisterOutput::Read { value: Some(1000) });
+        if reads.is_empty() {
+            // No read to corrupt: append one after everything else.
+            let end = c.len() as u64 + 1;
+            h.push(Op { process: 1000, invoke: end, complete: end + 1, input: RegisterInput::Read, outcome: bad });
+        } else {
+            let i = reads[pick % reads.len()];
+            h.ops[i].outcome = bad;
+        }
         let r = check(&RegisterModel, &h, None);
         prop_assert_eq!(r.verdict, Verdict::NotLinearizable);
         let e = r.explanation.expect("explanation");
@@ -429,10 +435,21 @@ proptest! {
         let reads: Vec<usize> = h.ops.iter().enumerate()
             .filter(|(_, o)| matches!(o.outcome, Outcome::Ok(KvOutput::Get { .. })))
             .map(|(i, _)| i).collect();
-        prop_assume!(!reads.is_empty());
-        let i = reads[pick % reads.len()];
-        if let Outcome::Ok(KvOutput::Get { value, .. }) = &mut h.ops[i].outcome {
-            *value = Some("never-written".to_string());
+        if reads.is_empty() {
+            // No read to corrupt: append one after everything else.
+            let end = c.len() as u64 + 1;
+            h.push(Op {
+                process: 1000,
+                invoke: end,
+                complete: end + 1,
+                input: KvInput::Get { key: key(pick as u8) },
+                outcome: Outcome::Ok(KvOutput::Get { value: Some("never-written".to_string()), mod_revision: None, revision: None }),
+            });
+        } else {
+            let i = reads[pick % reads.len()];
+            if let Outcome::Ok(KvOutput::Get { value, .. }) = &mut h.ops[i].outcome {
+                *value = Some("never-written".to_string());
+            }
         }
         let r = check(&KvModel::for_history(&h, false), &h, None);
         prop_assert_eq!(r.verdict, Verdict::NotLinearizable);
