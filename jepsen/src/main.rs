@@ -160,8 +160,15 @@ fn cmd_check(
     json: bool,
     files: Vec<PathBuf>,
 ) -> ExitCode {
+    let timeout = match timeout.map(Duration::try_from_secs_f64).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --timeout: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = CheckOptions {
-        timeout: timeout.map(Duration::from_secs_f64),
+        timeout,
         ..CheckOptions::default()
     };
     let mut report = Report::new("detcd-jepsen report");
