@@ -78,8 +78,8 @@ pub struct WatchStream {
     /// means every key from `key` on (etcd's `"\0"`).
     #[serde(default)]
     pub range_end: Option<String>,
-    /// The requested start revision; 0 means "from now" (then the start is
-    /// not checked for resumability).
+    /// The requested start revision; 0 means "from now": the start is then
+    /// unknown, so the stream is judged from its first delivered event on.
     #[serde(default)]
     pub start_revision: u64,
     /// Everything received, in order.
@@ -384,10 +384,19 @@ fn check_stream(
                 }
             }
             WatchResponse::Progress { revision } => {
+                // A "from now" stream (start 0) has no known start: only
+                // events from its first delivered one on are expected.
+                let from = if s.start_revision > 0 {
+                    s.start_revision
+                } else {
+                    first_event.map_or(u64::MAX, |e| e.revision)
+                };
                 let missing: Vec<String> = expected
                     .iter()
                     .filter(|e| {
-                        e.revision <= *revision && !delivered.contains(&(e.revision, e.key.clone()))
+                        e.revision >= from
+                            && e.revision <= *revision
+                            && !delivered.contains(&(e.revision, e.key.clone()))
                     })
                     .map(|e| format!("{}@{}", e.key, e.revision))
                     .collect();

@@ -400,3 +400,28 @@ fn lock_access_before_request_is_caught() {
         "{v:?}"
     );
 }
+
+#[test]
+fn from_now_stream_is_judged_from_its_first_event() {
+    // Created after revision 3: a bookmark at 3 with nothing delivered is
+    // fine, and so is starting at revision 4.
+    let ok = stream(
+        "from now",
+        "a",
+        Some("c"),
+        0,
+        vec![
+            WatchResponse::Progress { revision: 3 },
+            ev(vec![put(4, "a", "2"), put(4, "b", "2")]),
+            WatchResponse::Progress { revision: 5 },
+        ],
+    );
+    let v = check_one(ok);
+    // Revision 5 (delete a) was not delivered before the bookmark at 5.
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::ProgressAhead { progress: 5, .. })),
+        "{v:?}"
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
+}
