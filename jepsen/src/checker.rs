@@ -69,7 +69,11 @@ pub struct CheckOptions {
     /// the model state; the default of 10 million stays around 1 GB for
     /// small states).
     pub max_states: usize,
-    /// Worker threads for partitions; 0 means the number of CPUs.
+    /// Worker threads for partitions; 0 means the number of CPUs. Use 1
+    /// when calling from inside a deterministic simulation (madsim), where
+    /// spawning OS threads may be refused; verdicts and explanations do not
+    /// depend on this setting. (The timeout is measured with
+    /// `std::time::Instant`, which is virtual time inside such a simulation.)
     pub threads: usize,
     /// Build an [`Explanation`] when the history is not linearizable.
     pub explain: bool,

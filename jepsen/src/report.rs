@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 pub struct Section {
     /// What was checked (usually a file name and checker).
     pub title: String,
-    /// The verdict.
+    /// The verdict. For the watch and lock checkers `Linearizable` means
+    /// "every guarantee held" and `NotLinearizable` "something was violated".
     pub verdict: Verdict,
     /// A short plain-text account (empty when there is nothing to say).
     pub text: String,
