@@ -90,8 +90,14 @@ mod tests {
     fn statuses_carry_etcds_code_and_message() {
         let s = Status::from(Error::Compacted);
         assert_eq!(s.code(), Code::OutOfRange);
-        assert_eq!(s.message(), "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         assert_eq!(Status::from(Error::LeaseNotFound).code(), Code::NotFound);
-        assert_eq!(Status::from(Error::TooManyOps).code(), Code::InvalidArgument);
+        assert_eq!(
+            Status::from(Error::TooManyOps).code(),
+            Code::InvalidArgument
+        );
     }
 }

@@ -1,1 +1,67 @@
-fn main() {}
+//! The `detcd` binary: etcd's flags in, an etcd v3 member out.
+
+#[cfg(not(madsim))]
+fn main() {
+    use detcd::config::{self, Action};
+
+    let cfg = match config::parse(std::env::args()) {
+        Ok(Action::Version) => {
+            println!("detcd Version: {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "etcd API Version: {}",
+                detcd::server::maintenance::ETCD_API_VERSION
+            );
+            return;
+        }
+        Ok(Action::Run(cfg)) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let level = match cfg.log_level.as_str() {
+        "panic" | "fatal" => "error",
+        l => l,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("detcd={level},openraft=warn"))
+            }),
+        )
+        .init();
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(*cfg)) {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(madsim))]
+async fn run(cfg: detcd::config::Config) -> Result<(), detcd::server::StartError> {
+    let disk = detcd::io::disk::sled::open_data_dir(&cfg.data_dir)
+        .map_err(|e| format!("cannot open data dir {}: {e}", cfg.data_dir))?;
+    let server = detcd::server::Server::start(&cfg, disk).await?;
+    tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir, "ready to serve client requests");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("received signal; shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+#[cfg(madsim)]
+fn main() {
+    eprintln!("the detcd binary is not built for the simulator; use the detcd-sim crate");
+}

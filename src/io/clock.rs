@@ -120,7 +120,8 @@ fn shift(t: tokio::time::Instant, nanos: i128) -> tokio::time::Instant {
     if nanos >= 0 {
         t + Duration::from_nanos(nanos as u64)
     } else {
-        t.checked_sub(Duration::from_nanos((-nanos) as u64)).unwrap_or(t)
+        t.checked_sub(Duration::from_nanos((-nanos) as u64))
+            .unwrap_or(t)
     }
 }
 
@@ -205,7 +206,10 @@ mod tests {
 
     #[test]
     fn skew_is_linear_in_elapsed_time() {
-        let s = Skew { offset_nanos: -5, rate_ppm: 1000 };
+        let s = Skew {
+            offset_nanos: -5,
+            rate_ppm: 1000,
+        };
         assert_eq!(skew_nanos(&s, Duration::from_secs(1)), 1_000_000 - 5);
         assert_eq!(skew_nanos(&Skew::default(), Duration::from_secs(9)), 0);
     }

@@ -15,11 +15,15 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr, String> {
     let (host, port) = hostport
         .rsplit_once(':')
         .ok_or_else(|| format!("URL address does not have the form \"host:port\": {url}"))?;
-    let port: u16 = port.parse().map_err(|_| format!("invalid port in URL: {url}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid port in URL: {url}"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip: std::net::IpAddr = match host {
         "localhost" | "" => std::net::Ipv4Addr::LOCALHOST.into(),
-        h => h.parse().map_err(|_| format!("expected IP in URL for binding ({url})"))?,
+        h => h
+            .parse()
+            .map_err(|_| format!("expected IP in URL for binding ({url})"))?,
     };
     Ok(SocketAddr::new(ip, port))
 }
@@ -30,12 +34,68 @@ mod tests {
 
     #[test]
     fn parses_etcd_urls() {
-        assert_eq!(parse_listen_url("http://localhost:2379").unwrap().port(), 2379);
         assert_eq!(
-            parse_listen_url("http://127.0.0.1:12379/").unwrap().to_string(),
+            parse_listen_url("http://localhost:2379").unwrap().port(),
+            2379
+        );
+        assert_eq!(
+            parse_listen_url("http://127.0.0.1:12379/")
+                .unwrap()
+                .to_string(),
             "127.0.0.1:12379"
         );
         assert!(parse_listen_url("127.0.0.1:2379").is_err());
         assert!(parse_listen_url("http://127.0.0.1").is_err());
+    }
+}
+
+/// A bound client listener: a real socket, or (in the simulator) the address madsim-tonic binds.
+#[cfg(not(madsim))]
+pub type Listener = tokio::net::TcpListener;
+/// A bound client listener: a real socket, or (in the simulator) the address madsim-tonic binds.
+#[cfg(madsim)]
+pub type Listener = SocketAddr;
+
+/// Binds `addr` now, so a busy port fails startup instead of a background task.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
+    #[cfg(not(madsim))]
+    {
+        tokio::net::TcpListener::bind(addr).await
+    }
+    #[cfg(madsim)]
+    {
+        Ok(addr)
+    }
+}
+
+/// The address a listener is bound to.
+pub fn local_addr(l: &Listener) -> std::io::Result<SocketAddr> {
+    #[cfg(not(madsim))]
+    {
+        l.local_addr()
+    }
+    #[cfg(madsim)]
+    {
+        Ok(*l)
+    }
+}
+
+/// Serves a gRPC router on a listener until `shutdown` completes.
+pub async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: Listener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    #[cfg(not(madsim))]
+    {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+    #[cfg(madsim)]
+    {
+        router.serve_with_shutdown(listener, shutdown).await
     }
 }

@@ -62,7 +62,11 @@ impl KeyHistory {
 
     /// The last change at or before `at`.
     fn change_at(&self, at: i64) -> Option<&Change> {
-        let g = self.generations.iter().rev().find(|g| g.first_main() <= at)?;
+        let g = self
+            .generations
+            .iter()
+            .rev()
+            .find(|g| g.first_main() <= at)?;
         let idx = g.changes.partition_point(|c| c.rev.main <= at);
         g.changes.get(idx.checked_sub(1)?)
     }
@@ -74,16 +78,24 @@ impl KeyHistory {
 
     /// Records a put. `kv.mod_revision` must be newer than every change so far.
     pub fn put(&mut self, rev: Revision, kv: KeyValue) {
-        debug_assert!(self.newest_rev().is_none_or(|r| r < rev), "revisions of a key only increase");
+        debug_assert!(
+            self.newest_rev().is_none_or(|r| r < rev),
+            "revisions of a key only increase"
+        );
         match self.generations.last_mut() {
             Some(g) if !g.closed() => g.changes.push(Change { rev, kv: Some(kv) }),
-            _ => self.generations.push(Generation { changes: vec![Change { rev, kv: Some(kv) }] }),
+            _ => self.generations.push(Generation {
+                changes: vec![Change { rev, kv: Some(kv) }],
+            }),
         }
     }
 
     /// Records a deletion; the key must be live.
     pub fn tombstone(&mut self, rev: Revision) {
-        let g = self.generations.last_mut().expect("tombstone on a key with no history");
+        let g = self
+            .generations
+            .last_mut()
+            .expect("tombstone on a key with no history");
         assert!(!g.closed(), "tombstone on a deleted key");
         debug_assert!(g.changes.last().is_some_and(|c| c.rev < rev));
         g.changes.push(Change { rev, kv: None });
@@ -173,7 +185,10 @@ mod tests {
         assert_eq!(h.get(2).unwrap().mod_revision, 2);
         removed.clear();
         h.compact(4, &mut removed);
-        assert_eq!(removed, vec![(Revision::new(2, 0), false), (Revision::new(3, 0), true)]);
+        assert_eq!(
+            removed,
+            vec![(Revision::new(2, 0), false), (Revision::new(3, 0), true)]
+        );
         assert_eq!(h.get(4).unwrap().mod_revision, 4);
         removed.clear();
         h.compact(5, &mut removed);

@@ -15,7 +15,7 @@ use prost::Message;
 use crate::error::Error;
 use crate::io::Disk;
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
-use crate::proto::etcdserverpb::{RangeRequest, RangeResponse};
+use crate::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
 use crate::proto::mvccpb::KeyValue;
 
 use super::{KeyHistory, Revision};
@@ -31,6 +31,13 @@ pub(super) fn record_key(rev: Revision, tombstone: bool) -> Bytes {
     k.put_slice(&rev.to_bytes());
     k.put_u8(if tombstone { b't' } else { b'p' });
     k.freeze()
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 /// The in-memory state behind the lock.
@@ -57,7 +64,11 @@ pub(super) fn keys_in<'a>(
     if range_end.is_empty() {
         return Box::new(index.get_key_value(key).into_iter());
     }
-    let upper = if range_end == [0] { Bound::Unbounded } else { Bound::Excluded(range_end) };
+    let upper = if range_end == [0] {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(range_end)
+    };
     if let Bound::Excluded(end) = upper {
         if end <= key {
             return Box::new(std::iter::empty());
@@ -84,9 +95,15 @@ impl State {
     /// Serves a RangeRequest at the state's current contents. `current` is the revision reads of
     /// "now" use (inside a txn with writes, the txn's own revision).
     pub(super) fn range(&self, r: &RangeRequest, current: i64) -> Result<RangeResponse, Error> {
-        let rev = if r.revision <= 0 { current } else { self.read_rev(r.revision)? };
-        let mut sort_order = SortOrder::try_from(r.sort_order).map_err(|_| Error::InvalidSortOption)?;
-        let sort_target = SortTarget::try_from(r.sort_target).map_err(|_| Error::InvalidSortOption)?;
+        let rev = if r.revision <= 0 {
+            current
+        } else {
+            self.read_rev(r.revision)?
+        };
+        let mut sort_order =
+            SortOrder::try_from(r.sort_order).map_err(|_| Error::InvalidSortOption)?;
+        let sort_target =
+            SortTarget::try_from(r.sort_target).map_err(|_| Error::InvalidSortOption)?;
         if sort_target != SortTarget::Key && sort_order == SortOrder::None {
             // Keys come out ascending already; any other target needs an explicit sort.
             sort_order = SortOrder::Ascend;
@@ -97,7 +114,11 @@ impl State {
             || r.max_create_revision != 0;
         let needs_all = sort_order != SortOrder::None || filtered;
         // Fetch one past the limit to learn whether there is more.
-        let fetch = if r.limit > 0 && !needs_all { r.limit as usize + 1 } else { usize::MAX };
+        let fetch = if r.limit > 0 && !needs_all {
+            r.limit as usize + 1
+        } else {
+            usize::MAX
+        };
 
         let mut count = 0i64;
         let mut kvs: Vec<KeyValue> = Vec::new();
@@ -110,7 +131,12 @@ impl State {
             }
         }
         if r.count_only {
-            return Ok(RangeResponse { header: None, kvs: vec![], more: false, count });
+            return Ok(RangeResponse {
+                header: header(current),
+                kvs: vec![],
+                more: false,
+                count,
+            });
         }
         if filtered {
             kvs.retain(|kv| {
@@ -142,7 +168,12 @@ impl State {
                 kv.value = Bytes::new();
             }
         }
-        Ok(RangeResponse { header: None, kvs, more, count })
+        Ok(RangeResponse {
+            header: header(current),
+            kvs,
+            more,
+            count,
+        })
     }
 }
 
@@ -163,13 +194,22 @@ fn read_i64(disk: &Disk, key: &[u8]) -> std::io::Result<i64> {
 impl Store {
     /// An empty store. Like etcd's, it starts at revision 1, so the first write makes revision 2.
     pub fn new() -> Self {
-        Store { state: RwLock::new(State { current: 1, ..Default::default() }) }
+        Store {
+            state: RwLock::new(State {
+                current: 1,
+                ..Default::default()
+            }),
+        }
     }
 
     /// Rebuilds the store from what `disk` holds.
     pub fn open(disk: &Disk) -> std::io::Result<Self> {
-        let mut state = State { current: 1, ..Default::default() };
-        let corrupt = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let mut state = State {
+            current: 1,
+            ..Default::default()
+        };
+        let corrupt =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
         for (k, v) in disk.scan(REV_PREFIX, &crate::io::disk::prefix_end(REV_PREFIX))? {
             let rev = Revision::from_bytes(&k[1..]).ok_or_else(|| corrupt("short revision key"))?;
             let kv = KeyValue::decode(v).map_err(|_| corrupt("undecodable revision record"))?;
@@ -183,7 +223,9 @@ impl Store {
         }
         state.current = state.current.max(read_i64(disk, META_REV)?);
         state.compacted = read_i64(disk, META_COMPACT)?;
-        Ok(Store { state: RwLock::new(state) })
+        Ok(Store {
+            state: RwLock::new(state),
+        })
     }
 
     pub(super) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -196,7 +238,10 @@ impl Store {
 
     /// Replaces the whole state with what `disk` holds (after a snapshot was installed there).
     pub fn reload(&self, disk: &Disk) -> std::io::Result<()> {
-        let fresh = Store::open(disk)?.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        let fresh = Store::open(disk)?
+            .state
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
         *self.write_lock() = fresh;
         Ok(())
     }
@@ -207,7 +252,7 @@ impl Store {
         f()
     }
 
-    /// Serves a range read (header left empty for the caller).
+    /// Serves a range read; the header carries only the revision, for the caller to complete.
     pub fn range(&self, r: &RangeRequest) -> Result<RangeResponse, Error> {
         let s = self.read();
         s.range(r, s.current)
@@ -225,6 +270,10 @@ impl Store {
 
     /// Number of retained revision records (for status and metrics).
     pub fn record_count(&self) -> usize {
-        self.read().index.values().map(|h| h.changes().count()).sum()
+        self.read()
+            .index
+            .values()
+            .map(|h| h.changes().count())
+            .sum()
     }
 }

@@ -17,7 +17,7 @@ use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUn
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::etcdserverpb::{
-    Compare, CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
@@ -65,12 +65,20 @@ impl Store {
     pub fn writer(&self) -> Writer<'_> {
         let state = self.write_lock();
         let start_rev = state.current;
-        Writer { state, batch: WriteBatch::new(), events: Vec::new(), start_rev }
+        Writer {
+            state,
+            batch: WriteBatch::new(),
+            events: Vec::new(),
+            start_rev,
+        }
     }
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 impl<'a> Writer<'a> {
@@ -87,20 +95,29 @@ impl<'a> Writer<'a> {
         persist: impl FnOnce(WriteBatch) -> Result<(), E>,
     ) -> Result<Vec<Event>, E> {
         if self.state.current != self.start_rev {
-            self.batch.put(Bytes::from_static(META_REV), self.state.current.to_be_bytes().to_vec());
+            self.batch.put(
+                Bytes::from_static(META_REV),
+                self.state.current.to_be_bytes().to_vec(),
+            );
         }
         persist(std::mem::take(&mut self.batch))?;
         Ok(std::mem::take(&mut self.events))
     }
 
     fn begin(&self) -> Tx {
-        Tx { main: self.state.current + 1, sub: 0 }
+        Tx {
+            main: self.state.current + 1,
+            sub: 0,
+        }
     }
 
     /// Ends a revision: it exists only if it changed something.
     fn commit(&mut self, tx: Tx) -> i64 {
         if tx.sub > 0 {
-            assert!(tx.main == self.state.current + 1, "revisions advance by one");
+            assert!(
+                tx.main == self.state.current + 1,
+                "revisions advance by one"
+            );
             self.state.current = tx.main;
         }
         self.state.current
@@ -171,13 +188,19 @@ impl<'a> Writer<'a> {
             self.batch.delete(record_key(r, tombstone));
         }
         self.state.compacted = rev;
-        self.batch.put(Bytes::from_static(META_COMPACT), rev.to_be_bytes().to_vec());
+        self.batch
+            .put(Bytes::from_static(META_COMPACT), rev.to_be_bytes().to_vec());
         Ok(self.state.current)
     }
 
     fn check_put(&self, r: &PutRequest, leases: &dyn LeaseCheck) -> Result<(), Error> {
         if (r.ignore_value || r.ignore_lease)
-            && self.state.index.get(&r.key).and_then(|h| h.latest()).is_none()
+            && self
+                .state
+                .index
+                .get(&r.key)
+                .and_then(|h| h.latest())
+                .is_none()
         {
             return Err(Error::KeyNotFound);
         }
@@ -190,7 +213,12 @@ impl<'a> Writer<'a> {
     fn put_in(&mut self, tx: &mut Tx, r: &PutRequest) -> PutResponse {
         let rev = Revision::new(tx.main, tx.sub);
         tx.sub += 1;
-        let prev = self.state.index.get(&r.key).and_then(|h| h.latest()).cloned();
+        let prev = self
+            .state
+            .index
+            .get(&r.key)
+            .and_then(|h| h.latest())
+            .cloned();
         let kv = KeyValue {
             key: r.key.clone(),
             create_revision: prev.as_ref().map_or(rev.main, |p| p.create_revision),
@@ -201,16 +229,27 @@ impl<'a> Writer<'a> {
             } else {
                 r.value.clone()
             },
-            lease: if r.ignore_lease { prev.as_ref().map_or(0, |p| p.lease) } else { r.lease },
+            lease: if r.ignore_lease {
+                prev.as_ref().map_or(0, |p| p.lease)
+            } else {
+                r.lease
+            },
         };
         self.batch.put(record_key(rev, false), kv.encode_to_vec());
-        self.state.index.entry(kv.key.clone()).or_default().put(rev, kv.clone());
+        self.state
+            .index
+            .entry(kv.key.clone())
+            .or_default()
+            .put(rev, kv.clone());
         self.events.push(Event {
             r#type: EventType::Put as i32,
             kv: Some(kv),
             prev_kv: prev.clone(),
         });
-        PutResponse { header: header(tx.main), prev_kv: if r.prev_kv { prev } else { None } }
+        PutResponse {
+            header: header(tx.main),
+            prev_kv: if r.prev_kv { prev } else { None },
+        }
     }
 
     fn delete_in(&mut self, tx: &mut Tx, r: &DeleteRangeRequest) -> DeleteRangeResponse {
@@ -220,9 +259,17 @@ impl<'a> Writer<'a> {
         for prev in &live {
             let rev = Revision::new(tx.main, tx.sub);
             tx.sub += 1;
-            let tomb = KeyValue { key: prev.key.clone(), mod_revision: rev.main, ..Default::default() };
+            let tomb = KeyValue {
+                key: prev.key.clone(),
+                mod_revision: rev.main,
+                ..Default::default()
+            };
             self.batch.put(record_key(rev, true), tomb.encode_to_vec());
-            self.state.index.get_mut(&prev.key).expect("live key is indexed").tombstone(rev);
+            self.state
+                .index
+                .get_mut(&prev.key)
+                .expect("live key is indexed")
+                .tombstone(rev);
             self.events.push(Event {
                 r#type: EventType::Delete as i32,
                 kv: Some(tomb),
@@ -289,7 +336,13 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn txn_in(&mut self, tx: &mut Tx, r: &TxnRequest, path: &[bool], cursor: &mut usize) -> TxnResponse {
+    fn txn_in(
+        &mut self,
+        tx: &mut Tx,
+        r: &TxnRequest,
+        path: &[bool],
+        cursor: &mut usize,
+    ) -> TxnResponse {
         let ok = path[*cursor];
         *cursor += 1;
         let ops: &[RequestOp] = if ok { &r.success } else { &r.failure };
@@ -317,7 +370,11 @@ impl<'a> Writer<'a> {
             };
             responses.push(ResponseOp { response });
         }
-        TxnResponse { header: None, succeeded: ok, responses }
+        TxnResponse {
+            header: None,
+            succeeded: ok,
+            responses,
+        }
     }
 }
 
@@ -351,5 +408,16 @@ fn union_i64(c: &Compare, target: CompareTarget) -> i64 {
         (Some(TargetUnion::ModRevision(v)), CompareTarget::Mod) => *v,
         (Some(TargetUnion::Lease(v)), CompareTarget::Lease) => *v,
         _ => 0,
+    }
+}
+
+impl Store {
+    /// Runs a txn whose branches only read (see `server::check::txn_is_read_only`): no log
+    /// entry, no new revision, nothing persisted.
+    pub fn read_only_txn(&self, r: &TxnRequest) -> Result<TxnResponse, Error> {
+        let mut w = self.writer();
+        let resp = w.txn(r, &NoLeases)?;
+        assert!(w.events.is_empty(), "a read-only txn changed the store");
+        Ok(resp)
     }
 }

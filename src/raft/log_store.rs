@@ -70,7 +70,10 @@ pub fn decode_entry(b: &[u8]) -> io::Result<Entry<TypeConfig>> {
         None => return Err(bad("log entry without payload".into())),
     };
     Ok(Entry {
-        log_id: LogId::new(openraft::CommittedLeaderId::new(e.term, e.leader_node_id), e.index),
+        log_id: LogId::new(
+            openraft::CommittedLeaderId::new(e.term, e.leader_node_id),
+            e.index,
+        ),
         payload,
     })
 }
@@ -121,7 +124,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => prefix_end(LOG_PREFIX),
         };
         let rows = self.disk.scan(&log_key(start), &end).map_err(read_err)?;
-        rows.iter().map(|(_, v)| decode_entry(v).map_err(read_err)).collect()
+        rows.iter()
+            .map(|(_, v)| decode_entry(v).map_err(read_err))
+            .collect()
     }
 }
 
@@ -137,7 +142,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|(_, v)| decode_entry(&v).map(|e| e.log_id))
             .transpose()
             .map_err(read_err)?;
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -146,7 +154,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let mut b = WriteBatch::new();
-        b.put(Bytes::from_static(VOTE), serde_json::to_vec(vote).expect("vote serializes"));
+        b.put(
+            Bytes::from_static(VOTE),
+            serde_json::to_vec(vote).expect("vote serializes"),
+        );
         let io = async {
             self.disk.write(b)?;
             self.disk.sync().await
@@ -155,20 +166,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
-        self.read_json(VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
+        self.read_json(VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
         let mut b = WriteBatch::new();
-        b.put(Bytes::from_static(COMMITTED), serde_json::to_vec(&committed).expect("log id serializes"));
+        b.put(
+            Bytes::from_static(COMMITTED),
+            serde_json::to_vec(&committed).expect("log id serializes"),
+        );
         self.disk.write(b).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
-        Ok(self.read_json::<Option<LogId<u64>>>(COMMITTED).map_err(read_err)?.flatten())
+        Ok(self
+            .read_json::<Option<LogId<u64>>>(COMMITTED)
+            .map_err(read_err)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<u64>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -181,7 +206,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Durable before acknowledged: openraft counts this entry toward a commit only after
         // the callback.
         let synced = self.disk.sync().await;
-        let failed = synced.as_ref().err().map(|e| io::Error::new(e.kind(), e.to_string()));
+        let failed = synced
+            .as_ref()
+            .err()
+            .map(|e| io::Error::new(e.kind(), e.to_string()));
         callback.log_io_completed(synced);
         match failed {
             Some(e) => Err(write_err(e)),
@@ -190,7 +218,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        let rows = self.disk.scan(&log_key(log_id.index), &prefix_end(LOG_PREFIX)).map_err(read_err)?;
+        let rows = self
+            .disk
+            .scan(&log_key(log_id.index), &prefix_end(LOG_PREFIX))
+            .map_err(read_err)?;
         let mut b = WriteBatch::new();
         for (k, _) in rows {
             b.delete(k);
@@ -202,9 +233,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Whatever the state machine applied up to here must be durable before the log that
         // could replay it goes away.
         self.disk.sync().await.map_err(write_err)?;
-        let rows = self.disk.scan(&log_key(0), &log_key(log_id.index + 1)).map_err(read_err)?;
+        let rows = self
+            .disk
+            .scan(&log_key(0), &log_key(log_id.index + 1))
+            .map_err(read_err)?;
         let mut b = WriteBatch::new();
-        b.put(Bytes::from_static(PURGED), serde_json::to_vec(&log_id).expect("log id serializes"));
+        b.put(
+            Bytes::from_static(PURGED),
+            serde_json::to_vec(&log_id).expect("log id serializes"),
+        );
         for (k, _) in rows {
             b.delete(k);
         }

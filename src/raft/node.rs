@@ -87,7 +87,14 @@ impl RaftNode {
         if !raft.is_initialized().await? {
             raft.initialize(initial).await?;
         }
-        Ok(RaftNode { raft, store, id, cluster_id, settings, disk })
+        Ok(RaftNode {
+            raft,
+            store,
+            id,
+            cluster_id,
+            settings,
+            disk,
+        })
     }
 
     /// The mvcc store (reads go here directly).
@@ -143,7 +150,9 @@ impl RaftNode {
                 Response::Rejected(e) => Err(e),
                 other => Ok(other),
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Error::NoLeader),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(Error::NoLeader)
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                 Err(Error::Internal(e.to_string()))
             }

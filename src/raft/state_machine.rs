@@ -74,8 +74,16 @@ impl StateMachine {
             Some(v) => serde_json::from_slice(&v).map_err(bad_data)?,
             None => StoredMembership::default(),
         };
-        let meta = Meta { applied, membership, snapshots_built: 0 };
-        Ok(StateMachine { disk, store, meta: Arc::new(Mutex::new(meta)) })
+        let meta = Meta {
+            applied,
+            membership,
+            snapshots_built: 0,
+        };
+        Ok(StateMachine {
+            disk,
+            store,
+            meta: Arc::new(Mutex::new(meta)),
+        })
     }
 
     /// The store this state machine applies to (shared with the read path).
@@ -94,7 +102,10 @@ impl StateMachine {
             Some(Req::Txn(t)) => w.txn(&t, &NoLeases).map(Response::Txn),
             Some(Req::Compaction(c)) => w.compact(&c).map(|rev| {
                 Response::Compaction(CompactionResponse {
-                    header: Some(ResponseHeader { revision: rev, ..Default::default() }),
+                    header: Some(ResponseHeader {
+                        revision: rev,
+                        ..Default::default()
+                    }),
                 })
             }),
             Some(Req::LeaseGrant(_) | Req::LeaseRevoke(_) | Req::LeaseCheckpoint(_)) => {
@@ -125,7 +136,9 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        let (data, meta) = self.dump().map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let (data, meta) = self
+            .dump()
+            .map_err(|e| StorageIOError::read_state_machine(&e))?;
         let n = {
             let mut m = self.meta();
             m.snapshots_built += 1;
@@ -176,16 +189,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             });
             last = Some(e.log_id);
         }
-        let Some(last) = last else { return Ok(responses) };
+        let Some(last) = last else {
+            return Ok(responses);
+        };
         let disk = &self.disk;
         let meta = &self.meta;
         let _events = w
             .finish(|mut batch: WriteBatch| {
                 let mut m = meta.lock().unwrap_or_else(|p| p.into_inner());
                 assert!(m.applied < Some(last), "applied log id only moves forward");
-                batch.put(Bytes::from_static(APPLIED), serde_json::to_vec(&Some(last)).expect("log id"));
+                batch.put(
+                    Bytes::from_static(APPLIED),
+                    serde_json::to_vec(&Some(last)).expect("log id"),
+                );
                 if let Some(ms) = &membership {
-                    batch.put(Bytes::from_static(MEMBERSHIP), serde_json::to_vec(ms).expect("membership"));
+                    batch.put(
+                        Bytes::from_static(MEMBERSHIP),
+                        serde_json::to_vec(ms).expect("membership"),
+                    );
                 }
                 disk.write(batch)?;
                 m.applied = Some(last);
@@ -202,7 +223,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -235,7 +258,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 batch.put(k, buf.split_to(vl));
             }
-            batch.put(Bytes::from_static(APPLIED), serde_json::to_vec(&meta.last_log_id).expect("log id"));
+            batch.put(
+                Bytes::from_static(APPLIED),
+                serde_json::to_vec(&meta.last_log_id).expect("log id"),
+            );
             batch.put(
                 Bytes::from_static(MEMBERSHIP),
                 serde_json::to_vec(&meta.last_membership).expect("membership"),
@@ -248,10 +274,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             m.membership = meta.last_membership.clone();
             Ok(())
         };
-        install.await.map_err(|e: io::Error| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+        install.await.map_err(|e: io::Error| {
+            StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
+        })
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
         // The live store is always a valid snapshot of everything applied so far.
         if self.meta().applied.is_none() {
             return Ok(None);

@@ -40,7 +40,9 @@ impl Serialize for Request {
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: Vec<u8> = Deserialize::deserialize(d)?;
-        RaftRequest::decode(&bytes[..]).map(Request).map_err(serde::de::Error::custom)
+        RaftRequest::decode(&bytes[..])
+            .map(Request)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -93,11 +95,15 @@ impl<'de> Deserialize<'de> for Response {
         use serde::de::Error as _;
         Ok(match WireResponse::deserialize(d)? {
             WireResponse::Empty => Response::Empty,
-            WireResponse::Put(b) => Response::Put(Message::decode(&b[..]).map_err(D::Error::custom)?),
+            WireResponse::Put(b) => {
+                Response::Put(Message::decode(&b[..]).map_err(D::Error::custom)?)
+            }
             WireResponse::DeleteRange(b) => {
                 Response::DeleteRange(Message::decode(&b[..]).map_err(D::Error::custom)?)
             }
-            WireResponse::Txn(b) => Response::Txn(Message::decode(&b[..]).map_err(D::Error::custom)?),
+            WireResponse::Txn(b) => {
+                Response::Txn(Message::decode(&b[..]).map_err(D::Error::custom)?)
+            }
             WireResponse::Compaction(b) => {
                 Response::Compaction(Message::decode(&b[..]).map_err(D::Error::custom)?)
             }

@@ -6,9 +6,9 @@
 //! real power cut could lose. The raft log, the vote and the mvcc store all live in this one
 //! keyspace under distinct prefixes, so one `sync` covers all of them.
 
+pub mod sim;
 #[cfg(not(madsim))]
 pub mod sled;
-pub mod sim;
 
 use std::io;
 

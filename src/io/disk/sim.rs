@@ -125,7 +125,11 @@ impl SimDisk {
     pub fn crash(&self) -> usize {
         let mut s = self.lock();
         let pending = std::mem::take(&mut s.unsynced);
-        let keep = if pending.is_empty() { 0 } else { s.rng.gen_range(0..=pending.len()) };
+        let keep = if pending.is_empty() {
+            0
+        } else {
+            s.rng.gen_range(0..=pending.len())
+        };
         let mut durable = std::mem::take(&mut s.durable);
         for b in &pending[..keep] {
             apply(&mut durable, b);
@@ -207,7 +211,11 @@ impl SimDisk {
     }
 
     pub(super) fn size(&self) -> u64 {
-        self.lock().view.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+        self.lock()
+            .view
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
     }
 }
 
@@ -217,7 +225,10 @@ mod tests {
 
     fn batch(k: &str, v: &str) -> WriteBatch {
         let mut b = WriteBatch::new();
-        b.put(Bytes::copy_from_slice(k.as_bytes()), Bytes::copy_from_slice(v.as_bytes()));
+        b.put(
+            Bytes::copy_from_slice(k.as_bytes()),
+            Bytes::copy_from_slice(v.as_bytes()),
+        );
         b
     }
 
@@ -244,10 +255,17 @@ mod tests {
     #[tokio::test]
     async fn injected_errors_change_nothing() {
         let d = SimDisk::new();
-        d.set_faults(DiskFaults { write_error: 1.0, sync_error: 1.0, ..Default::default() });
+        d.set_faults(DiskFaults {
+            write_error: 1.0,
+            sync_error: 1.0,
+            ..Default::default()
+        });
         assert!(d.write(batch("a", "1")).is_err());
         assert!(d.get(b"a").unwrap().is_none());
-        d.set_faults(DiskFaults { sync_error: 1.0, ..Default::default() });
+        d.set_faults(DiskFaults {
+            sync_error: 1.0,
+            ..Default::default()
+        });
         d.write(batch("a", "1")).unwrap();
         assert!(d.sync().await.is_err());
         d.crash();

@@ -33,7 +33,11 @@ impl SledDisk {
     }
 
     pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Bytes>> {
-        Ok(self.db.get(key).map_err(to_io)?.map(|v| Bytes::copy_from_slice(&v)))
+        Ok(self
+            .db
+            .get(key)
+            .map_err(to_io)?
+            .map(|v| Bytes::copy_from_slice(&v)))
     }
 
     pub(super) fn scan(&self, start: &[u8], end: &[u8]) -> io::Result<Vec<(Bytes, Bytes)>> {
@@ -51,7 +55,10 @@ impl SledDisk {
             None => Ok(None),
             Some(r) => {
                 let (k, v) = r.map_err(to_io)?;
-                Ok(Some((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v))))
+                Ok(Some((
+                    Bytes::copy_from_slice(&k),
+                    Bytes::copy_from_slice(&v),
+                )))
             }
         }
     }
@@ -74,4 +81,12 @@ impl SledDisk {
     pub(super) fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Opens the production disk for a member's data directory (`<data-dir>/member/db`), creating
+/// directories as etcd does.
+pub fn open_data_dir(data_dir: &str) -> io::Result<super::Disk> {
+    let dir = Path::new(data_dir).join("member");
+    std::fs::create_dir_all(&dir)?;
+    Ok(super::Disk::Sled(SledDisk::open(&dir.join("db"))?))
 }

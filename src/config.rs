@@ -1,0 +1,593 @@
+//! etcd's server flags: every flag etcd 3.4 accepts, with etcd's names, defaults and `ETCD_*`
+//! environment variables (a flag on the command line wins over its variable).
+//!
+//! Each flag is one of three kinds ([`Support`]): built; accepted but not built yet (a warning is
+//! logged when it is set to anything but its default); or a security flag (TLS, client
+//! certificates, non-default auth tokens) — detcd refuses to start with those rather than run
+//! less securely than the operator asked for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+/// How detcd treats a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Implemented.
+    Built,
+    /// Accepted; setting it to a non-default value logs a warning.
+    Warn,
+    /// Refused when set to a non-default value: detcd will not silently run without security.
+    Security,
+}
+
+/// The type of a flag's value (Go's flag package semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `--flag`, `--flag=true|false` (never `--flag false`).
+    Bool,
+    /// Takes a value: `--flag v` or `--flag=v`.
+    Value,
+}
+
+use Kind::{Bool, Value};
+use Support::{Built, Security, Warn};
+
+/// Every etcd 3.4 server flag: name, default, kind, support.
+const FLAGS: &[(&str, &str, Kind, Support)] = &[
+    ("name", "default", Value, Built),
+    ("data-dir", "${name}.etcd", Value, Built),
+    ("wal-dir", "", Value, Warn),
+    ("snapshot-count", "100000", Value, Built),
+    ("heartbeat-interval", "100", Value, Built),
+    ("election-timeout", "1000", Value, Built),
+    ("initial-election-tick-advance", "true", Bool, Warn),
+    ("listen-peer-urls", "http://localhost:2380", Value, Built),
+    ("listen-client-urls", "http://localhost:2379", Value, Built),
+    ("listen-metrics-urls", "", Value, Warn),
+    ("max-snapshots", "5", Value, Warn),
+    ("max-wals", "5", Value, Warn),
+    ("quota-backend-bytes", "0", Value, Warn),
+    ("backend-batch-interval", "0s", Value, Warn),
+    ("backend-batch-limit", "0", Value, Warn),
+    ("max-txn-ops", "128", Value, Built),
+    ("max-request-bytes", "1572864", Value, Built),
+    ("max-concurrent-streams", "4294967295", Value, Warn),
+    ("grpc-keepalive-min-time", "5s", Value, Warn),
+    ("grpc-keepalive-interval", "2h0m0s", Value, Warn),
+    ("grpc-keepalive-timeout", "20s", Value, Warn),
+    (
+        "initial-advertise-peer-urls",
+        "http://localhost:2380",
+        Value,
+        Built,
+    ),
+    ("initial-cluster", "", Value, Built),
+    ("initial-cluster-state", "new", Value, Built),
+    ("initial-cluster-token", "etcd-cluster", Value, Built),
+    (
+        "advertise-client-urls",
+        "http://localhost:2379",
+        Value,
+        Built,
+    ),
+    ("discovery", "", Value, Warn),
+    ("discovery-fallback", "proxy", Value, Warn),
+    ("discovery-proxy", "", Value, Warn),
+    ("discovery-srv", "", Value, Warn),
+    ("discovery-srv-name", "", Value, Warn),
+    ("strict-reconfig-check", "true", Bool, Warn),
+    ("pre-vote", "false", Bool, Warn),
+    ("auto-compaction-retention", "0", Value, Warn),
+    ("auto-compaction-mode", "periodic", Value, Warn),
+    ("enable-v2", "false", Bool, Warn),
+    ("cert-file", "", Value, Security),
+    ("key-file", "", Value, Security),
+    ("client-cert-auth", "false", Bool, Security),
+    ("client-crl-file", "", Value, Security),
+    ("client-cert-allowed-hostname", "", Value, Security),
+    ("trusted-ca-file", "", Value, Security),
+    ("auto-tls", "false", Bool, Security),
+    ("peer-cert-file", "", Value, Security),
+    ("peer-key-file", "", Value, Security),
+    ("peer-client-cert-auth", "false", Bool, Security),
+    ("peer-trusted-ca-file", "", Value, Security),
+    ("peer-auto-tls", "false", Bool, Security),
+    ("peer-crl-file", "", Value, Security),
+    ("peer-cert-allowed-cn", "", Value, Security),
+    ("peer-cert-allowed-hostname", "", Value, Security),
+    ("cipher-suites", "", Value, Security),
+    (
+        "experimental-peer-skip-client-san-verification",
+        "false",
+        Bool,
+        Security,
+    ),
+    ("cors", "*", Value, Warn),
+    ("host-whitelist", "*", Value, Warn),
+    ("auth-token", "simple", Value, Security),
+    ("bcrypt-cost", "10", Value, Warn),
+    ("auth-token-ttl", "300", Value, Warn),
+    ("enable-pprof", "false", Bool, Warn),
+    ("metrics", "basic", Value, Warn),
+    ("logger", "capnslog", Value, Warn),
+    ("log-output", "default", Value, Warn),
+    ("log-outputs", "default", Value, Warn),
+    ("log-level", "info", Value, Built),
+    ("debug", "false", Bool, Built),
+    ("log-package-levels", "", Value, Warn),
+    ("proxy", "off", Value, Warn),
+    ("proxy-failure-wait", "5000", Value, Warn),
+    ("proxy-refresh-interval", "30000", Value, Warn),
+    ("proxy-dial-timeout", "1000", Value, Warn),
+    ("proxy-write-timeout", "5000", Value, Warn),
+    ("proxy-read-timeout", "0", Value, Warn),
+    ("enable-grpc-gateway", "true", Bool, Warn),
+    ("experimental-initial-corrupt-check", "false", Bool, Warn),
+    ("experimental-corrupt-check-time", "0s", Value, Warn),
+    ("experimental-enable-v2v3", "", Value, Warn),
+    (
+        "experimental-backend-bbolt-freelist-type",
+        "array",
+        Value,
+        Warn,
+    ),
+    ("experimental-enable-lease-checkpoint", "false", Bool, Warn),
+    (
+        "experimental-enable-lease-checkpoint-persist",
+        "false",
+        Bool,
+        Warn,
+    ),
+    ("experimental-compaction-batch-limit", "1000", Value, Warn),
+    (
+        "experimental-watch-progress-notify-interval",
+        "10m0s",
+        Value,
+        Warn,
+    ),
+    ("experimental-warning-apply-duration", "100ms", Value, Warn),
+    ("unsafe-no-fsync", "false", Bool, Warn),
+    ("force-new-cluster", "false", Bool, Warn),
+    // Refused: a configuration file replaces every other flag, and may carry TLS settings this
+    // build cannot honour, so it is not silently ignored.
+    ("config-file", "", Value, Security),
+];
+
+/// etcd 2 flags etcd 3.4 still accepts and ignores.
+const IGNORED: &[&str] = &[
+    "cluster-active-size",
+    "cluster-remove-delay",
+    "cluster-sync-interval",
+    "config",
+    "force",
+    "max-result-buffer",
+    "max-retry-attempts",
+    "peer-heartbeat-interval",
+    "peer-election-timeout",
+    "retry-interval",
+    "snapshot",
+    "v",
+    "vv",
+];
+
+/// One member of `--initial-cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    /// The member's name.
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--name`.
+    pub name: String,
+    /// `--data-dir`.
+    pub data_dir: String,
+    /// `--listen-client-urls`.
+    pub listen_client_urls: Vec<String>,
+    /// `--advertise-client-urls`.
+    pub advertise_client_urls: Vec<String>,
+    /// `--listen-peer-urls`.
+    pub listen_peer_urls: Vec<String>,
+    /// `--initial-advertise-peer-urls`.
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// `--initial-cluster`, by member.
+    pub initial_cluster: Vec<InitialMember>,
+    /// `--initial-cluster-state` is `new`.
+    pub initial_cluster_new: bool,
+    /// `--initial-cluster-token`.
+    pub initial_cluster_token: String,
+    /// `--max-request-bytes`.
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops`.
+    pub max_txn_ops: usize,
+    /// `--heartbeat-interval`.
+    pub heartbeat: Duration,
+    /// `--election-timeout`.
+    pub election: Duration,
+    /// `--snapshot-count`.
+    pub snapshot_count: u64,
+    /// `--log-level` (or `debug` with `--debug`).
+    pub log_level: String,
+    /// Warnings to log once logging is up (flags accepted but not built).
+    pub warnings: Vec<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// Print the version and exit.
+    Version,
+    /// Run the server.
+    Run(Box<Config>),
+}
+
+/// Go's flag package accepts `-flag` as well as `--flag`; clap wants the latter.
+fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after_terminator = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i > 0 && !after_terminator && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 {
+            out.push(format!("-{a}"));
+        } else {
+            if a == "--" {
+                after_terminator = true;
+            }
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn env_name(flag: &str) -> String {
+    format!("ETCD_{}", flag.to_uppercase().replace('-', "_"))
+}
+
+fn command() -> Command {
+    let mut cmd = Command::new("detcd")
+        .about("An etcd v3 compatible key-value store that runs inside a deterministic simulation")
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("version")
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .env("ETCD_VERSION"),
+        );
+    for (name, default, kind, _) in FLAGS {
+        let mut arg = Arg::new(*name)
+            .long(*name)
+            .env(env_name(name))
+            .default_value(*default);
+        arg = match kind {
+            Bool => arg
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .value_parser(clap::builder::BoolishValueParser::new()),
+            Value => arg.num_args(1),
+        };
+        cmd = cmd.arg(arg);
+    }
+    for name in IGNORED {
+        let long = Arg::new(*name)
+            .long(*name)
+            .num_args(0..=1)
+            .require_equals(true)
+            .hide(true);
+        cmd = cmd.arg(if name.len() == 1 {
+            long.short(name.chars().next().unwrap())
+        } else {
+            long
+        });
+    }
+    cmd
+}
+
+fn urls(m: &ArgMatches, name: &str) -> Result<Vec<String>, String> {
+    let v: &String = m.get_one(name).expect("has default");
+    let list: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for u in &list {
+        if u.starts_with("https://") || u.starts_with("unixs://") {
+            return Err(format!(
+                "--{name}={u}: TLS listeners are not supported by detcd yet; refusing to start \
+                 instead of serving without TLS"
+            ));
+        }
+        if !(u.starts_with("http://") || u.starts_with("unix://")) {
+            return Err(format!(
+                "URL scheme must be http, https, unix, or unixs: {u}"
+            ));
+        }
+    }
+    Ok(list)
+}
+
+fn number<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> Result<T, String> {
+    let v: &String = m.get_one(name).expect("has default");
+    v.parse()
+        .map_err(|_| format!("invalid value {v:?} for flag -{name}: parse error"))
+}
+
+/// Parses `--initial-cluster` (`name=url,name=url,...`; a name may appear with several URLs).
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<InitialMember>, String> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| format!("invalid value \"{s}\" for flag -initial-cluster"))?;
+        if !by_name.contains_key(name) {
+            order.push(name.to_string());
+        }
+        by_name
+            .entry(name.to_string())
+            .or_default()
+            .push(url.to_string());
+    }
+    Ok(order
+        .into_iter()
+        .map(|name| {
+            let peer_urls = by_name.remove(&name).unwrap_or_default();
+            InitialMember { name, peer_urls }
+        })
+        .collect())
+}
+
+/// Parses the command line (`args[0]` is the program) and environment into an [`Action`].
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
+    let m = command()
+        .try_get_matches_from(normalize(args))
+        .map_err(|e| e.to_string())?;
+    if m.get_flag("version") {
+        return Ok(Action::Version);
+    }
+    let mut warnings = Vec::new();
+    for (name, default, kind, support) in FLAGS {
+        let explicit = m.value_source(name) != Some(clap::parser::ValueSource::DefaultValue);
+        let value = match kind {
+            Bool => m
+                .get_one::<bool>(name)
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            Value => m.get_one::<String>(name).cloned().unwrap_or_default(),
+        };
+        if !explicit || value == *default {
+            continue;
+        }
+        match support {
+            Built => {}
+            Warn => warnings.push(format!(
+                "flag --{name}={value} is accepted but not implemented by detcd yet; it has no effect"
+            )),
+            Security => {
+                return Err(format!(
+                    "flag --{name} is set, but detcd does not support it yet; refusing to start \
+                     rather than run without the security it asks for"
+                ))
+            }
+        }
+    }
+    for name in IGNORED {
+        if m.contains_id(name)
+            && m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
+        {
+            warnings.push(format!("flag --{name} is an etcd v2 flag and is ignored"));
+        }
+    }
+
+    let name: String = m.get_one::<String>("name").cloned().expect("has default");
+    let mut data_dir: String = m
+        .get_one::<String>("data-dir")
+        .cloned()
+        .expect("has default");
+    if data_dir == "${name}.etcd" {
+        data_dir = format!("{name}.etcd");
+    }
+    let initial_advertise_peer_urls = urls(&m, "initial-advertise-peer-urls")?;
+    let ic: &String = m.get_one("initial-cluster").expect("has default");
+    let initial_cluster = if ic.is_empty() {
+        vec![InitialMember {
+            name: name.clone(),
+            peer_urls: initial_advertise_peer_urls.clone(),
+        }]
+    } else {
+        parse_initial_cluster(ic)?
+    };
+    let state: &String = m.get_one("initial-cluster-state").expect("has default");
+    let initial_cluster_new = match state.as_str() {
+        "new" => true,
+        "existing" => false,
+        other => {
+            return Err(format!(
+                "invalid value \"{other}\" for flag -initial-cluster-state: valid values are \"new\" and \"existing\""
+            ))
+        }
+    };
+    let log_level = if m.get_one::<bool>("debug").copied().unwrap_or(false) {
+        "debug".to_string()
+    } else {
+        m.get_one::<String>("log-level")
+            .cloned()
+            .expect("has default")
+    };
+    if !["debug", "info", "warn", "error", "panic", "fatal"].contains(&log_level.as_str()) {
+        return Err(format!("unknown level: {log_level:?}"));
+    }
+    let cfg = Config {
+        listen_client_urls: urls(&m, "listen-client-urls")?,
+        advertise_client_urls: urls(&m, "advertise-client-urls")?,
+        listen_peer_urls: urls(&m, "listen-peer-urls")?,
+        initial_advertise_peer_urls,
+        initial_cluster,
+        initial_cluster_new,
+        initial_cluster_token: m
+            .get_one::<String>("initial-cluster-token")
+            .cloned()
+            .expect("has default"),
+        max_request_bytes: number(&m, "max-request-bytes")?,
+        max_txn_ops: number(&m, "max-txn-ops")?,
+        heartbeat: Duration::from_millis(number(&m, "heartbeat-interval")?),
+        election: Duration::from_millis(number(&m, "election-timeout")?),
+        snapshot_count: number(&m, "snapshot-count")?,
+        log_level,
+        warnings,
+        name,
+        data_dir,
+    };
+    cfg.validate()?;
+    Ok(Action::Run(Box::new(cfg)))
+}
+
+impl Config {
+    /// etcd's consistency checks between flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat.is_zero() || self.election < self.heartbeat * 5 {
+            return Err(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                self.election.as_millis(),
+                self.heartbeat.as_millis()
+            ));
+        }
+        if self.election > Duration::from_millis(50_000) {
+            return Err(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than 50000ms",
+                self.election.as_millis()
+            ));
+        }
+        let me = self
+            .initial_cluster
+            .iter()
+            .find(|m| m.name == self.name)
+            .ok_or_else(|| {
+                format!(
+                    "couldn't find local name \"{}\" in the initial cluster configuration",
+                    self.name
+                )
+            })?;
+        let mut a = me.peer_urls.clone();
+        let mut b = self.initial_advertise_peer_urls.clone();
+        a.sort();
+        b.sort();
+        if a != b {
+            return Err(format!(
+                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} \
+                 (\"{}\"(resolved from \"{}\") != \"{}\"(resolved from \"{}\"))",
+                me.name,
+                me.peer_urls.join(","),
+                self.initial_advertise_peer_urls.join(","),
+                a.join(","),
+                a.join(","),
+                b.join(","),
+                b.join(",")
+            ));
+        }
+        if self.max_txn_ops == 0 {
+            return Err("--max-txn-ops must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// A single-member configuration with etcd's defaults, for tests and the simulator.
+    pub fn single(name: &str, client_url: &str, peer_url: &str) -> Config {
+        Config {
+            name: name.to_string(),
+            data_dir: format!("{name}.etcd"),
+            listen_client_urls: vec![client_url.to_string()],
+            advertise_client_urls: vec![client_url.to_string()],
+            listen_peer_urls: vec![peer_url.to_string()],
+            initial_advertise_peer_urls: vec![peer_url.to_string()],
+            initial_cluster: vec![InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![peer_url.to_string()],
+            }],
+            initial_cluster_new: true,
+            initial_cluster_token: "etcd-cluster".to_string(),
+            max_request_bytes: 1_572_864,
+            max_txn_ops: 128,
+            heartbeat: Duration::from_millis(100),
+            election: Duration::from_millis(1000),
+            snapshot_count: 100_000,
+            log_level: "info".to_string(),
+            warnings: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        let mut v = vec!["detcd".to_string()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        match parse(v)? {
+            Action::Run(c) => Ok(*c),
+            Action::Version => Err("version".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_etcds() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, "default.etcd");
+        assert_eq!(c.listen_client_urls, vec!["http://localhost:2379"]);
+        assert_eq!(c.max_request_bytes, 1_572_864);
+        assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(
+            c.initial_cluster[0].peer_urls,
+            vec!["http://localhost:2380"]
+        );
+    }
+
+    #[test]
+    fn go_style_flags_and_data_dir_default() {
+        let c = run(&[
+            "-name",
+            "n1",
+            "--max-txn-ops=3",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:1",
+            "--initial-cluster=n1=http://127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(c.data_dir, "n1.etcd");
+        assert_eq!(c.max_txn_ops, 3);
+    }
+
+    #[test]
+    fn security_flags_refuse_unbuilt_flags_warn() {
+        assert!(run(&["--cert-file", "x.pem"])
+            .unwrap_err()
+            .contains("refusing to start"));
+        assert!(run(&["--client-cert-auth"])
+            .unwrap_err()
+            .contains("refusing"));
+        assert!(run(&["--listen-client-urls", "https://127.0.0.1:2379"])
+            .unwrap_err()
+            .contains("TLS"));
+        let c = run(&["--quota-backend-bytes", "100", "--enable-v2=false"]).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(run(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn initial_cluster_must_name_this_member() {
+        assert!(run(&["--initial-cluster", "other=http://localhost:2380"])
+            .unwrap_err()
+            .contains("couldn't find local name"));
+        let m = parse_initial_cluster("a=http://1:1,b=http://2:2,a=http://3:3").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].peer_urls, vec!["http://1:1", "http://3:3"]);
+    }
+}

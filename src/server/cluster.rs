@@ -1,0 +1,46 @@
+//! The Cluster service: the member list from raft's membership.
+
+use tonic::{Request, Response, Status};
+
+use crate::proto::etcdserverpb::cluster_server::Cluster;
+use crate::proto::etcdserverpb::{Member, MemberListRequest, MemberListResponse};
+use crate::raft::RaftNode;
+
+/// etcd's Cluster service on one member.
+#[derive(Clone)]
+pub struct ClusterService {
+    node: RaftNode,
+}
+
+impl ClusterService {
+    /// A Cluster service for `node`.
+    pub fn new(node: RaftNode) -> Self {
+        ClusterService { node }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_list(
+        &self,
+        _req: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        let m = self.node.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                name: node.name.clone(),
+                peer_ur_ls: node.peer_urls.clone(),
+                client_ur_ls: node.client_urls.clone(),
+                is_learner: !membership.voter_ids().any(|v| v == *id),
+            })
+            .collect();
+        let revision = self.node.store().current_revision();
+        Ok(Response::new(MemberListResponse {
+            header: Some(self.node.header(revision)),
+            members,
+        }))
+    }
+}

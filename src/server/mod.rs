@@ -1,0 +1,192 @@
+//! The member: start one from a [`Config`] and a [`Disk`], serve etcd's gRPC API on its client
+//! URLs. Handlers are thin — validate ([`check`]), propose or read ([`RaftNode`]), map errors
+//! ([`crate::error`]) — and live one service per file.
+
+pub mod check;
+pub mod cluster;
+pub mod kv;
+pub mod maintenance;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::cluster::{cluster_id, member_id, Member};
+use crate::config::Config;
+use crate::io::disk::WriteBatch;
+use crate::io::{net, Disk};
+use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
+use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
+use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
+use crate::raft::{RaftNode, RaftSettings};
+
+/// Answers `Unimplemented` for services not built yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotYet;
+impl Watch for NotYet {}
+impl Lease for NotYet {}
+impl Auth for NotYet {}
+impl Election for NotYet {}
+impl Lock for NotYet {}
+
+/// gRPC adds framing around a request; etcd allows this much on top of `--max-request-bytes`.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+const MEMBER_ID_KEY: &[u8] = b"c/member_id";
+const CLUSTER_ID_KEY: &[u8] = b"c/cluster_id";
+
+/// A running member.
+pub struct Server {
+    node: RaftNode,
+    client_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    serving: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Why a member could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The member and cluster identity: from disk if this data dir was bootstrapped before (flags
+/// like the cluster token only matter at bootstrap, as in etcd), else derived from the flags.
+async fn identity(
+    cfg: &Config,
+    disk: &Disk,
+) -> Result<(u64, u64, BTreeMap<u64, Member>), StartError> {
+    let mut members = BTreeMap::new();
+    for m in &cfg.initial_cluster {
+        let id = member_id(&m.peer_urls, &cfg.initial_cluster_token);
+        let client_urls = if m.name == cfg.name {
+            cfg.advertise_client_urls.clone()
+        } else {
+            vec![]
+        };
+        members.insert(
+            id,
+            Member {
+                name: m.name.clone(),
+                peer_urls: m.peer_urls.clone(),
+                client_urls,
+            },
+        );
+    }
+    if members.len() > 1 {
+        return Err(
+            "multi-member clusters are not supported by this build yet: \
+                    --initial-cluster must name only this member"
+                .into(),
+        );
+    }
+    let read = |k: &[u8]| -> Result<Option<u64>, StartError> {
+        Ok(disk
+            .get(k)?
+            .and_then(|v| v[..].try_into().ok().map(u64::from_be_bytes)))
+    };
+    if let (Some(me), Some(cid)) = (read(MEMBER_ID_KEY)?, read(CLUSTER_ID_KEY)?) {
+        return Ok((me, cid, members));
+    }
+    if !cfg.initial_cluster_new {
+        return Err(
+            "--initial-cluster-state=existing needs a member that was added to a running \
+                    cluster, which this build does not support yet"
+                .into(),
+        );
+    }
+    let me = member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
+    let ids: Vec<u64> = members.keys().copied().collect();
+    let cid = cluster_id(&ids);
+    let mut b = WriteBatch::new();
+    b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
+    b.put(
+        Bytes::from_static(CLUSTER_ID_KEY),
+        cid.to_be_bytes().to_vec(),
+    );
+    disk.write(b)?;
+    disk.sync().await?;
+    Ok((me, cid, members))
+}
+
+impl Server {
+    /// Starts a member on `disk` and serves its client URLs.
+    pub async fn start(cfg: &Config, disk: Disk) -> Result<Server, StartError> {
+        let (me, cid, members) = identity(cfg, &disk).await?;
+        let settings = RaftSettings {
+            heartbeat: cfg.heartbeat,
+            election: cfg.election,
+            snapshot_count: cfg.snapshot_count,
+            max_request_bytes: cfg.max_request_bytes,
+        };
+        let node = RaftNode::start(me, cid, members, disk, settings).await?;
+        tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
+
+        let max_decode = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
+        let kv = KvServer::new(kv::KvService::new(node.clone(), cfg.max_txn_ops))
+            .max_decoding_message_size(max_decode)
+            .max_encoding_message_size(usize::MAX);
+        let maintenance =
+            MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
+                .max_decoding_message_size(max_decode);
+        let cluster = ClusterServer::new(cluster::ClusterService::new(node.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let mut serving = Vec::new();
+        let mut client_addrs = Vec::new();
+        for url in &cfg.listen_client_urls {
+            let addr = net::parse_listen_url(url)?;
+            let listener = net::bind(addr)
+                .await
+                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+            let bound = net::local_addr(&listener)?;
+            client_addrs.push(bound);
+            let router = tonic::transport::Server::builder()
+                .add_service(kv.clone())
+                .add_service(maintenance.clone())
+                .add_service(cluster.clone())
+                .add_service(WatchServer::new(NotYet))
+                .add_service(LeaseServer::new(NotYet))
+                .add_service(AuthServer::new(NotYet))
+                .add_service(ElectionServer::new(NotYet))
+                .add_service(LockServer::new(NotYet));
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            serving.push(tokio::spawn(async move {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown).await {
+                    tracing::error!(%bound, "client listener failed: {e}");
+                }
+            }));
+            tracing::info!(%bound, "serving client requests");
+        }
+        Ok(Server {
+            node,
+            client_addrs,
+            stop,
+            serving,
+        })
+    }
+
+    /// The addresses the client listeners are bound to.
+    pub fn client_addrs(&self) -> &[SocketAddr] {
+        &self.client_addrs
+    }
+
+    /// The member's raft node.
+    pub fn node(&self) -> &RaftNode {
+        &self.node
+    }
+
+    /// Stops serving and shuts raft down.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for s in self.serving {
+            let _ = s.await;
+        }
+        self.node.shutdown().await;
+    }
+}
