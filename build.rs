@@ -16,8 +16,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         // Keys and values are `Bytes`: decoding slices the request buffer instead of copying.
         .bytes(["."])
-        // Services that later work implements answer `Unimplemented` until then.
-        .generate_default_stubs(true)
         .compile_protos(&protos, &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

@@ -2,32 +2,43 @@
 
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
+/// Includes one generated package: the tonic flavour, or madsim-tonic's simulated flavour
+/// (generated beside it, under `sim/`) in a `--cfg madsim` build.
+macro_rules! generated {
+    ($file:literal) => {
+        #[cfg(not(madsim))]
+        include!(concat!(env!("OUT_DIR"), "/", $file));
+        #[cfg(madsim)]
+        include!(concat!(env!("OUT_DIR"), "/sim/", $file));
+    };
+}
+
 /// etcd's key-value and event messages.
 pub mod mvccpb {
-    include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
+    generated!("mvccpb.rs");
 }
 
 /// etcd's users, roles and permissions.
 pub mod authpb {
-    include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
+    generated!("authpb.rs");
 }
 
 /// etcd's v3 services: KV, Watch, Lease, Cluster, Maintenance, Auth.
 pub mod etcdserverpb {
-    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+    generated!("etcdserverpb.rs");
 }
 
 /// etcd's election service.
 pub mod v3electionpb {
-    include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
+    generated!("v3electionpb.rs");
 }
 
 /// etcd's lock service.
 pub mod v3lockpb {
-    include!(concat!(env!("OUT_DIR"), "/v3lockpb.rs"));
+    generated!("v3lockpb.rs");
 }
 
 /// detcd's raft log and disk formats.
 pub mod detcdpb {
-    include!(concat!(env!("OUT_DIR"), "/detcdpb.rs"));
+    generated!("detcdpb.rs");
 }

@@ -1,1 +1,10 @@
-//! Deterministic cluster simulation for detcd.
+//! detcd clusters inside madsim: every node runs the real server code on the simulated
+//! network, clock and [`SimDisk`](detcd::io::disk::SimDisk), so a seed fixes the whole run.
+//!
+//! Build and run with `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p
+//! detcd-sim`. In a normal build this crate only exports [`trace`].
+
+pub mod trace;
+
+#[cfg(madsim)]
+pub mod cluster;

@@ -28,15 +28,18 @@ mod table {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    /// Per-node skews, keyed by madsim node id. Only the simulator writes here.
-    static SKEWS: Mutex<BTreeMap<u64, (Skew, tokio::time::Instant)>> = Mutex::new(BTreeMap::new());
+    pub use madsim::task::NodeId;
 
-    fn current_node() -> Option<u64> {
+    /// Per-node skews, keyed by madsim node id. Only the simulator writes here.
+    static SKEWS: Mutex<BTreeMap<NodeId, (Skew, tokio::time::Instant)>> =
+        Mutex::new(BTreeMap::new());
+
+    fn current_node() -> Option<NodeId> {
         madsim::runtime::Handle::try_current().ok()?;
-        Some(madsim::plugin::node().into())
+        Some(madsim::plugin::node())
     }
 
-    pub fn set(node: u64, skew: Skew) {
+    pub fn set(node: NodeId, skew: Skew) {
         let origin = tokio::time::Instant::now();
         SKEWS.lock().unwrap().insert(node, (skew, origin));
     }
@@ -47,9 +50,9 @@ mod table {
     }
 }
 
-/// Sets the skew of simulated node `node` (its madsim node id). Simulation only.
+/// Sets the skew of simulated node `node`. Simulation only.
 #[cfg(madsim)]
-pub fn set_node_skew(node: u64, skew: Skew) {
+pub fn set_node_skew(node: table::NodeId, skew: Skew) {
     table::set(node, skew);
 }
 

@@ -4,6 +4,8 @@
 //! openraft's own `TokioRuntime` would bypass the simulator.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use openraft::async_runtime::AsyncOneshotSendExt;
@@ -30,13 +32,53 @@ impl<T: OptionalSend> AsyncOneshotSendExt<T> for OneshotSender<T> {
     }
 }
 
+/// A future bounded by a deadline (madsim-tokio has no `Timeout` type, so the seam has its own).
+pub struct Timeout<F> {
+    future: Pin<Box<F>>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The error of a [`Timeout`] whose deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = self.future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Bounds `future` by `deadline` on the runtime clock.
+pub fn timeout_at<F: Future>(deadline: tokio::time::Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future: Box::pin(future),
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+    }
+}
+
 impl AsyncRuntime for DetRuntime {
     type JoinError = tokio::task::JoinError;
     type JoinHandle<T: OptionalSend + 'static> = tokio::task::JoinHandle<T>;
     type Sleep = tokio::time::Sleep;
     type Instant = Instant;
-    type TimeoutError = tokio::time::error::Elapsed;
-    type Timeout<R, T: Future<Output = R> + OptionalSend> = tokio::time::Timeout<T>;
+    type TimeoutError = Elapsed;
+    type Timeout<R, T: Future<Output = R> + OptionalSend> = Timeout<T>;
     type ThreadLocalRng = super::rand::ThreadRng;
     type OneshotSender<T: OptionalSend> = OneshotSender<T>;
     type OneshotReceiverError = tokio::sync::oneshot::error::RecvError;
@@ -62,14 +104,14 @@ impl AsyncRuntime for DetRuntime {
         duration: Duration,
         future: F,
     ) -> Self::Timeout<R, F> {
-        tokio::time::timeout(duration, future)
+        timeout_at(tokio::time::Instant::now() + duration, future)
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
         deadline: Self::Instant,
         future: F,
     ) -> Self::Timeout<R, F> {
-        tokio::time::timeout_at(deadline.to_runtime(), future)
+        timeout_at(deadline.to_runtime(), future)
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {

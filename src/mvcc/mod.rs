@@ -16,6 +16,9 @@ pub mod revision;
 pub mod store;
 pub mod txn;
 
+#[cfg(test)]
+mod model_test;
+
 pub use key_index::KeyHistory;
 pub use revision::Revision;
 pub use store::Store;

@@ -3,7 +3,9 @@
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::cluster_server::Cluster;
-use crate::proto::etcdserverpb::{Member, MemberListRequest, MemberListResponse};
+use crate::proto::etcdserverpb::*;
+
+use super::unimplemented::unimplemented_rpcs;
 use crate::raft::RaftNode;
 
 /// etcd's Cluster service on one member.
@@ -21,6 +23,13 @@ impl ClusterService {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    unimplemented_rpcs! {
+        member_add(MemberAddRequest) -> MemberAddResponse;
+        member_remove(MemberRemoveRequest) -> MemberRemoveResponse;
+        member_update(MemberUpdateRequest) -> MemberUpdateResponse;
+        member_promote(MemberPromoteRequest) -> MemberPromoteResponse;
+    }
+
     async fn member_list(
         &self,
         _req: Request<MemberListRequest>,

@@ -4,7 +4,9 @@
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
-use crate::proto::etcdserverpb::{StatusRequest, StatusResponse};
+use crate::proto::etcdserverpb::*;
+
+use super::unimplemented::{not_yet, unimplemented_rpcs, NoStream};
 use crate::raft::RaftNode;
 
 /// The etcd API version detcd speaks (what Status reports as the server version).
@@ -25,6 +27,24 @@ impl MaintenanceService {
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
+    type SnapshotStream = NoStream<SnapshotResponse>;
+
+    unimplemented_rpcs! {
+        alarm(AlarmRequest) -> AlarmResponse;
+        defragment(DefragmentRequest) -> DefragmentResponse;
+        hash(HashRequest) -> HashResponse;
+        hash_kv(HashKvRequest) -> HashKvResponse;
+        move_leader(MoveLeaderRequest) -> MoveLeaderResponse;
+        downgrade(DowngradeRequest) -> DowngradeResponse;
+    }
+
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(not_yet("Snapshot"))
+    }
+
     async fn status(
         &self,
         _req: Request<StatusRequest>,

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cluster;
 pub mod kv;
 pub mod maintenance;
+pub mod unimplemented;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,24 +18,16 @@ use crate::cluster::{cluster_id, member_id, Member};
 use crate::config::Config;
 use crate::io::disk::WriteBatch;
 use crate::io::{net, Disk};
-use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
-use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
-use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
-use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
+use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::raft::{RaftNode, RaftSettings};
-
-/// Answers `Unimplemented` for services not built yet.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotYet;
-impl Watch for NotYet {}
-impl Lease for NotYet {}
-impl Auth for NotYet {}
-impl Election for NotYet {}
-impl Lock for NotYet {}
+use unimplemented::NotYet;
 
 /// gRPC adds framing around a request; etcd allows this much on top of `--max-request-bytes`.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
