@@ -3,6 +3,8 @@
 //! seed gives the same trace.
 
 #![cfg(madsim)]
+// Reading madsim's clock is deterministic: it is the simulator's virtual time.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::Duration;
 

@@ -8,6 +8,9 @@
 //! openraft asks for `Instant::now()` without any context, so the skew table is looked up by the
 //! current madsim node; outside the simulator there is nothing to look up.
 
+// The seam itself: the only place that reads the runtime's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::time::Duration;
 

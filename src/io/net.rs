@@ -28,26 +28,6 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_etcd_urls() {
-        assert_eq!(
-            parse_listen_url("http://localhost:2379").unwrap().port(),
-            2379
-        );
-        assert_eq!(
-            parse_listen_url("http://127.0.0.1:12379/")
-                .unwrap()
-                .to_string(),
-            "127.0.0.1:12379"
-        );
-        assert!(parse_listen_url("127.0.0.1:2379").is_err());
-        assert!(parse_listen_url("http://127.0.0.1").is_err());
-    }
-}
 
 /// A bound client listener: a real socket, or (in the simulator) the address madsim-tonic binds.
 #[cfg(not(madsim))]
@@ -97,5 +77,26 @@ pub async fn serve_grpc(
     #[cfg(madsim)]
     {
         router.serve_with_shutdown(listener, shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_etcd_urls() {
+        assert_eq!(
+            parse_listen_url("http://localhost:2379").unwrap().port(),
+            2379
+        );
+        assert_eq!(
+            parse_listen_url("http://127.0.0.1:12379/")
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:12379"
+        );
+        assert!(parse_listen_url("127.0.0.1:2379").is_err());
+        assert!(parse_listen_url("http://127.0.0.1").is_err());
     }
 }

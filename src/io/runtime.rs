@@ -3,6 +3,9 @@
 //! node's skewed [`Instant`](super::clock::Instant), and jitter from the seam's generator.
 //! openraft's own `TokioRuntime` would bypass the simulator.
 
+// The seam itself: the only place that reads the runtime's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
