@@ -1,6 +1,8 @@
 //! Drives the real `detcd` binary with the real `etcdctl` (v3.4) and checks
 //! exact outputs.
 
+// Real processes and real sockets: not part of the simulator build.
+#![cfg(not(madsim))]
 // These tests drive real server processes from outside, in real time: the
 // seam rule (clippy.toml: no wall clock, sleeps or threads outside src/io/)
 // is for the server, not for this harness.

@@ -28,7 +28,6 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-
 /// A bound client listener: a real socket, or (in the simulator) the address madsim-tonic binds.
 #[cfg(not(madsim))]
 pub type Listener = tokio::net::TcpListener;

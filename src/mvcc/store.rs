@@ -147,15 +147,22 @@ impl State {
             });
         }
         if sort_order != SortOrder::None {
+            // Stable sorts with the comparison flipped for DESCEND: ties keep ascending key
+            // order, as etcd's reverse sort does.
+            let desc = sort_order == SortOrder::Descend;
+            let by = |o: std::cmp::Ordering| if desc { o.reverse() } else { o };
             match sort_target {
-                SortTarget::Key => {}
-                SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-                SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-                SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-                SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-            }
-            if sort_order == SortOrder::Descend {
-                kvs.reverse();
+                SortTarget::Key => {
+                    if desc {
+                        kvs.reverse();
+                    }
+                }
+                SortTarget::Version => kvs.sort_by(|a, b| by(a.version.cmp(&b.version))),
+                SortTarget::Create => {
+                    kvs.sort_by(|a, b| by(a.create_revision.cmp(&b.create_revision)))
+                }
+                SortTarget::Mod => kvs.sort_by(|a, b| by(a.mod_revision.cmp(&b.mod_revision))),
+                SortTarget::Value => kvs.sort_by(|a, b| by(a.value.cmp(&b.value))),
             }
         }
         let mut more = false;

@@ -89,16 +89,43 @@ fn write_err(e: io::Error) -> StorageError<u64> {
     StorageIOError::write_logs(&e).into()
 }
 
-/// The raft log store; cheap to clone (it is the disk handle).
+/// The raft log store; cheap to clone (a disk handle and the flusher's queue).
 #[derive(Clone, Debug)]
 pub struct LogStore {
     disk: Disk,
+    flusher: tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
+}
+
+/// Group commit: appends queue their acknowledgement here; each round takes everything queued,
+/// syncs once, and acknowledges all of it. An append is only queued after its batch was written,
+/// so the sync that follows covers it. Raft's core never waits for an fsync, and entries that
+/// arrive during one ride along in the next.
+async fn flush_loop(
+    disk: Disk,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            waiting.push(more);
+        }
+        let synced = disk.sync().await;
+        for cb in waiting {
+            let result = match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            cb.log_io_completed(result);
+        }
+    }
 }
 
 impl LogStore {
-    /// A log store on `disk`.
+    /// A log store on `disk`; spawns its flusher, which ends when the last clone is dropped.
     pub fn new(disk: Disk) -> Self {
-        LogStore { disk }
+        let (flusher, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(flush_loop(disk.clone(), queue));
+        LogStore { disk, flusher }
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
@@ -206,18 +233,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             b.put(log_key(e.log_id.index), encode_entry(&e));
         }
         self.disk.write(b).map_err(write_err)?;
-        // Durable before acknowledged: openraft counts this entry toward a commit only after
-        // the callback.
-        let synced = self.disk.sync().await;
-        let failed = synced
-            .as_ref()
-            .err()
-            .map(|e| io::Error::new(e.kind(), e.to_string()));
-        callback.log_io_completed(synced);
-        match failed {
-            Some(e) => Err(write_err(e)),
-            None => Ok(()),
+        // Durable before acknowledged: openraft counts these entries toward a commit only after
+        // the callback, which the flusher calls once a sync covering them has completed.
+        if let Err(returned) = self.flusher.send(callback) {
+            returned
+                .0
+                .log_io_completed(Err(io::Error::other("log flusher stopped")));
+            return Err(write_err(io::Error::other("log flusher stopped")));
         }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {

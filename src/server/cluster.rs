@@ -46,7 +46,8 @@ impl Cluster for ClusterService {
                 is_learner: !membership.voter_ids().any(|v| v == *id),
             })
             .collect();
-        let revision = self.node.store().current_revision();
+        // etcd's cluster responses carry no store revision.
+        let revision = 0;
         Ok(Response::new(MemberListResponse {
             header: Some(self.node.header(revision)),
             members,
