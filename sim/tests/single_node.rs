@@ -143,9 +143,18 @@ fn same_seed_same_trace() {
 /// A bounded sweep over seeds: `DETCD_SIM_SEEDS` of them (default 20; CI runs more).
 #[test]
 fn seed_sweep() {
-    let n: u64 = std::env::var("DETCD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let n: u64 = std::env::var("DETCD_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     for seed in 1000..1000 + n {
         let t = run(seed);
-        assert!(t.events().iter().any(|e| e.starts_with("after restart: 30 keys")), "seed {seed}: {:?}", t.events());
+        assert!(
+            t.events()
+                .iter()
+                .any(|e| e.starts_with("after restart: 30 keys")),
+            "seed {seed}: {:?}",
+            t.events()
+        );
     }
 }
