@@ -15,6 +15,7 @@ use crate::io::Disk;
 use crate::mvcc::Store;
 use crate::proto::detcdpb::RaftRequest;
 use crate::proto::etcdserverpb::ResponseHeader;
+use crate::watch::Hub;
 
 use super::log_store::LogStore;
 use super::network::Network;
@@ -57,6 +58,7 @@ pub struct RaftNode {
     cluster_id: u64,
     settings: RaftSettings,
     disk: Disk,
+    hub: Arc<Hub>,
 }
 
 impl RaftNode {
@@ -81,7 +83,8 @@ impl RaftNode {
         }
         .validate()?;
         let log = LogStore::new(disk.clone());
-        let sm = StateMachine::open(disk.clone())?;
+        let hub = Arc::new(Hub::new());
+        let sm = StateMachine::open(disk.clone(), hub.clone())?;
         let store = sm.store();
         let raft = Raft::new(id, Arc::new(config), Network, log, sm).await?;
         if !raft.is_initialized().await? {
@@ -94,12 +97,18 @@ impl RaftNode {
             cluster_id,
             settings,
             disk,
+            hub,
         })
     }
 
     /// The mvcc store (reads go here directly).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Where applied events are published (for watchers).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// The node's disk.

@@ -27,6 +27,7 @@ use crate::mvcc::{Store, Writer};
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::RaftRequest;
 use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use crate::watch::{Hub, RevisionEvents};
 
 use super::types::{Request, Response, TypeConfig};
 
@@ -51,6 +52,8 @@ pub struct StateMachine {
     disk: Disk,
     store: Arc<Store>,
     meta: Arc<Mutex<Meta>>,
+    /// Where applied events go (watchers).
+    hub: Arc<Hub>,
 }
 
 fn sm_err(e: io::Error) -> StorageError<u64> {
@@ -62,8 +65,8 @@ fn bad_data(m: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    /// Opens the state machine on `disk`, rebuilding the store from it.
-    pub fn open(disk: Disk) -> io::Result<Self> {
+    /// Opens the state machine on `disk`, rebuilding the store from it; applied events go to `hub`.
+    pub fn open(disk: Disk, hub: Arc<Hub>) -> io::Result<Self> {
         let store = Arc::new(Store::open(&disk)?);
         let json = |key: &[u8]| -> io::Result<Option<Bytes>> { disk.get(key) };
         let applied = match json(APPLIED)? {
@@ -83,6 +86,7 @@ impl StateMachine {
             disk,
             store,
             meta: Arc::new(Mutex::new(meta)),
+            hub,
         })
     }
 
@@ -194,7 +198,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let disk = &self.disk;
         let meta = &self.meta;
-        let _events = w
+        let events = w
             .finish(|mut batch: WriteBatch| {
                 let mut m = meta.lock().unwrap_or_else(|p| p.into_inner());
                 assert!(m.applied < Some(last), "applied log id only moves forward");
@@ -216,6 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Ok::<_, io::Error>(())
             })
             .map_err(sm_err)?;
+        self.hub.publish(RevisionEvents::group(events));
         Ok(responses)
     }
 

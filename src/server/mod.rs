@@ -126,6 +126,10 @@ impl Server {
             MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
                 .max_decoding_message_size(max_decode);
         let cluster = ClusterServer::new(cluster::ClusterService::new(node.clone()));
+        let watch = WatchServer::new(crate::watch::service::WatchService::new(
+            node.clone(),
+            node.hub().clone(),
+        ));
         let (stop, stopped) = watch::channel(false);
         let mut serving = Vec::new();
         let mut client_addrs = Vec::new();
@@ -140,7 +144,7 @@ impl Server {
                 .add_service(kv.clone())
                 .add_service(maintenance.clone())
                 .add_service(cluster.clone())
-                .add_service(WatchServer::new(NotYet))
+                .add_service(watch.clone())
                 .add_service(LeaseServer::new(NotYet))
                 .add_service(AuthServer::new(NotYet))
                 .add_service(ElectionServer::new(NotYet))

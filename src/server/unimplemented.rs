@@ -5,7 +5,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::lease_server::Lease;
-use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::*;
 use crate::proto::v3electionpb::election_server::Election;
 use crate::proto::v3electionpb::*;
@@ -47,17 +46,6 @@ pub type NoStream<T> = futures::stream::Empty<Result<T, Status>>;
 /// Serves the services not built yet.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NotYet;
-
-#[tonic::async_trait]
-impl Watch for NotYet {
-    type WatchStream = NoStream<WatchResponse>;
-    async fn watch(
-        &self,
-        _request: Request<Streaming<WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(not_yet("Watch"))
-    }
-}
 
 #[tonic::async_trait]
 impl Lease for NotYet {
