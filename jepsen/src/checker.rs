@@ -62,7 +62,8 @@ impl Verdict {
 /// Knobs for [`check_with`].
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
-    /// Give up with `Unknown` after this long (`None` = no limit).
+    /// Give up with `Unknown` after this long (`None` = no limit; so is a
+    /// duration too large to add to the current instant).
     pub timeout: Option<Duration>,
     /// Give up with `Unknown` once a partition's memo holds this many
     /// configurations (bounds memory: an entry is roughly 60 bytes plus
@@ -256,7 +257,8 @@ pub fn check_with<M: Model>(
     opts: &CheckOptions,
 ) -> CheckResult {
     let start = Instant::now();
-    let deadline = opts.timeout.map(|t| start + t);
+    // A timeout too large to represent as an instant means no deadline.
+    let deadline = opts.timeout.and_then(|t| start.checked_add(t));
     let parts = partition(model, history);
     let lowest_illegal = AtomicUsize::new(usize::MAX);
     let run = |i: usize| -> PartResult {
@@ -853,6 +855,14 @@ mod tests {
         assert!(r.explanation.is_none());
         let r = check(&RegisterModel, &hard(10), Some(Duration::from_secs(60)));
         assert_eq!(r.verdict, Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn huge_timeout_means_no_deadline() {
+        for t in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let r = check(&RegisterModel, &hard(10), Some(t));
+            assert_eq!(r.verdict, Verdict::NotLinearizable, "timeout {t:?}");
+        }
     }
 
     #[test]

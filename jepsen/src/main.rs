@@ -57,7 +57,8 @@ enum Cmd {
         /// Write a self-contained HTML report here.
         #[arg(long)]
         html: Option<PathBuf>,
-        /// Give up on a file after this many seconds (verdict unknown).
+        /// Give up on a file after this many seconds (verdict unknown); a
+        /// value too large to represent means no limit.
         #[arg(long)]
         timeout: Option<f64>,
         /// Print one JSON line per file: {"file","valid","ops","ms"}.
@@ -143,6 +144,15 @@ fn load(path: &Path, format: Format, model: ModelArg) -> Result<Loaded, String> 
     })
 }
 
+/// `--timeout SECS` as a duration: negative or NaN is an error; a value
+/// too large for a `Duration` (or infinity) means no limit.
+fn timeout_duration(secs: f64) -> Result<Option<Duration>, String> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("{secs} is not a number of seconds >= 0"));
+    }
+    Ok(Duration::try_from_secs_f64(secs).ok())
+}
+
 fn run_check(loaded: &Loaded, opts: &CheckOptions) -> detcd_jepsen::CheckResult {
     match loaded {
         Loaded::Register(h) => check_with(&RegisterModel, h, opts),
@@ -160,8 +170,8 @@ fn cmd_check(
     json: bool,
     files: Vec<PathBuf>,
 ) -> ExitCode {
-    let timeout = match timeout.map(Duration::try_from_secs_f64).transpose() {
-        Ok(t) => t,
+    let timeout = match timeout.map(timeout_duration).transpose() {
+        Ok(t) => t.flatten(),
         Err(e) => {
             eprintln!("error: --timeout: {e}");
             return ExitCode::from(2);

@@ -148,3 +148,30 @@ fn watch_and_lock_subcommands() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn huge_timeouts_mean_no_limit_and_never_panic() {
+    let d = data_dir();
+    // 1e18 s fits in a Duration but not after "now"; 1e300 does not fit at all.
+    for t in ["1e18", "1e300", "inf"] {
+        let out = bin()
+            .args(["check", "--json", "--timeout", t])
+            .arg(d.join("etcd_000.log"))
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "--timeout {t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["valid"], serde_json::json!(false), "--timeout {t}");
+    }
+    let out = bin()
+        .args(["check", "--timeout", "-1"])
+        .arg(d.join("etcd_000.log"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "a negative timeout is an error");
+}
