@@ -63,15 +63,20 @@ impl CmpOp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CompareTarget {
-    /// The key's value; `None` stands for "absent" and orders before any
-    /// value. (etcd itself fails value compares on absent keys; compare
-    /// `mod_revision == 0` for "absent".)
-    Value(Option<String>),
-    /// The key's `mod_revision` (0 when absent).
+    /// The key's value, compared byte-wise. As in etcd (`applyCompare`:
+    /// "always fail if comparing a value on a key/keys that doesn't
+    /// exist"), **every** value compare on a missing key is false, whatever
+    /// the operator: `value(k) != "x"` is false when `k` does not exist.
+    /// etcd has no "value is absent" target; compare `mod_revision == 0`
+    /// for that.
+    Value(String),
+    /// The key's `mod_revision`; a missing key compares as 0 (as etcd does
+    /// for its revision-like targets).
     ModRevision(u64),
 }
 
-/// One compare of a transaction: `key <op> target`.
+/// One compare of a transaction: `key <op> target`. Compares name a
+/// single key; etcd's range compares (`range_end`) are not modeled.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Compare {
     /// The key compared.
@@ -517,8 +522,9 @@ impl KvModel {
                 succeeded = compares.iter().all(|c| {
                     let k = self.read(s, &c.key);
                     match &c.target {
+                        // A missing key fails every value compare.
                         CompareTarget::Value(v) => {
-                            c.op.eval(&k.map(|k| k.value.as_str()), &v.as_deref())
+                            k.is_some_and(|k| c.op.eval(&k.value.as_str(), &v.as_str()))
                         }
                         CompareTarget::ModRevision(r) => {
                             c.op.eval(&k.map_or(0, |k| k.mod_revision), r)
@@ -742,7 +748,7 @@ impl Model for KvModel {
                     .iter()
                     .map(|c| match &c.target {
                         CompareTarget::Value(v) => {
-                            format!("{} {} {}", c.key, c.op.symbol(), show(v))
+                            format!("value({}) {} {v:?}", c.key, c.op.symbol())
                         }
                         CompareTarget::ModRevision(r) => {
                             format!("mod({}) {} {r}", c.key, c.op.symbol())
@@ -977,7 +983,7 @@ mod tests {
             compares: vec![Compare {
                 key: "a".into(),
                 op: CmpOp::Equal,
-                target: CompareTarget::Value(Some("1".into())),
+                target: CompareTarget::Value("1".into()),
             }],
             success: vec![TxnOp::Put {
                 key: "b".into(),
@@ -1011,6 +1017,130 @@ mod tests {
         assert_eq!(verdict(&wrong_branch), Verdict::NotLinearizable);
         let wrong_effect = seq(vec![(txn, out(false)), (get("b"), plain("yes"))]);
         assert_eq!(verdict(&wrong_effect), Verdict::NotLinearizable);
+    }
+
+    /// `txn if value(k) <op> "x" then put k="y" else get k` on a store
+    /// where `k` does not exist.
+    fn value_compare_on_missing_key(op: CmpOp, succeeded: bool) -> History<KvInput, KvOutput> {
+        let txn = KvInput::Txn {
+            compares: vec![Compare {
+                key: "k".into(),
+                op,
+                target: CompareTarget::Value("x".into()),
+            }],
+            success: vec![TxnOp::Put {
+                key: "k".into(),
+                value: "y".into(),
+            }],
+            failure: vec![TxnOp::Get { key: "k".into() }],
+        };
+        let results = if succeeded {
+            vec![TxnOpResult::Put]
+        } else {
+            vec![TxnOpResult::Get {
+                value: None,
+                mod_revision: None,
+            }]
+        };
+        seq(vec![(
+            txn,
+            KvOutput::Txn {
+                succeeded,
+                results,
+                revision: None,
+            },
+        )])
+    }
+
+    #[test]
+    fn value_compares_on_a_missing_key_always_fail() {
+        // etcd: "always fail if comparing a value on a key/keys that doesn't
+        // exist", whatever the operator.
+        for op in [CmpOp::Equal, CmpOp::NotEqual, CmpOp::Less, CmpOp::Greater] {
+            let etcd = value_compare_on_missing_key(op, false);
+            assert_eq!(
+                verdict(&etcd),
+                Verdict::Linearizable,
+                "{op:?}: etcd's answer"
+            );
+            let model = KvModel::for_history(&etcd, false);
+            assert_eq!(check(&model, &etcd, None).verdict, Verdict::Linearizable);
+            let wrong = value_compare_on_missing_key(op, true);
+            assert_eq!(
+                verdict(&wrong),
+                Verdict::NotLinearizable,
+                "{op:?}: succeeded on a missing key"
+            );
+            let model = KvModel::for_history(&wrong, false);
+            assert_eq!(
+                check(&model, &wrong, None).verdict,
+                Verdict::NotLinearizable
+            );
+        }
+        // Once the key exists, the compare is an ordinary byte comparison
+        // ("w" < "x").
+        let setup = (put("k", "w"), KvOutput::Put { revision: None });
+        for (op, holds) in [
+            (CmpOp::Equal, false),
+            (CmpOp::NotEqual, true),
+            (CmpOp::Less, true),
+            (CmpOp::Greater, false),
+        ] {
+            for succeeded in [false, true] {
+                let mut h = value_compare_on_missing_key(op, succeeded);
+                let mut ops = seq(vec![setup.clone()]).ops;
+                for o in &mut h.ops {
+                    o.invoke += 10;
+                    o.complete += 10;
+                }
+                if !succeeded {
+                    h.ops[0].outcome = Outcome::Ok(KvOutput::Txn {
+                        succeeded,
+                        results: vec![TxnOpResult::Get {
+                            value: Some("w".into()),
+                            mod_revision: None,
+                        }],
+                        revision: None,
+                    });
+                }
+                ops.extend(h.ops);
+                let want = if succeeded == holds {
+                    Verdict::Linearizable
+                } else {
+                    Verdict::NotLinearizable
+                };
+                assert_eq!(verdict(&History { ops }), want, "\"w\" {op:?} \"x\"");
+            }
+        }
+        // A missing key's mod_revision compares as 0.
+        let txn = |op| KvInput::Txn {
+            compares: vec![Compare {
+                key: "k".into(),
+                op,
+                target: CompareTarget::ModRevision(0),
+            }],
+            success: vec![],
+            failure: vec![],
+        };
+        let out = |succeeded| KvOutput::Txn {
+            succeeded,
+            results: vec![],
+            revision: None,
+        };
+        let ok = seq(vec![(txn(CmpOp::Equal), out(true))]);
+        assert_eq!(verdict(&ok), Verdict::Linearizable);
+        let bad = seq(vec![(txn(CmpOp::Equal), out(false))]);
+        assert_eq!(verdict(&bad), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_null_value_target_is_rejected() {
+        let line = r#"{"process":0,"invoke":0,"complete":1,"type":"ok","input":{"f":"txn","compares":[{"key":"k","op":"equal","target":{"value":null}}],"success":[],"failure":[]},"output":{"f":"txn","succeeded":false}}"#;
+        let r: Result<History<KvInput, KvOutput>, _> = History::from_jsonl(line.as_bytes());
+        assert!(r.is_err(), "etcd has no 'value is absent' compare");
+        let ok = line.replace("null", "\"x\"");
+        let h: History<KvInput, KvOutput> = History::from_jsonl(ok.as_bytes()).expect("parses");
+        assert_eq!(verdict(&h), Verdict::Linearizable);
     }
 
     #[test]

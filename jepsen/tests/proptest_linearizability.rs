@@ -178,7 +178,7 @@ fn kv_history(nproc: usize, choices: &Choices, revisions: bool) -> History<KvInp
                     target: if revisions && c % 2 == 0 {
                         CompareTarget::ModRevision(u64::from(c / 6 % 4))
                     } else {
-                        CompareTarget::Value(Some(format!("v{}", c / 6 % 4)))
+                        CompareTarget::Value(format!("v{}", c / 6 % 4))
                     },
                 }],
                 success: vec![TxnOp::Put {
@@ -220,7 +220,8 @@ fn kv_history(nproc: usize, choices: &Choices, revisions: bool) -> History<KvInp
                 let cmp = &compares[0];
                 let e = s.data.get(&cmp.key);
                 let holds = match &cmp.target {
-                    CompareTarget::Value(v) => e.map(|e| &e.0) == v.as_ref(),
+                    // etcd: a value compare on a missing key is false.
+                    CompareTarget::Value(v) => e.is_some_and(|e| e.0 == *v),
                     CompareTarget::ModRevision(m) => e.map_or(0, |e| e.1) == *m,
                 };
                 let branch = if holds { success } else { failure };
@@ -606,7 +607,7 @@ fn random_kv_op(revisions: bool) -> impl Strategy<Value = Op<KvInput, KvOutput>>
                         compares: vec![Compare {
                             key: key.clone(),
                             op: CmpOp::Equal,
-                            target: CompareTarget::Value(val(v)),
+                            target: CompareTarget::Value(format!("v{v}")),
                         }],
                         success: vec![TxnOp::Put {
                             key: "k1".into(),
