@@ -47,9 +47,17 @@ fn parse_pair(line: usize, s: &str) -> Result<(i64, i64), HistoryError> {
 }
 
 /// Parses a Jepsen etcd register log (`INFO  jepsen.util - <process>
-/// <type> <f> <value>` lines, tabs or spaces). `:fail` means the operation
-/// did not happen; `:info` means unknown; an invocation that never
-/// completes is also unknown.
+/// <type> <f> <value>` lines, tabs or spaces).
+///
+/// * `:fail :cas` is what Jepsen's etcd register client records when the
+///   compare did not match: the operation completed and wrote nothing
+///   because the value differed. It becomes a completed CAS with
+///   `succeeded: false`, which requires the register to differ from the
+///   expected old value at its linearization point.
+/// * Any other `:fail` (in these logs only `:fail :read :timed-out`) means
+///   the operation did not take effect; it is dropped.
+/// * `:info` means unknown; an invocation that never completes is also
+///   unknown.
 pub fn parse_etcd_log(text: &str) -> Result<History<RegisterInput, RegisterOutput>, HistoryError> {
     let mut events = Vec::new();
     let mut open: HashMap<u64, RegisterInput> = HashMap::new();
@@ -104,12 +112,15 @@ pub fn parse_etcd_log(text: &str) -> Result<History<RegisterInput, RegisterOutpu
                 });
             }
             ":fail" | ":info" => {
-                open.remove(&process)
+                let input = open
+                    .remove(&process)
                     .ok_or_else(|| perr(line, "completion without invoke"))?;
-                let outcome = if kind == ":fail" {
-                    Outcome::Fail
-                } else {
-                    Outcome::Info
+                let outcome = match (kind, input) {
+                    (":fail", RegisterInput::Cas { .. }) => {
+                        Outcome::Ok(RegisterOutput::Cas { succeeded: false })
+                    }
+                    (":fail", _) => Outcome::Fail,
+                    _ => Outcome::Info,
                 };
                 events.push(Event::Complete { process, outcome });
             }
@@ -283,4 +294,61 @@ pub fn parse_kv_log(text: &str) -> Result<History<KvInput, KvOutput>, HistoryErr
         }
     }
     History::from_events(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{check, RegisterModel, Verdict};
+
+    fn log(lines: &[&str]) -> String {
+        lines
+            .iter()
+            .map(|l| format!("INFO  jepsen.util - {l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_cas_is_a_completed_compare_that_did_not_match() {
+        // The register holds 1 and nothing else runs: a cas 1->2 cannot
+        // find a different value, so `:fail` (compare failed) is a violation.
+        let bad = log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:cas\t[1 2]",
+            "1\t:fail\t:cas\t[1 2]",
+        ]);
+        let h = parse_etcd_log(&bad).expect("parses");
+        assert_eq!(
+            h.ops[1].outcome,
+            Outcome::Ok(RegisterOutput::Cas { succeeded: false })
+        );
+        let r = check(&RegisterModel, &h, None);
+        assert_eq!(r.verdict, Verdict::NotLinearizable);
+        let text = r.explanation.expect("explanation").summary();
+        assert!(text.contains("failed compare against 1"), "{text}");
+        // With a different value in the register the failed compare is fine.
+        let ok = log(&[
+            "0\t:invoke\t:write\t3",
+            "0\t:ok\t:write\t3",
+            "1\t:invoke\t:cas\t[1 2]",
+            "1\t:fail\t:cas\t[1 2]",
+            "1\t:invoke\t:read\tnil",
+            "1\t:ok\t:read\t3",
+        ]);
+        let h = parse_etcd_log(&ok).expect("parses");
+        assert_eq!(
+            check(&RegisterModel, &h, None).verdict,
+            Verdict::Linearizable
+        );
+        // A failed (timed-out) read did not happen and constrains nothing.
+        let read = log(&[
+            "0\t:invoke\t:write\t1",
+            "0\t:ok\t:write\t1",
+            "1\t:invoke\t:read\tnil",
+            "1\t:fail\t:read\t:timed-out",
+        ]);
+        let h = parse_etcd_log(&read).expect("parses");
+        assert_eq!(h.ops[1].outcome, Outcome::Fail);
+    }
 }

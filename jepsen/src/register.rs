@@ -36,8 +36,9 @@ pub enum RegisterOutput {
     /// The write took effect.
     Write,
     /// The compare-and-set ran; `succeeded` says whether the compare
-    /// matched. (Jepsen records a failed compare as a `fail` op instead,
-    /// which means "did not happen" and is equally correct here.)
+    /// matched. (Jepsen's etcd register test records a failed compare as
+    /// `:fail :cas`; [`crate::porcupine::parse_etcd_log`] turns that into
+    /// `succeeded: false`.)
     Cas {
         /// Whether the compare matched and the new value was stored.
         succeeded: bool,
