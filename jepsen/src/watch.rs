@@ -8,12 +8,22 @@
 //! * **unique**: no (revision, key) event arrives twice;
 //! * **atomic**: all events of one revision (within the watched range)
 //!   arrive in the same response;
-//! * **reliable**: no gaps: every matching event up to the newest revision
-//!   a stream has delivered is delivered;
+//! * **reliable**: no gaps: every matching event the stream covers, up to
+//!   the newest revision it has delivered, is delivered;
 //! * **resumable**: a stream started at revision `R` begins exactly with the
 //!   first matching event at or after `R` and nothing older;
 //! * **bookmarkable**: a progress notification at revision `P` only arrives
-//!   after every matching event at or below `P`, and none arrives after it.
+//!   after every covered matching event at or below `P`, and none arrives
+//!   after it.
+//!
+//! What a stream covers: from its start revision on. A "from now" stream
+//! (start revision 0) starts right after its creation response's header
+//! revision `C` when that was recorded ([`WatchStream::created_revision`]):
+//! it covers every revision after `C` and must deliver nothing at or before
+//! `C`. Without it, the start is unknown, but each fact received narrows it
+//! down: a progress notification at `P` proves the stream covers every
+//! revision after `P`, and a delivered (committed) event at `r` proves it
+//! covers `r` on. The stream is judged from the earliest such bound.
 //!
 //! Events that do not exist in the write history (or differ from it, or lie
 //! outside the watched range) are reported as phantoms. The write history
@@ -78,10 +88,17 @@ pub struct WatchStream {
     /// means every key from `key` on (etcd's `"\0"`).
     #[serde(default)]
     pub range_end: Option<String>,
-    /// The requested start revision; 0 means "from now": the start is then
-    /// unknown, so the stream is judged from its first delivered event on.
+    /// The requested start revision; 0 means "from now" (see
+    /// `created_revision`).
     #[serde(default)]
     pub start_revision: u64,
+    /// For a "from now" stream: the header revision of the watch-creation
+    /// response, if recorded. etcd starts such a watch right after it, so
+    /// every matching event after it must be delivered and none at or
+    /// before it. Without it the start is bounded by the first progress
+    /// notification or delivered event. Ignored when `start_revision > 0`.
+    #[serde(default)]
+    pub created_revision: Option<u64>,
     /// Everything received, in order.
     pub responses: Vec<WatchResponse>,
 }
@@ -310,11 +327,27 @@ fn check_stream(
 ) {
     let name = s.name.clone();
     let v = &mut report.violations;
+    // The first revision the stream must cover, when known up front.
+    let known_start = if s.start_revision > 0 {
+        Some(s.start_revision)
+    } else {
+        s.created_revision.map(|c| c.saturating_add(1))
+    };
+    let start = known_start.unwrap_or(0);
+    // A lower bound of the revisions the stream provably covers; for an
+    // unknown start it drops with each progress notification or committed
+    // event received.
+    let mut cover = known_start;
+    let lower = |cover: &mut Option<u64>, r: u64| {
+        if known_start.is_none() {
+            *cover = Some(cover.map_or(r, |c| c.min(r)));
+        }
+    };
     // Expected events: matching the range, at or after the start.
     let expected: Vec<&WatchEvent> = log
         .values()
         .copied()
-        .filter(|e| s.matches(&e.key) && e.revision >= s.start_revision)
+        .filter(|e| s.matches(&e.key) && e.revision >= start)
         .collect();
     let mut delivered: BTreeSet<(u64, String)> = BTreeSet::new();
     let mut revision_responses: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
@@ -369,44 +402,53 @@ fn check_stream(
                             event: e.clone(),
                             detail: "key outside the watched range".into(),
                         }),
-                        Some(_) if e.revision < s.start_revision => {
-                            v.push(WatchViolation::BadResume {
-                                stream: name.clone(),
-                                start_revision: s.start_revision,
-                                detail: format!(
+                        Some(_) if e.revision < start => v.push(WatchViolation::BadResume {
+                            stream: name.clone(),
+                            start_revision: s.start_revision,
+                            detail: if s.start_revision > 0 {
+                                format!(
                                     "delivered {}@{} from before the start revision",
                                     e.key, e.revision
-                                ),
-                            })
-                        }
-                        Some(_) => {}
+                                )
+                            } else {
+                                format!(
+                                    "delivered {}@{}, at or before the creation revision {}",
+                                    e.key,
+                                    e.revision,
+                                    start - 1
+                                )
+                            },
+                        }),
+                        Some(_) => lower(&mut cover, e.revision),
                     }
                 }
             }
             WatchResponse::Progress { revision } => {
-                // A "from now" stream (start 0) has no known start: only
-                // events from its first delivered one on are expected.
-                let from = if s.start_revision > 0 {
-                    s.start_revision
-                } else {
-                    first_event.map_or(u64::MAX, |e| e.revision)
-                };
-                let missing: Vec<String> = expected
-                    .iter()
-                    .filter(|e| {
-                        e.revision >= from
-                            && e.revision <= *revision
-                            && !delivered.contains(&(e.revision, e.key.clone()))
-                    })
-                    .map(|e| format!("{}@{}", e.key, e.revision))
-                    .collect();
-                if !missing.is_empty() {
-                    v.push(WatchViolation::ProgressAhead {
-                        stream: name.clone(),
-                        progress: *revision,
-                        detail: format!("events not yet delivered: {}", missing.join(", ")),
-                    });
+                // Every covered event at or below the notification must
+                // have arrived (nothing is known to be covered yet for a
+                // "from now" stream with no recorded start and no earlier
+                // bound).
+                if let Some(from) = cover {
+                    let missing: Vec<String> = expected
+                        .iter()
+                        .filter(|e| {
+                            e.revision >= from
+                                && e.revision <= *revision
+                                && !delivered.contains(&(e.revision, e.key.clone()))
+                        })
+                        .map(|e| format!("{}@{}", e.key, e.revision))
+                        .collect();
+                    if !missing.is_empty() {
+                        v.push(WatchViolation::ProgressAhead {
+                            stream: name.clone(),
+                            progress: *revision,
+                            detail: format!("events not yet delivered: {}", missing.join(", ")),
+                        });
+                    }
                 }
+                // The stream is caught up to `revision`, so it covers
+                // everything after it.
+                lower(&mut cover, revision.saturating_add(1));
                 max_progress = max_progress.max(*revision);
             }
         }
@@ -436,15 +478,19 @@ fn check_stream(
             }
         }
     }
-    // Reliable: nothing skipped up to the newest delivered revision.
-    let first_rev = first_event.map_or(0, |e| e.revision);
+    // Reliable: nothing covered skipped up to the newest delivered
+    // revision. With an explicit start revision, what comes before the
+    // first delivered event is the resumable check's concern.
+    let gap_from = if s.start_revision > 0 {
+        first_event.map_or(0, |e| e.revision)
+    } else {
+        cover.unwrap_or(u64::MAX)
+    };
     for e in &expected {
         if e.revision > last_rev {
             break;
         }
-        if e.revision < first_rev {
-            // Before the first delivered event: the resumable check's
-            // concern, or unspecified for a "from now" stream.
+        if e.revision < gap_from {
             continue;
         }
         if !delivered.contains(&(e.revision, e.key.clone())) {

@@ -53,6 +53,7 @@ fn stream(
         key: key.into(),
         range_end: range_end.map(Into::into),
         start_revision: start,
+        created_revision: None,
         responses,
     }
 }
@@ -397,6 +398,105 @@ fn lock_access_before_request_is_caught() {
     assert!(
         v.iter()
             .any(|v| matches!(v, LockViolation::AccessOutsideHold { hold: 0 })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn from_now_stream_gap_after_a_bookmark_is_caught() {
+    // Writes at 4 and 5 on key a; the stream claims progress at 3, so it
+    // covers 4 and 5, but only 5 arrives.
+    let h = |responses| WatchHistory {
+        writes: vec![put(2, "a", "1"), put(4, "a", "2"), put(5, "a", "3")],
+        streams: vec![stream("from now", "a", None, 0, responses)],
+    };
+    let v = check_watches(&h(vec![
+        WatchResponse::Progress { revision: 3 },
+        ev(vec![put(5, "a", "3")]),
+    ]))
+    .violations;
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Gap { missing, .. } if missing.revision == 4)),
+        "{v:?}"
+    );
+    // Delivering both is fine, and so is a bookmark at 4 before 5.
+    for responses in [
+        vec![
+            WatchResponse::Progress { revision: 3 },
+            ev(vec![put(4, "a", "2")]),
+            ev(vec![put(5, "a", "3")]),
+        ],
+        vec![
+            WatchResponse::Progress { revision: 4 },
+            ev(vec![put(5, "a", "3")]),
+        ],
+    ] {
+        let r = check_watches(&h(responses));
+        assert!(r.is_valid(), "{:?}", r.violations);
+    }
+    // A later bookmark must also come after every event since the first.
+    let v = check_watches(&h(vec![
+        WatchResponse::Progress { revision: 3 },
+        WatchResponse::Progress { revision: 5 },
+    ]))
+    .violations;
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::ProgressAhead { progress: 5, .. })),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn from_now_stream_with_a_creation_revision_covers_everything_after_it() {
+    let h = |created, responses| {
+        let mut s = stream("from now", "a", Some("c"), 0, responses);
+        s.created_revision = Some(created);
+        WatchHistory {
+            writes: writes(),
+            streams: vec![s],
+        }
+    };
+    // Created at 3: revision 4 (a and b) and 5 must all arrive.
+    let r = check_watches(&h(
+        3,
+        vec![
+            ev(vec![put(4, "a", "2"), put(4, "b", "2")]),
+            ev(vec![del(5, "a")]),
+        ],
+    ));
+    assert!(r.is_valid(), "{:?}", r.violations);
+    let v = check_watches(&h(3, vec![ev(vec![del(5, "a")])])).violations;
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::Gap { missing, .. } if missing.revision == 4)),
+        "{v:?}"
+    );
+    // Without the creation revision that stream is judged from revision 5.
+    let mut unknown = h(3, vec![ev(vec![del(5, "a")])]);
+    unknown.streams[0].created_revision = None;
+    assert!(check_watches(&unknown).is_valid());
+    // A bookmark right after creation must wait for the covered events.
+    let v = check_watches(&h(3, vec![WatchResponse::Progress { revision: 4 }])).violations;
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::ProgressAhead { progress: 4, .. })),
+        "{v:?}"
+    );
+    // Nothing at or before the creation revision may be delivered.
+    let v = check_watches(&h(
+        3,
+        vec![
+            ev(vec![put(3, "b", "1")]),
+            ev(vec![put(4, "a", "2"), put(4, "b", "2")]),
+            ev(vec![del(5, "a")]),
+        ],
+    ))
+    .violations;
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, WatchViolation::BadResume { .. })),
         "{v:?}"
     );
 }
