@@ -9,10 +9,21 @@
 //! * **unique tokens**: no two acquisitions get the same token;
 //! * **token order**: an acquisition that completed before another was
 //!   invoked has the smaller token;
-//! * **mutual exclusion**: if holder `A` released its lock by deleting its
-//!   own (still existing) lock key, then no holder with a larger token
-//!   acquired before `A`'s release was invoked — `A`'s key existed until
-//!   then, so the lock was not free;
+//! * **mutual exclusion**, where the history proves how long a holder's
+//!   key existed: no holder with a larger token than `A` completed its
+//!   acquisition before a time at which `A`'s lock key is known to have
+//!   still existed. The key existed continuously from its creation until:
+//!   - the invoke of `A`'s unlock, when that unlock deleted the key
+//!     ([`Release::still_held`]);
+//!   - [`LockHold::key_seen_at`], the invoke time of a later operation
+//!     that observed the key still existing (for example a get at the end
+//!     of the test, for a holder that never released).
+//!
+//!   A holder with neither (it never released, its unlock timed out or is
+//!   unknown, or its key was already gone at unlock) is **not** checked for
+//!   overlap: its lease may have expired at any moment, which freed the
+//!   lock legitimately, and the history does not say when. Such holders
+//!   are still covered by token uniqueness, token order and fencing;
 //! * **fencing**: the guarded resource never accepts an access with an
 //!   older token after it completed an access with a newer token (an
 //!   access of `A` that starts after an access of `B` ended, with
@@ -63,6 +74,29 @@ pub struct LockHold {
     /// Accesses accepted by the guarded resource under this token.
     #[serde(default)]
     pub accesses: Vec<Access>,
+    /// Evidence that the lock key still existed: the invoke time of an
+    /// operation, invoked after the acquisition completed, that observed
+    /// the key (for example a get of it, or a keep-alive of its lease
+    /// answered with a TTL > 0 before any unlock was sent). Record it for
+    /// holders that never released or whose unlock outcome is unknown;
+    /// without it their overlap with later holders is not checked. A value
+    /// before `acquire_complete` proves nothing and is ignored.
+    #[serde(default)]
+    pub key_seen_at: Option<u64>,
+}
+
+impl LockHold {
+    /// A time until which this holder's lock key provably existed (see
+    /// the module docs), if the history proves one.
+    pub fn key_existed_until(&self) -> Option<u64> {
+        let released = self
+            .release
+            .as_ref()
+            .filter(|r| r.still_held)
+            .map(|r| r.invoke);
+        let seen = self.key_seen_at.filter(|&t| t >= self.acquire_complete);
+        released.max(seen)
+    }
 }
 
 /// All acquisitions of one lock.
@@ -201,13 +235,13 @@ pub fn check_locks(h: &LockHistory) -> LockReport {
                 });
             }
             if a.token < b.token {
-                if let Some(r) = &a.release {
-                    if r.still_held && b.acquire_complete < r.invoke {
-                        v.push(LockViolation::Overlap {
-                            holder: i,
-                            later: j,
-                        });
-                    }
+                if a.key_existed_until()
+                    .is_some_and(|t| b.acquire_complete < t)
+                {
+                    v.push(LockViolation::Overlap {
+                        holder: i,
+                        later: j,
+                    });
                 }
                 let stale = a
                     .accesses

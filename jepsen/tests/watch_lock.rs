@@ -305,6 +305,7 @@ fn hold(
             .iter()
             .map(|&(start, end)| Access { start, end })
             .collect(),
+        key_seen_at: None,
     }
 }
 
@@ -377,6 +378,50 @@ fn lock_overlap_is_caught() {
         )),
         "{v:?}"
     );
+}
+
+#[test]
+fn lock_overlap_with_a_holder_that_never_released_is_caught() {
+    // Hold 0 never releases; a get at 8 still sees its key, yet hold 1
+    // (larger token) was granted at 5.
+    let mut never_released = hold(0, 10, (0, 1), None, &[]);
+    never_released.key_seen_at = Some(8);
+    let v = locks(vec![never_released.clone(), hold(1, 12, (3, 5), None, &[])]);
+    assert!(
+        v.iter().any(|v| matches!(
+            v,
+            LockViolation::Overlap {
+                holder: 0,
+                later: 1
+            }
+        )),
+        "{v:?}"
+    );
+    // Granted after the last sighting: the lease may have expired.
+    let v = locks(vec![never_released.clone(), hold(1, 12, (3, 9), None, &[])]);
+    assert!(v.is_empty(), "{v:?}");
+    // A sighting invoked before the acquisition completed proves nothing.
+    let mut early = hold(0, 10, (0, 6), None, &[]);
+    early.key_seen_at = Some(4);
+    let v = locks(vec![early, hold(1, 12, (1, 3), None, &[])]);
+    assert!(v.is_empty(), "{v:?}");
+    // An unlock that found the key already gone (lease expired) plus a
+    // later sighting: the sighting still counts.
+    let mut expired = hold(0, 10, (0, 1), Some((9, 10, false)), &[]);
+    expired.key_seen_at = Some(7);
+    let v = locks(vec![expired, hold(1, 12, (3, 5), None, &[])]);
+    assert!(
+        v.iter()
+            .any(|v| matches!(v, LockViolation::Overlap { holder: 0, .. })),
+        "{v:?}"
+    );
+    // Without evidence, a holder that never released is not judged for
+    // overlap (its lease may have expired), only by token order/fencing.
+    let v = locks(vec![
+        hold(0, 10, (0, 1), None, &[]),
+        hold(1, 12, (3, 5), None, &[]),
+    ]);
+    assert!(v.is_empty(), "{v:?}");
 }
 
 #[test]
