@@ -11,6 +11,7 @@
 //! caller's write batch, so the raft state machine persists a whole apply batch — changes plus its
 //! applied index — atomically. On open the index is rebuilt from disk.
 
+pub mod history;
 pub mod key_index;
 pub mod revision;
 pub mod store;
