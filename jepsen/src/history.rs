@@ -162,10 +162,16 @@ pub enum HistoryError {
         process: u64,
     },
     /// An operation completes before it was invoked.
-    #[error("op {index}: completes at {complete} before its invoke at {invoke}")]
+    #[error(
+        "malformed history: op {index} (process {process}, {outcome}) completes at {complete} before its invoke at {invoke}"
+    )]
     TimeTravel {
         /// Index of the op.
         index: usize,
+        /// Its process.
+        process: u64,
+        /// Its outcome (`ok` or `fail`).
+        outcome: &'static str,
         /// Invoke time.
         invoke: u64,
         /// Completion time.
@@ -260,6 +266,8 @@ impl<I, O> History<I, O> {
             if !matches!(op.outcome, Outcome::Info) && op.complete < op.invoke {
                 return Err(HistoryError::TimeTravel {
                     index,
+                    process: op.process,
+                    outcome: op.outcome.kind(),
                     invoke: op.invoke,
                     complete: op.complete,
                 });
@@ -414,6 +422,35 @@ mod tests {
         let r: Result<History<RegisterInput, RegisterOutput>, _> =
             History::from_jsonl(backwards.as_bytes());
         assert!(matches!(r, Err(HistoryError::TimeTravel { .. })));
+    }
+
+    #[test]
+    fn validate_rejects_completions_before_invokes() {
+        let mut h: History<RegisterInput, RegisterOutput> = History::new();
+        h.push(Op::info(0, 9, RegisterInput::Read));
+        h.push(Op {
+            complete: 2,
+            ..Op::info(1, 9, RegisterInput::Write { value: 1 })
+        });
+        assert!(h.validate().is_ok(), "an info op's completion is ignored");
+        h.push(Op::fail(2, 7, 6, RegisterInput::Write { value: 2 }));
+        let e = h
+            .validate()
+            .expect_err("a fail op completes before its invoke");
+        assert!(
+            matches!(
+                e,
+                HistoryError::TimeTravel {
+                    index: 2,
+                    process: 2,
+                    invoke: 7,
+                    complete: 6,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("malformed history"), "{e}");
     }
 
     #[test]

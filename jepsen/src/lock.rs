@@ -106,6 +106,42 @@ pub struct LockHistory {
     pub holds: Vec<LockHold>,
 }
 
+impl LockHistory {
+    /// Checks that every recorded interval is well formed: acquisitions,
+    /// releases and accesses end no earlier than they start, and an unlock
+    /// is sent only after the acquisition completed.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, h) in self.holds.iter().enumerate() {
+            let bad = |what: &str, a: u64, b: u64| {
+                Err(format!(
+                    "malformed history: hold {i} (process {}): {what} ends at {b} before it starts at {a}",
+                    h.process
+                ))
+            };
+            if h.acquire_complete < h.acquire_invoke {
+                return bad("acquisition", h.acquire_invoke, h.acquire_complete);
+            }
+            if let Some(r) = &h.release {
+                if r.complete < r.invoke {
+                    return bad("release", r.invoke, r.complete);
+                }
+                if r.invoke < h.acquire_complete {
+                    return Err(format!(
+                        "malformed history: hold {i} (process {}): unlock sent at {} before the lock was granted at {}",
+                        h.process, r.invoke, h.acquire_complete
+                    ));
+                }
+            }
+            for x in &h.accesses {
+                if x.end < x.start {
+                    return bad("an access", x.start, x.end);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A broken lock guarantee. Holds are named by their index in
 /// [`LockHistory::holds`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

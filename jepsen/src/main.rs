@@ -132,7 +132,7 @@ fn load(path: &Path, format: Format, model: ModelArg) -> Result<Loaded, String> 
         f => f,
     };
     let err = |e: detcd_jepsen::HistoryError| format!("{}: {e}", path.display());
-    Ok(match format {
+    let loaded = match format {
         Format::PorcupineEtcd => Loaded::Register(parse_etcd_log(&text).map_err(err)?),
         Format::PorcupineKv => Loaded::Kv(parse_kv_log(&text).map_err(err)?, true),
         Format::Jsonl | Format::Auto => match model {
@@ -141,7 +141,15 @@ fn load(path: &Path, format: Format, model: ModelArg) -> Result<Loaded, String> 
             }
             ModelArg::Kv => Loaded::Kv(History::from_jsonl(text.as_bytes()).map_err(err)?, false),
         },
-    })
+    };
+    // Never check a malformed history (the checker would have to guess
+    // what it means): reject it, whatever parser produced it.
+    let valid = match &loaded {
+        Loaded::Register(h) => h.validate(),
+        Loaded::Kv(h, _) => h.validate(),
+    };
+    valid.map_err(err)?;
+    Ok(loaded)
 }
 
 /// `--timeout SECS` as a duration: negative or NaN is an error; a value
@@ -216,11 +224,7 @@ fn cmd_check(
             errors = true;
         }
     }
-    match (errors, report.verdict()) {
-        (false, Verdict::Linearizable) => ExitCode::SUCCESS,
-        (_, Verdict::NotLinearizable) => ExitCode::from(1),
-        _ => ExitCode::from(2),
-    }
+    exit_code(errors, report.verdict())
 }
 
 /// Shared driver for the watch and lock subcommands: parse each file as
@@ -230,6 +234,7 @@ fn cmd_json_checker<T: serde::de::DeserializeOwned>(
     html: Option<PathBuf>,
     json: bool,
     files: Vec<PathBuf>,
+    validate: impl Fn(&T) -> Result<(), String>,
     run: impl Fn(&T, String) -> (Section, usize),
 ) -> ExitCode {
     let mut report = Report::new(format!("detcd-jepsen {what} report"));
@@ -238,7 +243,8 @@ fn cmd_json_checker<T: serde::de::DeserializeOwned>(
         let name = f.display().to_string();
         let parsed = std::fs::read_to_string(f)
             .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<T>(&t).map_err(|e| e.to_string()));
+            .and_then(|t| serde_json::from_str::<T>(&t).map_err(|e| e.to_string()))
+            .and_then(|d| validate(&d).map(|()| d));
         let doc = match parsed {
             Ok(d) => d,
             Err(e) => {
@@ -265,10 +271,17 @@ fn cmd_json_checker<T: serde::de::DeserializeOwned>(
             errors = true;
         }
     }
-    match (errors, report.verdict()) {
+    exit_code(errors, report.verdict())
+}
+
+/// 0 when everything was checked and valid, 1 when everything was checked
+/// and something is invalid, 2 when a file could not be read, parsed or
+/// validated (even if another file was invalid) or a verdict is unknown.
+fn exit_code(errors: bool, verdict: Verdict) -> ExitCode {
+    match (errors, verdict) {
+        (true, _) | (false, Verdict::Unknown) => ExitCode::from(2),
         (false, Verdict::Linearizable) => ExitCode::SUCCESS,
-        (_, Verdict::NotLinearizable) => ExitCode::from(1),
-        _ => ExitCode::from(2),
+        (false, Verdict::NotLinearizable) => ExitCode::from(1),
     }
 }
 
@@ -305,6 +318,7 @@ fn main() -> ExitCode {
             html,
             json,
             files,
+            |_: &detcd_jepsen::WatchHistory| Ok(()),
             |h: &detcd_jepsen::WatchHistory, name| {
                 let r = detcd_jepsen::check_watches(h);
                 (r.to_section(format!("{name} (watch)")), r.violations.len())
@@ -315,6 +329,7 @@ fn main() -> ExitCode {
             html,
             json,
             files,
+            detcd_jepsen::LockHistory::validate,
             |h: &detcd_jepsen::LockHistory, name| {
                 let r = detcd_jepsen::check_locks(h);
                 (r.to_section(format!("{name} (lock)")), r.violations.len())

@@ -175,3 +175,57 @@ fn huge_timeouts_mean_no_limit_and_never_panic() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "a negative timeout is an error");
 }
+
+#[test]
+fn malformed_histories_are_rejected_with_exit_2() {
+    let d = data_dir();
+    let bad = tmp("backwards.jsonl");
+    std::fs::write(
+        &bad,
+        r#"{"process":0,"invoke":0,"complete":1,"type":"ok","input":{"f":"write","value":1},"output":{"f":"write"}}
+{"process":3,"invoke":5,"complete":3,"type":"ok","input":{"f":"read"},"output":{"f":"read","value":1}}
+"#,
+    )
+    .expect("write");
+    // Alone, and next to a file that is not linearizable: the malformed
+    // file is an error, never silently repaired, and errors win.
+    for with_invalid in [false, true] {
+        let mut cmd = bin();
+        cmd.args(["check", "--json"]).arg(&bad);
+        if with_invalid {
+            cmd.arg(d.join("etcd_000.log"));
+        }
+        let out = cmd.output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "with_invalid={with_invalid}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("backwards.jsonl")
+                && err.contains("malformed history")
+                && err.contains("process 3")
+                && err.contains("completes at 3 before its invoke at 5"),
+            "{err}"
+        );
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(
+            lines,
+            usize::from(with_invalid),
+            "no verdict for the bad file"
+        );
+    }
+    std::fs::remove_file(&bad).ok();
+
+    let l = tmp("bad-lock.json");
+    std::fs::write(
+        &l,
+        r#"{"holds":[{"process":0,"token":5,"acquire_invoke":4,"acquire_complete":1,"accesses":[]}]}"#,
+    )
+    .expect("write");
+    let out = bin().args(["lock"]).arg(&l).output().expect("runs");
+    std::fs::remove_file(&l).ok();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("malformed history") && err.contains("acquisition"),
+        "{err}"
+    );
+}
