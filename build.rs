@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3electionpb/v3election.proto",
         "proto/v3lockpb/v3lock.proto",
         "proto/detcd/raft.proto",
+        "proto/detcd/peer.proto",
     ];
     tonic_build::configure()
         // Keys and values are `Bytes`: decoding slices the request buffer instead of copying.

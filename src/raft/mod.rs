@@ -5,6 +5,7 @@
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer_server;
 pub mod state_machine;
 pub mod types;
 

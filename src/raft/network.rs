@@ -1,68 +1,184 @@
-//! Raft messages between members. A single-member cluster never sends any; peers over tonic
-//! arrive with multi-node support, and until then every peer is unreachable.
+//! Raft messages between members, over the `detcdpb.Peer` gRPC service (tonic, or madsim-tonic in
+//! the simulator). openraft's own message types travel bincode-encoded inside `RaftMessage`,
+//! stamped with the cluster ID so a member of another cluster is refused.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::cluster::Member;
+use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
+use crate::proto::detcdpb::RaftMessage;
 
 use super::types::TypeConfig;
 
-/// Creates connections to peers.
-#[derive(Debug, Clone, Default)]
-pub struct Network;
-
-/// A connection to one peer.
-#[derive(Debug)]
-pub struct PeerClient {
-    target: u64,
+/// Encodes an openraft value for the wire.
+pub fn encode<T: Serialize>(value: &T) -> Bytes {
+    bincode::serialize(value)
+        .expect("openraft types serialize")
+        .into()
 }
 
-fn unreachable<E: std::error::Error>(target: u64) -> RPCError<u64, Member, E> {
-    let e = std::io::Error::new(
-        std::io::ErrorKind::NotConnected,
-        format!("no transport to member {target:x}: this build serves single-member clusters"),
-    );
-    RPCError::Unreachable(Unreachable::new(&e))
+/// Decodes an openraft value from the wire.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::deserialize(bytes).map_err(|e| format!("undecodable peer message: {e}"))
+}
+
+/// A lazily connecting gRPC channel to a member's first peer URL.
+pub fn peer_channel(member: &Member) -> Result<PeerGrpc<Channel>, String> {
+    let url = member
+        .peer_urls
+        .first()
+        .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
+    let endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(1));
+    Ok(PeerGrpc::new(endpoint.connect_lazy())
+        .max_decoding_message_size(PEER_MESSAGE_LIMIT)
+        .max_encoding_message_size(PEER_MESSAGE_LIMIT))
+}
+
+/// The largest peer message: an append of many entries, or a snapshot chunk.
+pub const PEER_MESSAGE_LIMIT: usize = 512 << 20;
+
+/// One unary call on the peer service, as a plain function so callers can pick the method.
+pub type PeerRpc =
+    fn(
+        PeerGrpc<Channel>,
+        RaftMessage,
+    )
+        -> futures::future::BoxFuture<'static, Result<tonic::Response<RaftMessage>, tonic::Status>>;
+
+/// Creates connections to peers.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// This member.
+    pub me: u64,
+    /// This member's cluster.
+    pub cluster_id: u64,
+}
+
+/// A connection to one peer.
+pub struct PeerClient {
+    target: u64,
+    me: u64,
+    cluster_id: u64,
+    client: Result<PeerGrpc<Channel>, String>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &Member) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: u64, node: &Member) -> PeerClient {
+        PeerClient {
+            target,
+            me: self.me,
+            cluster_id: self.cluster_id,
+            client: peer_channel(node),
+        }
+    }
+}
+
+fn unreachable<E: std::error::Error>(msg: String) -> RPCError<u64, Member, E> {
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        msg,
+    )))
+}
+
+fn network<E: std::error::Error>(msg: String) -> RPCError<u64, Member, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(msg)))
+}
+
+impl PeerClient {
+    /// One round trip: encode, call with the deadline openraft gave, decode the remote result.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        req: &Req,
+        option: &RPCOption,
+        rpc: PeerRpc,
+    ) -> Result<Resp, RPCError<u64, Member, RaftError<u64, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &self.client {
+            Ok(c) => c.clone(),
+            Err(e) => return Err(unreachable(e.clone())),
+        };
+        let msg = RaftMessage {
+            cluster_id: self.cluster_id,
+            from: self.me,
+            payload: encode(req),
+        };
+        let reply = match tokio::time::timeout(option.hard_ttl(), rpc(client, msg)).await {
+            Err(_) => {
+                return Err(network(format!(
+                    "peer {:x} did not answer in time",
+                    self.target
+                )))
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(unreachable(format!(
+                    "peer {:x}: {}",
+                    self.target,
+                    status.message()
+                )))
+            }
+            Ok(Err(status)) => return Err(network(format!("peer {:x}: {status}", self.target))),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let result: Result<Resp, RaftError<u64, E>> = decode(&reply.payload).map_err(network)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        Err(unreachable(self.target))
+        self.call(&rpc, &option, |mut c, m| {
+            Box::pin(async move { c.append_entries(m).await })
+        })
+        .await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<u64>,
         RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>,
     > {
-        Err(unreachable(self.target))
+        self.call(&rpc, &option, |mut c, m| {
+            Box::pin(async move { c.install_snapshot(m).await })
+        })
+        .await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        Err(unreachable(self.target))
+        self.call(&rpc, &option, |mut c, m| {
+            Box::pin(async move { c.vote(m).await })
+        })
+        .await
     }
 }

@@ -5,20 +5,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Config, Raft, SnapshotPolicy};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, Raft, SnapshotPolicy};
 use prost::Message;
+use std::sync::Mutex;
+use tonic::transport::Channel;
 
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::Disk;
 use crate::mvcc::Store;
-use crate::proto::detcdpb::RaftRequest;
+use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
+use crate::proto::detcdpb::{ProposeRequest, RaftMessage, RaftRequest};
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::watch::Hub;
 
 use super::log_store::LogStore;
-use super::network::Network;
+use super::network::{decode, encode, peer_channel, Network, PeerRpc};
+use super::peer_server::{write_error, ProposeResult};
 use super::state_machine::StateMachine;
 use super::types::{Request, Response, TypeConfig};
 
@@ -59,7 +63,29 @@ pub struct RaftNode {
     settings: RaftSettings,
     disk: Disk,
     hub: Arc<Hub>,
+    /// Clients to other members' peer services, by peer URL.
+    peers: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
 }
+
+/// Turns an apply result into the caller's answer.
+fn applied(r: Response) -> Result<Response, Error> {
+    match r {
+        Response::Rejected(e) => Err(e),
+        other => Ok(other),
+    }
+}
+
+/// Sleeps briefly before another attempt, or fails with `err` once the deadline has passed.
+async fn retry_or(deadline: tokio::time::Instant, err: Error) -> Result<(), Error> {
+    if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
+        return Err(err);
+    }
+    tokio::time::sleep(RETRY_BACKOFF).await;
+    Ok(())
+}
+
+/// Pause between attempts while no leader is known.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 impl RaftNode {
     /// Opens the log and state machine on `disk`, starts raft, and bootstraps `initial` as the
@@ -79,6 +105,7 @@ impl RaftNode {
             election_timeout_max: election_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_count),
             max_in_snapshot_log_to_keep: settings.snapshot_count.min(5000),
+            max_payload_entries: 64,
             ..Default::default()
         }
         .validate()?;
@@ -86,9 +113,16 @@ impl RaftNode {
         let hub = Arc::new(Hub::new());
         let sm = StateMachine::open(disk.clone(), hub.clone())?;
         let store = sm.store();
-        let raft = Raft::new(id, Arc::new(config), Network, log, sm).await?;
+        let network = Network { me: id, cluster_id };
+        let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if !raft.is_initialized().await? {
-            raft.initialize(initial).await?;
+            // Every founding member initializes with the same membership; openraft allows that,
+            // and answers NotAllowed once a peer's entry already got here first.
+            match raft.initialize(initial).await {
+                Ok(()) => {}
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(RaftNode {
             raft,
@@ -98,6 +132,7 @@ impl RaftNode {
             settings,
             disk,
             hub,
+            peers: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 
@@ -147,36 +182,205 @@ impl RaftNode {
         *header = Some(self.header(revision));
     }
 
-    /// Proposes a write through raft and waits for the result of applying it.
+    /// Proposes a write through raft and waits for the result of applying it. On a follower the
+    /// write is forwarded to the leader; the answer comes once this member has applied it too, so
+    /// a read here right after sees it.
     pub async fn write(&self, req: RaftRequest) -> Result<Response, Error> {
         if req.encoded_len() > self.settings.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
-        let fut = self.raft.client_write(Request(req));
-        match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Ok(r)) => match r.data {
-                Response::Rejected(e) => Err(e),
-                other => Ok(other),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(Error::NoLeader)
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = match self.raft.client_write(Request(req.clone())).await {
+                Ok(r) => return applied(r.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_node,
+                Err(e) => return Err(write_error(e)),
+            };
+            if let Some(leader) = leader {
+                match self.forward_propose(&leader, &req, deadline).await {
+                    Err(Error::NoLeader) => {}
+                    Err(e) => return Err(e),
+                    Ok((resp, index)) => {
+                        self.wait_applied(index, deadline).await?;
+                        return applied(resp);
+                    }
+                }
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(Error::Internal(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(Error::Stopped),
+            retry_or(deadline, Error::NoLeader).await?;
         }
     }
 
-    /// Waits until this node has applied everything committed before the call: reads after it
-    /// are linearizable.
+    /// Waits until this member has applied everything committed before the call: reads after
+    /// it are linearizable. A follower asks the leader for the read index.
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable()).await {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader =
+                match crate::io::runtime::timeout_at(deadline, self.raft.ensure_linearizable())
+                    .await
+                {
+                    Err(_) => return Err(Error::Timeout),
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                        f.leader_node
+                    }
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => None,
+                    Ok(Err(RaftError::Fatal(_))) => return Err(Error::Stopped),
+                };
+            if let Some(leader) = leader {
+                match self.forward_read_index(&leader, deadline).await {
+                    Err(Error::NoLeader) => {}
+                    Err(e) => return Err(e),
+                    Ok(index) => return self.wait_applied(index, deadline).await,
+                }
+            }
+            retry_or(deadline, Error::NoLeader).await?;
+        }
+    }
+
+    /// Commits a membership change on the leader (forwarding if needed).
+    pub async fn change_members(
+        &self,
+        change: ChangeMembers<u64, Member>,
+        retain: bool,
+    ) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = match self.raft.change_membership(change.clone(), retain).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_node,
+                Err(e) => return Err(write_error(e)),
+            };
+            if let Some(leader) = leader {
+                let payload = encode(&(change.clone(), retain));
+                match self
+                    .call_leader(&leader, deadline, payload, |mut c, m| {
+                        Box::pin(async move { c.change_members(m).await })
+                    })
+                    .await
+                {
+                    Err(Error::NoLeader) => {}
+                    Err(e) => return Err(e),
+                    Ok(bytes) => {
+                        let r: Result<(), Error> = decode(&bytes).map_err(Error::Internal)?;
+                        match r {
+                            Err(Error::NoLeader) => {}
+                            other => return other,
+                        }
+                    }
+                }
+            }
+            retry_or(deadline, Error::NoLeader).await?;
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: tokio::time::Instant) -> Result<(), Error> {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match self
+            .raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(Error::Timeout),
+            Err(openraft::metrics::WaitError::ShuttingDown) => Err(Error::Stopped),
+        }
+    }
+
+    async fn forward_propose(
+        &self,
+        leader: &Member,
+        req: &RaftRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Response, u64), Error> {
+        let mut client = self.peer(leader)?;
+        let msg = ProposeRequest {
+            cluster_id: self.cluster_id,
+            request: Some(req.clone()),
+        };
+        let reply = match crate::io::runtime::timeout_at(deadline, client.propose(msg)).await {
+            Err(_) => return Err(Error::Timeout),
+            Ok(Err(_)) => return Err(Error::NoLeader),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let result: ProposeResult = decode(&reply.payload).map_err(Error::Internal)?;
+        result
+    }
+
+    async fn forward_read_index(
+        &self,
+        leader: &Member,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, Error> {
+        let bytes = self
+            .call_leader(leader, deadline, bytes::Bytes::new(), |mut c, m| {
+                Box::pin(async move { c.read_index(m).await })
+            })
+            .await?;
+        let result: Result<u64, Error> = decode(&bytes).map_err(Error::Internal)?;
+        result
+    }
+
+    async fn call_leader(
+        &self,
+        leader: &Member,
+        deadline: tokio::time::Instant,
+        payload: bytes::Bytes,
+        rpc: PeerRpc,
+    ) -> Result<bytes::Bytes, Error> {
+        let client = self.peer(leader)?;
+        let msg = RaftMessage {
+            cluster_id: self.cluster_id,
+            from: self.id,
+            payload,
+        };
+        match crate::io::runtime::timeout_at(deadline, rpc(client, msg)).await {
             Err(_) => Err(Error::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(_))) => Err(Error::NoLeader),
-            Ok(Err(RaftError::Fatal(_))) => Err(Error::Stopped),
+            Ok(Err(_)) => Err(Error::NoLeader),
+            Ok(Ok(r)) => Ok(r.into_inner().payload),
+        }
+    }
+
+    /// A client to `member`'s peer service, reused across calls.
+    fn peer(&self, member: &Member) -> Result<PeerGrpc<Channel>, Error> {
+        let key = member.peer_urls.first().cloned().unwrap_or_default();
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = peers.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = peer_channel(member).map_err(Error::Internal)?;
+        peers.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Makes this member's name and client URLs part of the replicated membership (what
+    /// `MemberList` reports), as etcd members publish their attributes before serving clients.
+    /// Retries until committed (a quorum must be up), or until raft stops.
+    pub async fn publish_attributes(&self, me: Member) -> Result<(), Error> {
+        loop {
+            let current = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&self.id)
+                .cloned();
+            if current.as_ref() == Some(&me) {
+                return Ok(());
+            }
+            let change = ChangeMembers::SetNodes(BTreeMap::from([(self.id, me.clone())]));
+            match self.change_members(change, true).await {
+                Ok(()) => {
+                    tracing::info!(member = %format!("{:x}", self.id), "published member attributes")
+                }
+                Err(Error::Stopped) => return Err(Error::Stopped),
+                Err(e) => {
+                    tracing::debug!("publishing member attributes: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         }
     }
 

@@ -18,6 +18,7 @@ use crate::cluster::{cluster_id, member_id, Member};
 use crate::config::Config;
 use crate::io::disk::WriteBatch;
 use crate::io::{net, Disk};
+use crate::proto::detcdpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
@@ -26,6 +27,8 @@ use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
+use crate::raft::network::PEER_MESSAGE_LIMIT;
+use crate::raft::peer_server::PeerService;
 use crate::raft::{RaftNode, RaftSettings};
 use unimplemented::NotYet;
 
@@ -52,29 +55,23 @@ async fn identity(
     cfg: &Config,
     disk: &Disk,
 ) -> Result<(u64, u64, BTreeMap<u64, Member>), StartError> {
+    // Every member must bootstrap the same first membership entry, so it holds only what all of
+    // them know from the flags; each member publishes its client URLs once it runs.
     let mut members = BTreeMap::new();
     for m in &cfg.initial_cluster {
         let id = member_id(&m.peer_urls, &cfg.initial_cluster_token);
-        let client_urls = if m.name == cfg.name {
-            cfg.advertise_client_urls.clone()
-        } else {
-            vec![]
+        let member = Member {
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: vec![],
         };
-        members.insert(
-            id,
-            Member {
-                name: m.name.clone(),
-                peer_urls: m.peer_urls.clone(),
-                client_urls,
-            },
-        );
-    }
-    if members.len() > 1 {
-        return Err(
-            "multi-member clusters are not supported by this build yet: \
-                    --initial-cluster must name only this member"
-                .into(),
-        );
+        if members.insert(id, member).is_some() {
+            return Err(format!(
+                "--initial-cluster has duplicate peer URLs for member {}",
+                m.name
+            )
+            .into());
+        }
     }
     let read = |k: &[u8]| -> Result<Option<u64>, StartError> {
         Ok(disk
@@ -115,8 +112,38 @@ impl Server {
             snapshot_count: cfg.snapshot_count,
             max_request_bytes: cfg.max_request_bytes,
         };
+        let (stop, stopped) = watch::channel(false);
+        let mut serving = Vec::new();
         let node = RaftNode::start(me, cid, members, disk, settings).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
+        let peer = PeerServer::new(PeerService::new(node.raft().clone(), cid))
+            .max_decoding_message_size(PEER_MESSAGE_LIMIT)
+            .max_encoding_message_size(PEER_MESSAGE_LIMIT);
+        for url in &cfg.listen_peer_urls {
+            let addr = net::parse_listen_url(url)?;
+            let listener = net::bind(addr)
+                .await
+                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+            let bound = net::local_addr(&listener)?;
+            let router = tonic::transport::Server::builder().add_service(peer.clone());
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            serving.push(tokio::spawn(async move {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown).await {
+                    tracing::error!(%bound, "peer listener failed: {e}");
+                }
+            }));
+            tracing::info!(%bound, "serving peer traffic");
+        }
+        // Like etcd, serve clients only once this member's attributes are committed.
+        node.publish_attributes(Member {
+            name: cfg.name.clone(),
+            peer_urls: cfg.initial_advertise_peer_urls.clone(),
+            client_urls: cfg.advertise_client_urls.clone(),
+        })
+        .await?;
 
         let max_decode = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let kv = KvServer::new(kv::KvService::new(node.clone(), cfg.max_txn_ops))
@@ -130,8 +157,6 @@ impl Server {
             node.clone(),
             node.hub().clone(),
         ));
-        let (stop, stopped) = watch::channel(false);
-        let mut serving = Vec::new();
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;

@@ -1,0 +1,138 @@
+//! The `detcdpb.Peer` service: receives raft messages from other members, and does for
+//! followers what only the leader can (propose a write, confirm a read index, change membership).
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Raft};
+use tonic::{Request, Response, Status};
+
+use crate::cluster::Member;
+use crate::error::Error;
+use crate::proto::detcdpb::peer_server::Peer;
+use crate::proto::detcdpb::{ProposeRequest, RaftMessage};
+
+use super::network::{decode, encode};
+use super::types::{Request as RaftReq, Response as Applied, TypeConfig};
+
+/// What a forwarded write returns: the apply result and the index it was applied at.
+pub type ProposeResult = Result<(Applied, u64), Error>;
+
+/// The peer service of one member.
+#[derive(Clone)]
+pub struct PeerService {
+    raft: Raft<TypeConfig>,
+    cluster_id: u64,
+}
+
+impl PeerService {
+    /// Serves `raft` to the other members of `cluster_id`.
+    pub fn new(raft: Raft<TypeConfig>, cluster_id: u64) -> Self {
+        PeerService { raft, cluster_id }
+    }
+
+    fn check(&self, cluster_id: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "rafthttp: request cluster ID mismatch (got {cluster_id:x}, want {:x})",
+                self.cluster_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn reply(&self, payload: bytes::Bytes) -> Result<Response<RaftMessage>, Status> {
+        Ok(Response::new(RaftMessage {
+            cluster_id: self.cluster_id,
+            from: 0,
+            payload,
+        }))
+    }
+}
+
+fn bad(e: String) -> Status {
+    Status::invalid_argument(e)
+}
+
+/// Maps a leader-side raft error to what the forwarding follower should see.
+pub fn write_error(e: RaftError<u64, ClientWriteError<u64, Member>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Error::NoLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Error::Internal(e.to_string())
+        }
+        RaftError::Fatal(_) => Error::Stopped,
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let rpc = decode(&m.payload).map_err(bad)?;
+        let result = self.raft.append_entries(rpc).await;
+        self.reply(encode(&result))
+    }
+
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let rpc = decode(&m.payload).map_err(bad)?;
+        let result = self.raft.vote(rpc).await;
+        self.reply(encode(&result))
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let rpc = decode(&m.payload).map_err(bad)?;
+        let result = self.raft.install_snapshot(rpc).await;
+        self.reply(encode(&result))
+    }
+
+    async fn propose(&self, req: Request<ProposeRequest>) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let request = m
+            .request
+            .ok_or_else(|| bad("propose without a request".into()))?;
+        let result: ProposeResult = match self.raft.client_write(RaftReq(request)).await {
+            Ok(r) => Ok((r.data, r.log_id.index)),
+            Err(e) => Err(write_error(e)),
+        };
+        self.reply(encode(&result))
+    }
+
+    async fn read_index(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let result: Result<u64, Error> = match self.raft.get_read_log_id().await {
+            Ok((read, _applied)) => Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(_)) => Err(Error::NoLeader),
+            Err(RaftError::Fatal(_)) => Err(Error::Stopped),
+        };
+        self.reply(encode(&result))
+    }
+
+    async fn change_members(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let (change, retain): (ChangeMembers<u64, Member>, bool) =
+            decode(&m.payload).map_err(bad)?;
+        let result: Result<(), Error> = self
+            .raft
+            .change_membership(change, retain)
+            .await
+            .map(|_| ())
+            .map_err(write_error);
+        self.reply(encode(&result))
+    }
+}
