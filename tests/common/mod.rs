@@ -102,6 +102,7 @@ pub struct Builder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     ports: Option<(u16, u16)>,
+    initial_cluster: Option<String>,
 }
 
 impl Builder {
@@ -112,7 +113,45 @@ impl Builder {
             args: Vec::new(),
             envs: Vec::new(),
             ports: None,
+            initial_cluster: None,
         }
+    }
+
+    /// The member's name (default `n1`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = name.into();
+        self
+    }
+
+    /// `--initial-cluster` for a multi-member cluster (default: just this member).
+    pub fn initial_cluster(mut self, ic: impl Into<String>) -> Builder {
+        self.initial_cluster = Some(ic.into());
+        self
+    }
+
+    /// Starts the process on the given ports without waiting for it to be ready: a founding
+    /// member of a multi-member cluster only becomes ready once a quorum runs. Call
+    /// [`Server::wait_until_ready`] after starting the others.
+    pub fn spawn(self) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("detcd-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let (client_port, peer_port) = self.ports.expect("spawn needs fixed ports");
+        let mut server = Server {
+            kind: self.kind,
+            name: self.name.clone(),
+            args: self.args.clone(),
+            envs: self.envs.clone(),
+            dir: Some(dir),
+            client_port,
+            peer_port,
+            child: None,
+            starts: 0,
+            initial_cluster: self.initial_cluster.clone(),
+        };
+        server.spawn_only().expect("spawn member");
+        server
     }
 
     /// Extra command-line arguments, appended after the standard ones.
@@ -167,6 +206,7 @@ impl Builder {
                 peer_port,
                 child: None,
                 starts: 0,
+                initial_cluster: self.initial_cluster.clone(),
             };
             // A failed attempt may have left a half-initialised data dir.
             let _ = std::fs::remove_dir_all(server.data_dir());
@@ -206,6 +246,7 @@ pub struct Server {
     pub peer_port: u16,
     child: Option<Child>,
     starts: usize,
+    initial_cluster: Option<String>,
 }
 
 impl Server {
@@ -266,7 +307,11 @@ impl Server {
             .arg("--initial-advertise-peer-urls")
             .arg(self.peer_url())
             .arg("--initial-cluster")
-            .arg(format!("{}={}", self.name, self.peer_url()))
+            .arg(
+                self.initial_cluster
+                    .clone()
+                    .unwrap_or_else(|| format!("{}={}", self.name, self.peer_url())),
+            )
             .args(&self.args);
         // Keep the caller's ETCD_* settings from leaking into the server.
         for (k, _) in std::env::vars() {
@@ -279,6 +324,21 @@ impl Server {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        self.spawn_only()?;
+        self.wait_ready()
+    }
+
+    /// Waits until a member started with [`Builder::spawn`] serves clients; panics if not in time.
+    pub fn wait_until_ready(&mut self) {
+        if let Err(e) = self.wait_ready() {
+            panic!(
+                "{:?} member {} did not become ready: {e}",
+                self.kind, self.name
+            );
+        }
+    }
+
+    fn spawn_only(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "server already running");
         let mut log = OpenOptions::new()
             .create(true)
@@ -300,7 +360,7 @@ impl Server {
             .spawn()
             .map_err(|e| format!("spawn {:?}: {e}", self.kind.binary()))?;
         self.child = Some(child);
-        self.wait_ready()
+        Ok(())
     }
 
     /// Polls until the client port accepts connections, `etcdctl endpoint
