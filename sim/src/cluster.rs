@@ -4,9 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use detcd::config::Config;
+use detcd::config::{Config, InitialMember};
 use detcd::io::disk::{Disk, SimDisk};
 use detcd::proto::etcdserverpb::kv_client::KvClient;
+use detcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use detcd::proto::etcdserverpb::StatusRequest;
 use detcd::server::Server;
 use madsim::runtime::{Handle, NodeHandle};
 use tonic::transport::Channel;
@@ -21,7 +23,7 @@ pub struct SimNode {
     pub client_url: String,
 }
 
-/// A running simulated cluster (one member for now).
+/// A running simulated cluster.
 pub struct SimCluster {
     runtime: Handle,
     /// The members.
@@ -36,28 +38,54 @@ fn node_ip(i: usize) -> IpAddr {
 impl SimCluster {
     /// Starts a single-member cluster. Must run inside a madsim runtime.
     pub fn single() -> SimCluster {
+        SimCluster::new(1)
+    }
+
+    /// Starts `n` members bootstrapped together (etcd's `--initial-cluster`), each on its own
+    /// simulated host and disk. Must run inside a madsim runtime.
+    pub fn new(n: usize) -> SimCluster {
         let runtime = Handle::current();
-        let disk = SimDisk::new();
-        let ip = node_ip(0);
-        let client_url = format!("http://{ip}:2379");
-        let cfg = Config::single("n1", &client_url, &format!("http://{ip}:2380"));
-        let init_disk = disk.clone();
-        let handle = runtime
-            .create_node()
-            .name("n1")
-            .ip(ip)
-            .init(move || {
-                let cfg = cfg.clone();
-                let disk = init_disk.clone();
-                async move {
-                    let server = Server::start(&cfg, Disk::Sim(disk))
-                        .await
-                        .expect("member starts");
-                    std::future::pending::<()>().await;
-                    drop(server);
-                }
+        let initial: Vec<InitialMember> = (0..n)
+            .map(|i| InitialMember {
+                name: format!("n{}", i + 1),
+                peer_urls: vec![format!("http://{}:2380", node_ip(i))],
             })
-            .build();
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let ip = node_ip(i);
+            let client_url = format!("http://{ip}:2379");
+            let mut cfg = Config::single(
+                &format!("n{}", i + 1),
+                &client_url,
+                &format!("http://{ip}:2380"),
+            );
+            cfg.initial_cluster = initial.clone();
+            cfg.initial_cluster_token = "sim".to_string();
+            let disk = SimDisk::new();
+            let init_disk = disk.clone();
+            let handle = runtime
+                .create_node()
+                .name(format!("n{}", i + 1))
+                .ip(ip)
+                .init(move || {
+                    let cfg = cfg.clone();
+                    let disk = init_disk.clone();
+                    async move {
+                        let server = Server::start(&cfg, Disk::Sim(disk))
+                            .await
+                            .expect("member starts");
+                        std::future::pending::<()>().await;
+                        drop(server);
+                    }
+                })
+                .build();
+            nodes.push(SimNode {
+                handle,
+                disk,
+                client_url,
+            });
+        }
         let client = runtime
             .create_node()
             .name("client")
@@ -65,13 +93,14 @@ impl SimCluster {
             .build();
         SimCluster {
             runtime,
-            nodes: vec![SimNode {
-                handle,
-                disk,
-                client_url,
-            }],
+            nodes,
             client,
         }
+    }
+
+    /// Every member's client URL.
+    pub fn client_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.client_url.clone()).collect()
     }
 
     /// Runs `f` on the client node.
@@ -94,6 +123,35 @@ impl SimCluster {
     pub fn restart(&self, i: usize) {
         self.runtime.restart(self.nodes[i].handle.id());
     }
+}
+
+/// Asks member `url` for its status: (member id, leader id, raft term); `None` if it does not
+/// answer.
+pub async fn status(url: &str) -> Option<(u64, u64, u64)> {
+    let mut c = MaintenanceClient::connect(url.to_string()).await.ok()?;
+    let s = c.status(StatusRequest {}).await.ok()?.into_inner();
+    Some((s.header?.member_id, s.leader, s.raft_term))
+}
+
+/// Waits (bounded, in simulated time) until the members at `urls` agree on a leader among them;
+/// returns its position in `urls`.
+pub async fn wait_leader(urls: &[String]) -> usize {
+    for _ in 0..200 {
+        let mut st = Vec::new();
+        for u in urls {
+            st.push(status(u).await);
+        }
+        if let Some(first) = st.first().copied().flatten() {
+            let leader = first.1;
+            if leader != 0 && st.iter().all(|s| s.is_some_and(|s| s.1 == leader)) {
+                if let Some(pos) = st.iter().position(|s| s.is_some_and(|s| s.0 == leader)) {
+                    return pos;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no agreed leader among {urls:?} within 20 simulated seconds");
 }
 
 /// Connects a KV client to `url`, retrying while the member boots (bounded).
