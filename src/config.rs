@@ -145,7 +145,7 @@ const FLAGS: &[(&str, &str, Kind, Support)] = &[
         "experimental-watch-progress-notify-interval",
         "10m0s",
         Value,
-        Warn,
+        Built,
     ),
     ("experimental-warning-apply-duration", "100ms", Value, Warn),
     ("unsafe-no-fsync", "false", Bool, Warn),
@@ -212,6 +212,9 @@ pub struct Config {
     pub election: Duration,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
+    /// `--experimental-watch-progress-notify-interval` (`None`: a negative value, which keeps
+    /// etcd's default).
+    pub watch_progress_notify_interval: Option<Duration>,
     /// `--log-level` (or `debug` with `--debug`).
     pub log_level: String,
     /// Warnings to log once logging is up (flags accepted but not built).
@@ -316,6 +319,13 @@ fn number<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> Result<T, String>
     let v: &String = m.get_one(name).expect("has default");
     v.parse()
         .map_err(|_| format!("invalid value {v:?} for flag -{name}: parse error"))
+}
+
+fn watch_interval(m: &ArgMatches) -> Result<Option<Duration>, String> {
+    let name = "experimental-watch-progress-notify-interval";
+    let v: &String = m.get_one(name).expect("has default");
+    crate::watch::progress::parse_go_duration(v)
+        .map_err(|e| format!("invalid value {v:?} for flag -{name}: {e}"))
 }
 
 /// Parses `--initial-cluster` (`name=url,name=url,...`; a name may appear with several URLs).
@@ -439,6 +449,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
         heartbeat: Duration::from_millis(number(&m, "heartbeat-interval")?),
         election: Duration::from_millis(number(&m, "election-timeout")?),
         snapshot_count: number(&m, "snapshot-count")?,
+        watch_progress_notify_interval: watch_interval(&m)?,
         log_level,
         warnings,
         name,
@@ -517,6 +528,7 @@ impl Config {
             heartbeat: Duration::from_millis(100),
             election: Duration::from_millis(1000),
             snapshot_count: 100_000,
+            watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             log_level: "info".to_string(),
             warnings: vec![],
         }

@@ -153,10 +153,14 @@ impl Server {
             MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
                 .max_decoding_message_size(max_decode);
         let cluster = ClusterServer::new(cluster::ClusterService::new(node.clone()));
-        let watch = WatchServer::new(crate::watch::service::WatchService::new(
-            node.clone(),
-            node.hub().clone(),
-        ));
+        let watch = WatchServer::new(
+            crate::watch::service::WatchService::new(node.clone(), node.hub().clone())
+                .with_settings(crate::watch::service::WatchSettings {
+                    max_request_bytes: cfg.max_request_bytes,
+                    progress_notify_interval: cfg.watch_progress_notify_interval,
+                }),
+        )
+        .max_decoding_message_size(max_decode);
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;

@@ -2,9 +2,22 @@
 //!
 //! [`Hub`] is where the apply path hands over the events of every revision it creates, in
 //! revision order; the Watch service ([`service`]) serves etcd's bidirectional Watch stream
-//! from it.
+//! from it. Each stream is a [`session::Session`]: its watchers follow the hub live and read
+//! the store's history ([`crate::mvcc::history`]) when they start in the past or fall behind.
+//!
+//! - [`filter`]: a watcher's key range and event filters.
+//! - [`fragment`]: splitting large responses for watchers that allow it.
+//! - [`progress`]: the progress-notification interval.
+//! - [`session`]: one stream's watchers (synchronous, tested step by step).
+//! - [`service`]: the gRPC service driving a session per stream.
+//!
+//! Each member serves watches from its own applied state: nothing here assumes it is the leader.
 
+pub mod filter;
+pub mod fragment;
+pub mod progress;
 pub mod service;
+pub mod session;
 
 use std::sync::Mutex;
 
@@ -37,6 +50,9 @@ impl RevisionEvents {
     }
 }
 
+/// Apply batches the fan-out buffer holds before a slow watcher lags.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
 /// Receives the events of every applied revision, in order, and fans them out to watchers.
 /// Publishing never blocks and never waits for a watcher.
 #[derive(Debug)]
@@ -56,7 +72,13 @@ impl Hub {
     /// A hub with a bounded fan-out buffer; a watcher that falls behind it catches up from the
     /// store's history instead of slowing writers down.
     pub fn new() -> Self {
-        let (sender, _) = tokio::sync::broadcast::channel(1024);
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// A hub whose fan-out buffer holds `capacity` apply batches (tests use tiny ones to
+    /// exercise the catch-up path).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let (sender, _) = tokio::sync::broadcast::channel(capacity);
         Hub {
             sender,
             published: Mutex::new(0),

@@ -1,39 +1,187 @@
-//! etcd's Watch service (not built yet: answers `Unimplemented`).
+//! etcd's Watch service: one task per bidirectional stream drives a [`Session`].
+//!
+//! The task waits on four things: the client's requests, the hub's feed, the progress ticker and
+//! the client going away. Each wake-up turns into responses from the session, which the task
+//! sends one by one into a bounded channel that backs the gRPC response stream. A slow client
+//! therefore slows only its own task; writers never wait for it — its feed lags and the session
+//! catches up from the store's history once the client reads again.
+//!
+//! As in etcd, a client closing its sending side does not end the stream: watchers keep
+//! delivering until the client cancels the call.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::error::Error;
+use crate::io::Clock;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::raft::RaftNode;
-use crate::server::unimplemented::{not_yet, NoStream};
 
+use super::progress;
+use super::session::{Feed, HeaderFn, Session};
 use super::Hub;
+
+/// gRPC's allowance on top of `--max-request-bytes`, which etcd adds to get the size at which a
+/// watch response is fragmented.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Responses buffered per stream before its task waits for the client.
+const RESPONSE_BUFFER: usize = 128;
+
+/// Request metadata etcd clients set (`WithRequireLeader`) to be refused while no leader is
+/// known.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+
+/// The Watch service's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchSettings {
+    /// `--max-request-bytes`; responses of watchers that allow fragments are split at this size
+    /// plus gRPC's allowance.
+    pub max_request_bytes: usize,
+    /// `--experimental-watch-progress-notify-interval` as configured (`None`: etcd's default).
+    pub progress_notify_interval: Option<Duration>,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            max_request_bytes: 1_572_864,
+            progress_notify_interval: None,
+        }
+    }
+}
 
 /// etcd's Watch service on one member.
 #[derive(Clone)]
 pub struct WatchService {
-    #[allow(dead_code)]
     node: RaftNode,
-    #[allow(dead_code)]
     hub: Arc<Hub>,
+    settings: WatchSettings,
 }
 
 impl WatchService {
-    /// A Watch service fed by `hub`, reading history from `node`'s store.
+    /// A Watch service fed by `hub`, reading history from `node`'s store, with etcd's default
+    /// settings.
     pub fn new(node: RaftNode, hub: Arc<Hub>) -> Self {
-        WatchService { node, hub }
+        WatchService {
+            node,
+            hub,
+            settings: WatchSettings::default(),
+        }
+    }
+
+    /// The same service with `settings`.
+    pub fn with_settings(mut self, settings: WatchSettings) -> Self {
+        self.settings = settings;
+        self
     }
 }
 
+/// The response stream of one Watch call.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Watch for WatchService {
-    type WatchStream = NoStream<WatchResponse>;
+    type WatchStream = ResponseStream;
+
     async fn watch(
         &self,
-        _request: Request<Streaming<WatchRequest>>,
+        request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(not_yet("Watch"))
+        let require_leader = request
+            .metadata()
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if require_leader && self.node.raft().metrics().borrow().current_leader.is_none() {
+            return Err(Error::NoLeader.into());
+        }
+        let requests = request.into_inner();
+        let node = self.node.clone();
+        let header: HeaderFn = Arc::new(move |rev| node.header(rev));
+        let (session, feed) = Session::start(
+            self.node.store().clone(),
+            &self.hub,
+            header,
+            self.settings.max_request_bytes + GRPC_OVERHEAD_BYTES,
+        );
+        let period = progress::stream_period(progress::effective_interval(
+            self.settings.progress_notify_interval,
+        ));
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        tokio::spawn(drive(session, feed, requests, tx, period));
+        let stream =
+            futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (Ok(r), rx)) },
+            );
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// What woke the stream's task.
+enum Wake {
+    Gone,
+    Request(Result<Option<WatchRequest>, Status>),
+    Feed(Result<Arc<Vec<super::RevisionEvents>>, RecvError>),
+    Tick,
+}
+
+/// Runs one stream until the client goes away, its requests fail, or the node shuts down.
+async fn drive(
+    mut session: Session,
+    mut feed: Feed,
+    mut requests: Streaming<WatchRequest>,
+    tx: mpsc::Sender<WatchResponse>,
+    period: Duration,
+) {
+    let clock = Clock;
+    let mut next_tick = clock.now() + period;
+    let mut requests_open = true;
+    loop {
+        let wake = tokio::select! {
+            biased;
+            _ = tx.closed() => Wake::Gone,
+            r = requests.message(), if requests_open => Wake::Request(r),
+            f = feed.recv() => Wake::Feed(f),
+            _ = clock.sleep_until(next_tick) => Wake::Tick,
+        };
+        let mut out = Vec::new();
+        match wake {
+            Wake::Gone => return,
+            Wake::Request(Ok(Some(req))) => {
+                session.drain(&mut feed, &mut out);
+                session.handle(req, &mut out);
+            }
+            // The client finished sending; keep watching until it cancels the call.
+            Wake::Request(Ok(None)) => requests_open = false,
+            Wake::Request(Err(e)) => {
+                tracing::debug!("watch stream receive failed: {e}");
+                return;
+            }
+            Wake::Feed(Ok(batch)) => session.on_batch(&batch, &mut out),
+            Wake::Feed(Err(RecvError::Lagged(n))) => {
+                tracing::debug!(skipped = n, "watch stream lagged; catching up from history");
+                session.on_lagged(&mut out);
+            }
+            // The hub is gone: the node is shutting down.
+            Wake::Feed(Err(RecvError::Closed)) => return,
+            Wake::Tick => {
+                session.drain(&mut feed, &mut out);
+                session.progress_tick(&mut out);
+                next_tick = clock.now() + period;
+            }
+        }
+        for r in out {
+            if tx.send(r).await.is_err() {
+                return;
+            }
+        }
     }
 }
