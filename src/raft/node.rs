@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::Member;
 use crate::error::Error;
+use crate::io::clock::Instant as NodeInstant;
 use crate::io::Disk;
 use crate::mvcc::Store;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
@@ -76,8 +77,8 @@ fn applied(r: Response) -> Result<Response, Error> {
 }
 
 /// Sleeps briefly before another attempt, or fails with `err` once the deadline has passed.
-async fn retry_or(deadline: tokio::time::Instant, err: Error) -> Result<(), Error> {
-    if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
+async fn retry_or(deadline: NodeInstant, err: Error) -> Result<(), Error> {
+    if NodeInstant::now() + RETRY_BACKOFF >= deadline {
         return Err(err);
     }
     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -189,7 +190,7 @@ impl RaftNode {
         if req.encoded_len() > self.settings.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
         loop {
             let leader = match self.raft.client_write(Request(req.clone())).await {
                 Ok(r) => return applied(r.data),
@@ -213,20 +214,22 @@ impl RaftNode {
     /// Waits until this member has applied everything committed before the call: reads after
     /// it are linearizable. A follower asks the leader for the read index.
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
         loop {
-            let leader =
-                match crate::io::runtime::timeout_at(deadline, self.raft.ensure_linearizable())
-                    .await
-                {
-                    Err(_) => return Err(Error::Timeout),
-                    Ok(Ok(_)) => return Ok(()),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                        f.leader_node
-                    }
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => None,
-                    Ok(Err(RaftError::Fatal(_))) => return Err(Error::Stopped),
-                };
+            let leader = match crate::io::runtime::timeout_at(
+                deadline.to_runtime(),
+                self.raft.ensure_linearizable(),
+            )
+            .await
+            {
+                Err(_) => return Err(Error::Timeout),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                    f.leader_node
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => None,
+                Ok(Err(RaftError::Fatal(_))) => return Err(Error::Stopped),
+            };
             if let Some(leader) = leader {
                 match self.forward_read_index(&leader, deadline).await {
                     Err(Error::NoLeader) => {}
@@ -244,7 +247,7 @@ impl RaftNode {
         change: ChangeMembers<u64, Member>,
         retain: bool,
     ) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
         loop {
             let leader = match self.raft.change_membership(change.clone(), retain).await {
                 Ok(_) => return Ok(()),
@@ -274,8 +277,8 @@ impl RaftNode {
         }
     }
 
-    async fn wait_applied(&self, index: u64, deadline: tokio::time::Instant) -> Result<(), Error> {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    async fn wait_applied(&self, index: u64, deadline: NodeInstant) -> Result<(), Error> {
+        let left = deadline.saturating_duration_since(NodeInstant::now());
         match self
             .raft
             .wait(Some(left))
@@ -292,14 +295,16 @@ impl RaftNode {
         &self,
         leader: &Member,
         req: &RaftRequest,
-        deadline: tokio::time::Instant,
+        deadline: NodeInstant,
     ) -> Result<(Response, u64), Error> {
         let mut client = self.peer(leader)?;
         let msg = ProposeRequest {
             cluster_id: self.cluster_id,
             request: Some(req.clone()),
         };
-        let reply = match crate::io::runtime::timeout_at(deadline, client.propose(msg)).await {
+        let reply = match crate::io::runtime::timeout_at(deadline.to_runtime(), client.propose(msg))
+            .await
+        {
             Err(_) => return Err(Error::Timeout),
             Ok(Err(_)) => return Err(Error::NoLeader),
             Ok(Ok(r)) => r.into_inner(),
@@ -311,7 +316,7 @@ impl RaftNode {
     async fn forward_read_index(
         &self,
         leader: &Member,
-        deadline: tokio::time::Instant,
+        deadline: NodeInstant,
     ) -> Result<u64, Error> {
         let bytes = self
             .call_leader(leader, deadline, bytes::Bytes::new(), |mut c, m| {
@@ -325,7 +330,7 @@ impl RaftNode {
     async fn call_leader(
         &self,
         leader: &Member,
-        deadline: tokio::time::Instant,
+        deadline: NodeInstant,
         payload: bytes::Bytes,
         rpc: PeerRpc,
     ) -> Result<bytes::Bytes, Error> {
@@ -335,7 +340,7 @@ impl RaftNode {
             from: self.id,
             payload,
         };
-        match crate::io::runtime::timeout_at(deadline, rpc(client, msg)).await {
+        match crate::io::runtime::timeout_at(deadline.to_runtime(), rpc(client, msg)).await {
             Err(_) => Err(Error::Timeout),
             Ok(Err(_)) => Err(Error::NoLeader),
             Ok(Ok(r)) => Ok(r.into_inner().payload),
