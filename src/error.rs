@@ -51,6 +51,27 @@ pub enum Error {
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// No member has that ID.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// A peer URL another member already uses.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// Peer URLs that do not parse.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// Promoting a voter.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// Promoting a learner that has not caught up with the leader.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// etcd allows one learner at a time.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// A change that would leave too few members to make progress.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
     /// A storage failure; the node stops serving writes.
     #[error("etcdserver: {0}")]
     Internal(String),
@@ -67,7 +88,14 @@ impl Error {
             | Error::TooManyOps
             | Error::DuplicateKey
             | Error::InvalidSortOption
-            | Error::RequestTooLarge => Code::InvalidArgument,
+            | Error::RequestTooLarge
+            | Error::MemberBadUrls => Code::InvalidArgument,
+            Error::MemberNotFound => Code::NotFound,
+            Error::PeerUrlExists
+            | Error::MemberNotLearner
+            | Error::LearnerNotReady
+            | Error::TooManyLearners
+            | Error::NotEnoughStartedMembers => Code::FailedPrecondition,
             Error::Compacted | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
             Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,

@@ -1,6 +1,8 @@
 //! Cluster membership facts: members as etcd describes them, and the member and cluster IDs
 //! derived exactly as etcd derives them, so `etcdctl` prints the same hex IDs for the same flags.
 
+pub mod membership;
+
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Config, Raft, SnapshotPolicy};
+use openraft::{Config, Raft, SnapshotPolicy};
 use prost::Message;
 use std::sync::Mutex;
 use tonic::transport::Channel;
 
+use crate::cluster::membership::{self, MemberInfo, MembershipOp};
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock::Instant as NodeInstant;
@@ -90,7 +91,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 impl RaftNode {
     /// Opens the log and state machine on `disk`, starts raft, and bootstraps `initial` as the
-    /// first membership if this disk has never been part of a cluster.
+    /// first membership if this disk has never been part of a cluster. With `initial` empty
+    /// the member joins a running cluster: the leader replicates the membership to it.
     pub async fn start(
         id: u64,
         cluster_id: u64,
@@ -116,7 +118,7 @@ impl RaftNode {
         let store = sm.store();
         let network = Network { me: id, cluster_id };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
-        if !raft.is_initialized().await? {
+        if !initial.is_empty() && !raft.is_initialized().await? {
             // Every founding member initializes with the same membership; openraft allows that,
             // and answers NotAllowed once a peer's entry already got here first.
             match raft.initialize(initial).await {
@@ -241,40 +243,63 @@ impl RaftNode {
         }
     }
 
-    /// Commits a membership change on the leader (forwarding if needed).
-    pub async fn change_members(
-        &self,
-        change: ChangeMembers<u64, Member>,
-        retain: bool,
-    ) -> Result<(), Error> {
+    /// Executes a membership operation on the leader (forwarding it there if needed) and
+    /// returns the members afterwards.
+    pub async fn membership(&self, op: MembershipOp) -> Result<Vec<MemberInfo>, Error> {
         let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
         loop {
-            let leader = match self.raft.change_membership(change.clone(), retain).await {
-                Ok(_) => return Ok(()),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_node,
-                Err(e) => return Err(write_error(e)),
-            };
-            if let Some(leader) = leader {
-                let payload = encode(&(change.clone(), retain));
+            let leader = self.raft.metrics().borrow().current_leader;
+            let result = if leader == Some(self.id) {
+                membership::execute(&self.raft, op.clone()).await
+            } else if let Some(node) = leader.and_then(|l| self.member(l)) {
+                let payload = encode(&op);
                 match self
-                    .call_leader(&leader, deadline, payload, |mut c, m| {
+                    .call_leader(&node, deadline, payload, |mut c, m| {
                         Box::pin(async move { c.change_members(m).await })
                     })
                     .await
                 {
-                    Err(Error::NoLeader) => {}
-                    Err(e) => return Err(e),
                     Ok(bytes) => {
-                        let r: Result<(), Error> = decode(&bytes).map_err(Error::Internal)?;
-                        match r {
-                            Err(Error::NoLeader) => {}
-                            other => return other,
-                        }
+                        decode::<Result<Vec<MemberInfo>, Error>>(&bytes).map_err(Error::Internal)?
                     }
+                    Err(e) => Err(e),
                 }
+            } else {
+                Err(Error::NoLeader)
+            };
+            match result {
+                Err(Error::NoLeader) => retry_or(deadline, Error::NoLeader).await?,
+                other => return other,
             }
-            retry_or(deadline, Error::NoLeader).await?;
         }
+    }
+
+    /// Asks the members at `peer_urls` for the cluster ID and membership (for joining).
+    pub async fn cluster_info(peer_urls: &[String]) -> Result<(u64, Vec<MemberInfo>), Error> {
+        for url in peer_urls {
+            let probe = Member { name: String::new(), peer_urls: vec![url.clone()], client_urls: vec![] };
+            let Ok(mut client) = peer_channel(&probe) else { continue };
+            let msg = RaftMessage { cluster_id: 0, from: 0, payload: bytes::Bytes::new() };
+            let call = crate::io::runtime::timeout_at(
+                (NodeInstant::now() + Duration::from_secs(2)).to_runtime(),
+                client.cluster_info(msg),
+            );
+            if let Ok(Ok(reply)) = call.await {
+                return decode(&reply.into_inner().payload).map_err(Error::Internal);
+            }
+        }
+        Err(Error::Internal(format!("could not reach any of {peer_urls:?} to join the cluster")))
+    }
+
+    /// A member of the current membership.
+    fn member(&self, id: u64) -> Option<Member> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
     }
 
     async fn wait_applied(&self, index: u64, deadline: NodeInstant) -> Result<(), Error> {
@@ -375,9 +400,12 @@ impl RaftNode {
             if current.as_ref() == Some(&me) {
                 return Ok(());
             }
-            let change = ChangeMembers::SetNodes(BTreeMap::from([(self.id, me.clone())]));
-            match self.change_members(change, true).await {
-                Ok(()) => {
+            let op = MembershipOp::Publish {
+                id: self.id,
+                member: me.clone(),
+            };
+            match self.membership(op).await {
+                Ok(_) => {
                     tracing::info!(member = %format!("{:x}", self.id), "published member attributes")
                 }
                 Err(Error::Stopped) => return Err(Error::Stopped),

@@ -2,9 +2,10 @@
 //! followers what only the leader can (propose a write, confirm a read index, change membership).
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Raft};
+use openraft::Raft;
 use tonic::{Request, Response, Status};
 
+use crate::cluster::membership::{self, MemberInfo, MembershipOp};
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::proto::detcdpb::peer_server::Peer;
@@ -125,14 +126,13 @@ impl Peer for PeerService {
     ) -> Result<Response<RaftMessage>, Status> {
         let m = req.into_inner();
         self.check(m.cluster_id)?;
-        let (change, retain): (ChangeMembers<u64, Member>, bool) =
-            decode(&m.payload).map_err(bad)?;
-        let result: Result<(), Error> = self
-            .raft
-            .change_membership(change, retain)
-            .await
-            .map(|_| ())
-            .map_err(write_error);
+        let op: MembershipOp = decode(&m.payload).map_err(bad)?;
+        let result = membership::execute(&self.raft, op).await;
         self.reply(encode(&result))
+    }
+
+    async fn cluster_info(&self, _req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let info: (u64, Vec<MemberInfo>) = (self.cluster_id, membership::members(&self.raft));
+        self.reply(encode(&info))
     }
 }

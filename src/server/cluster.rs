@@ -1,56 +1,127 @@
-//! The Cluster service: the member list from raft's membership.
+//! The Cluster service: the member list, and membership changes (validated and committed on the
+//! leader by [`crate::cluster::membership`]).
 
 use tonic::{Request, Response, Status};
 
+use crate::cluster::membership::{check_urls, new_member_id, MemberInfo, MembershipOp};
+use crate::io::Clock;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::*;
-
-use super::unimplemented::unimplemented_rpcs;
 use crate::raft::RaftNode;
 
 /// etcd's Cluster service on one member.
 #[derive(Clone)]
 pub struct ClusterService {
     node: RaftNode,
+    clock: Clock,
 }
 
 impl ClusterService {
     /// A Cluster service for `node`.
-    pub fn new(node: RaftNode) -> Self {
-        ClusterService { node }
+    pub fn new(node: RaftNode, clock: Clock) -> Self {
+        ClusterService { node, clock }
+    }
+
+    /// etcd's cluster responses carry no store revision.
+    fn header(&self) -> Option<ResponseHeader> {
+        Some(self.node.header(0))
+    }
+}
+
+fn to_pb(m: &MemberInfo) -> Member {
+    Member {
+        id: m.id,
+        name: m.member.name.clone(),
+        peer_ur_ls: m.member.peer_urls.clone(),
+        client_ur_ls: m.member.client_urls.clone(),
+        is_learner: m.learner,
     }
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    unimplemented_rpcs! {
-        member_add(MemberAddRequest) -> MemberAddResponse;
-        member_remove(MemberRemoveRequest) -> MemberRemoveResponse;
-        member_update(MemberUpdateRequest) -> MemberUpdateResponse;
-        member_promote(MemberPromoteRequest) -> MemberPromoteResponse;
+    async fn member_add(
+        &self,
+        req: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        let r = req.into_inner();
+        check_urls(&r.peer_ur_ls)?;
+        let id = new_member_id(
+            &r.peer_ur_ls,
+            (self.clock.unix_nanos() / 1_000_000_000) as i64,
+        );
+        let op = MembershipOp::Add {
+            id,
+            peer_urls: r.peer_ur_ls.clone(),
+            learner: r.is_learner,
+        };
+        let members = self.node.membership(op).await?;
+        let added = members.iter().find(|m| m.id == id).map(to_pb);
+        Ok(Response::new(MemberAddResponse {
+            header: self.header(),
+            member: added,
+            members: members.iter().map(to_pb).collect(),
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        req: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        let members = self
+            .node
+            .membership(MembershipOp::Remove {
+                id: req.into_inner().id,
+            })
+            .await?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: self.header(),
+            members: members.iter().map(to_pb).collect(),
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        req: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let r = req.into_inner();
+        let members = self
+            .node
+            .membership(MembershipOp::Update {
+                id: r.id,
+                peer_urls: r.peer_ur_ls,
+            })
+            .await?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: self.header(),
+            members: members.iter().map(to_pb).collect(),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        req: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        let members = self
+            .node
+            .membership(MembershipOp::Promote {
+                id: req.into_inner().id,
+            })
+            .await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: self.header(),
+            members: members.iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_list(
         &self,
         _req: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let m = self.node.raft().metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| Member {
-                id: *id,
-                name: node.name.clone(),
-                peer_ur_ls: node.peer_urls.clone(),
-                client_ur_ls: node.client_urls.clone(),
-                is_learner: !membership.voter_ids().any(|v| v == *id),
-            })
-            .collect();
-        // etcd's cluster responses carry no store revision.
-        let revision = 0;
+        let members = crate::cluster::membership::members(self.node.raft());
         Ok(Response::new(MemberListResponse {
-            header: Some(self.node.header(revision)),
-            members,
+            header: self.header(),
+            members: members.iter().map(to_pb).collect(),
         }))
     }
 }

@@ -82,24 +82,48 @@ async fn identity(
         return Ok((me, cid, members));
     }
     if !cfg.initial_cluster_new {
-        return Err(
-            "--initial-cluster-state=existing needs a member that was added to a running \
-                    cluster, which this build does not support yet"
-                .into(),
-        );
+        // Joining a running cluster (after `etcdctl member add`): learn the cluster and our own
+        // ID from the other members, by our peer URLs, as etcd does.
+        let others: Vec<String> = cfg
+            .initial_cluster
+            .iter()
+            .filter(|m| m.name != cfg.name)
+            .flat_map(|m| m.peer_urls.clone())
+            .collect();
+        let (cid, current) = RaftNode::cluster_info(&others).await?;
+        let mut mine = cfg.initial_advertise_peer_urls.clone();
+        mine.sort();
+        let me = current
+            .iter()
+            .find(|m| {
+                let mut urls = m.member.peer_urls.clone();
+                urls.sort();
+                urls == mine
+            })
+            .map(|m| m.id)
+            .ok_or_else(|| {
+                format!(
+                    "member with peer URLs {} has not been added to cluster {cid:x}; run `etcdctl member add` first",
+                    mine.join(",")
+                )
+            })?;
+        persist_identity(disk, me, cid).await?;
+        return Ok((me, cid, BTreeMap::new()));
     }
     let me = member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
     let ids: Vec<u64> = members.keys().copied().collect();
     let cid = cluster_id(&ids);
+    persist_identity(disk, me, cid).await?;
+    Ok((me, cid, members))
+}
+
+async fn persist_identity(disk: &Disk, me: u64, cid: u64) -> Result<(), StartError> {
     let mut b = WriteBatch::new();
     b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
-    b.put(
-        Bytes::from_static(CLUSTER_ID_KEY),
-        cid.to_be_bytes().to_vec(),
-    );
+    b.put(Bytes::from_static(CLUSTER_ID_KEY), cid.to_be_bytes().to_vec());
     disk.write(b)?;
     disk.sync().await?;
-    Ok((me, cid, members))
+    Ok(())
 }
 
 impl Server {
@@ -152,7 +176,8 @@ impl Server {
         let maintenance =
             MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
                 .max_decoding_message_size(max_decode);
-        let cluster = ClusterServer::new(cluster::ClusterService::new(node.clone()));
+        let cluster =
+            ClusterServer::new(cluster::ClusterService::new(node.clone(), crate::io::Clock));
         let watch = WatchServer::new(
             crate::watch::service::WatchService::new(node.clone(), node.hub().clone())
                 .with_settings(crate::watch::service::WatchSettings {
