@@ -72,6 +72,15 @@ pub enum Error {
     /// A change that would leave too few members to make progress.
     #[error("etcdserver: re-configuration failed due to not enough started members")]
     NotEnoughStartedMembers,
+    /// A request only the leader serves (MoveLeader), sent to a follower.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// MoveLeader to a member that cannot lead (unknown, or a learner).
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// MoveLeader did not finish in time.
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     /// A storage failure; the node stops serving writes.
     #[error("etcdserver: {0}")]
     Internal(String),
@@ -95,7 +104,10 @@ impl Error {
             | Error::MemberNotLearner
             | Error::LearnerNotReady
             | Error::TooManyLearners
-            | Error::NotEnoughStartedMembers => Code::FailedPrecondition,
+            | Error::NotEnoughStartedMembers
+            | Error::NotLeader
+            | Error::BadLeaderTransferee => Code::FailedPrecondition,
+            Error::LeaderTransferTimeout => Code::Unavailable,
             Error::Compacted | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
             Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,

@@ -284,3 +284,35 @@ impl Store {
             .sum()
     }
 }
+
+impl Store {
+    /// A hash of every retained revision up to `rev` (0 = now), in revision order, and the
+    /// compacted revision: equal on every member that applied the same log. Fails like a read
+    /// for a compacted or future revision.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), Error> {
+        let s = self.read();
+        let rev = s.read_rev(rev)?;
+        let mut records: Vec<(Revision, Option<&KeyValue>, &Bytes)> = Vec::new();
+        for (key, h) in &s.index {
+            for c in h.changes() {
+                if c.rev.main <= rev {
+                    records.push((c.rev, c.kv.as_ref(), key));
+                }
+            }
+        }
+        records.sort_by_key(|r| r.0);
+        let mut hasher = crc32fast::Hasher::new();
+        for (r, kv, key) in records {
+            hasher.update(&r.to_bytes());
+            hasher.update(key);
+            match kv {
+                Some(kv) => {
+                    hasher.update(&[b'p']);
+                    hasher.update(&kv.encode_to_vec());
+                }
+                None => hasher.update(&[b't']),
+            }
+        }
+        Ok((hasher.finalize(), s.compacted))
+    }
+}

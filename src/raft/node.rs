@@ -277,9 +277,19 @@ impl RaftNode {
     /// Asks the members at `peer_urls` for the cluster ID and membership (for joining).
     pub async fn cluster_info(peer_urls: &[String]) -> Result<(u64, Vec<MemberInfo>), Error> {
         for url in peer_urls {
-            let probe = Member { name: String::new(), peer_urls: vec![url.clone()], client_urls: vec![] };
-            let Ok(mut client) = peer_channel(&probe) else { continue };
-            let msg = RaftMessage { cluster_id: 0, from: 0, payload: bytes::Bytes::new() };
+            let probe = Member {
+                name: String::new(),
+                peer_urls: vec![url.clone()],
+                client_urls: vec![],
+            };
+            let Ok(mut client) = peer_channel(&probe) else {
+                continue;
+            };
+            let msg = RaftMessage {
+                cluster_id: 0,
+                from: 0,
+                payload: bytes::Bytes::new(),
+            };
             let call = crate::io::runtime::timeout_at(
                 (NodeInstant::now() + Duration::from_secs(2)).to_runtime(),
                 client.cluster_info(msg),
@@ -288,7 +298,62 @@ impl RaftNode {
                 return decode(&reply.into_inner().payload).map_err(Error::Internal);
             }
         }
-        Err(Error::Internal(format!("could not reach any of {peer_urls:?} to join the cluster")))
+        Err(Error::Internal(format!(
+            "could not reach any of {peer_urls:?} to join the cluster"
+        )))
+    }
+
+    /// Hands leadership to voter `target` (etcd's MoveLeader); only the leader may ask. Waits
+    /// until the target has the whole log, has it campaign, and waits until it leads.
+    pub async fn move_leader(&self, target: u64) -> Result<(), Error> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id) {
+            return Err(Error::NotLeader);
+        }
+        let m = metrics.membership_config.membership();
+        if !m.voter_ids().any(|v| v == target) {
+            return Err(Error::BadLeaderTransferee);
+        }
+        if target == self.id {
+            return Ok(());
+        }
+        let node = self.member(target).ok_or(Error::BadLeaderTransferee)?;
+        let deadline = NodeInstant::now() + self.settings.election * 5;
+        let left = || deadline.saturating_duration_since(NodeInstant::now());
+        let last = metrics.last_log_index;
+        let caught_up = self
+            .raft
+            .wait(Some(left()))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&target).copied().flatten())
+                        .map(|l| l.index)
+                        >= last
+                },
+                "transferee caught up",
+            )
+            .await;
+        if caught_up.is_err() {
+            return Err(Error::LeaderTransferTimeout);
+        }
+        let reply = self
+            .call_leader(&node, deadline, bytes::Bytes::new(), |mut c, m| {
+                Box::pin(async move { c.campaign(m).await })
+            })
+            .await
+            .map_err(|_| Error::LeaderTransferTimeout)?;
+        decode::<Result<(), Error>>(&reply).map_err(Error::Internal)??;
+        match self
+            .raft
+            .wait(Some(left()))
+            .current_leader(target, "leader moved")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::LeaderTransferTimeout),
+        }
     }
 
     /// A member of the current membership.

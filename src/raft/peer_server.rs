@@ -131,8 +131,22 @@ impl Peer for PeerService {
         self.reply(encode(&result))
     }
 
-    async fn cluster_info(&self, _req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn cluster_info(
+        &self,
+        _req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let info: (u64, Vec<MemberInfo>) = (self.cluster_id, membership::members(&self.raft));
         self.reply(encode(&info))
+    }
+
+    async fn campaign(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check(req.into_inner().cluster_id)?;
+        let result: Result<(), Error> = self
+            .raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|_| Error::Stopped);
+        self.reply(encode(&result))
     }
 }

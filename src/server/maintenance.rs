@@ -30,12 +30,52 @@ impl Maintenance for MaintenanceService {
     type SnapshotStream = NoStream<SnapshotResponse>;
 
     unimplemented_rpcs! {
-        alarm(AlarmRequest) -> AlarmResponse;
         defragment(DefragmentRequest) -> DefragmentResponse;
-        hash(HashRequest) -> HashResponse;
-        hash_kv(HashKvRequest) -> HashKvResponse;
-        move_leader(MoveLeaderRequest) -> MoveLeaderResponse;
         downgrade(DowngradeRequest) -> DowngradeResponse;
+    }
+
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        // No alarm is ever raised yet (no quota, no corruption check): GET lists none, and
+        // activating or deactivating one changes nothing.
+        let _ = req.into_inner();
+        let revision = self.node.store().current_revision();
+        Ok(Response::new(AlarmResponse {
+            header: Some(self.node.header(revision)),
+            alarms: vec![],
+        }))
+    }
+
+    async fn move_leader(
+        &self,
+        req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.node.move_leader(req.into_inner().target_id).await?;
+        let revision = self.node.store().current_revision();
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.node.header(revision)),
+        }))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let store = self.node.store();
+        let (hash, _) = store.hash_kv(0)?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.node.header(store.current_revision())),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let store = self.node.store();
+        let (hash, compact_revision) = store.hash_kv(req.into_inner().revision)?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.node.header(store.current_revision())),
+            hash,
+            compact_revision,
+        }))
     }
 
     async fn snapshot(
@@ -62,7 +102,11 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: m.last_applied.map_or(0, |l| l.index),
             errors: vec![],
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: !m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == m.id),
         }))
     }
 }
