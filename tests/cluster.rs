@@ -186,3 +186,220 @@ fn leader_kill_9_new_leader_writes_continue_and_it_catches_up() {
         "a restarted member does not disrupt the leader"
     );
 }
+
+/// Starts one more member that joins the running cluster `c` (after `member add`).
+fn join(c: &Cluster, name: &str, ports: (u16, u16), extra: &[&str]) -> Server {
+    let mut ic: Vec<String> = c
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("m{}={}", i + 1, m.peer_url()))
+        .collect();
+    ic.push(format!("{name}=http://127.0.0.1:{}", ports.1));
+    let mut s = Builder::new(Kind::Detcd)
+        .name(name)
+        .ports(ports.0, ports.1)
+        .initial_cluster(ic.join(","))
+        .args(["--initial-cluster-state", "existing"])
+        .args(extra.iter().copied())
+        .spawn();
+    s.wait_until_ready();
+    s
+}
+
+fn member_id(list: &str, peer_url: &str) -> String {
+    list.lines()
+        .find(|l| l.contains(peer_url))
+        .unwrap_or_else(|| panic!("{peer_url} not in\n{list}"))
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn learner_joins_is_promoted_and_members_are_removed() {
+    let c = Cluster::start(3);
+    c.members[0].ok(&["put", "before-join", "1"]);
+    let ports = free_ports();
+    let peer = format!("http://127.0.0.1:{}", ports.1);
+    let added = c.members[1].ok(&[
+        "member",
+        "add",
+        "m4",
+        "--learner",
+        &format!("--peer-urls={peer}"),
+    ]);
+    assert!(
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
+    let list = c.members[0].ok(&["member", "list"]);
+    let id = member_id(&list, &peer);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("unstarted") && l.ends_with("true")),
+        "{list}"
+    );
+    // etcd's errors: the same peer URL again, an unknown member, promoting a voter.
+    assert!(c.members[0]
+        .err(
+            &["member", "add", "x", &format!("--peer-urls={peer}")],
+            None
+        )
+        .contains("etcdserver: Peer URLs already exists"));
+    assert!(c.members[0]
+        .err(&["member", "remove", "1234"], None)
+        .contains("etcdserver: member not found"));
+    let voter = member_id(&list, &c.members[0].peer_url());
+    assert!(c.members[0]
+        .err(&["member", "promote", &voter], None)
+        .contains("etcdserver: can only promote a learner member"));
+
+    let mut m4 = join(&c, "m4", ports, &[]);
+    assert_eq!(
+        lines(&m4.ok(&[
+            "get",
+            "before-join",
+            "--consistency=s",
+            "--print-value-only"
+        ])),
+        ["1"]
+    );
+    assert!(m4
+        .ok(&["endpoint", "status", "-w", "json"])
+        .contains("\"isLearner\":true"));
+    // Promotion succeeds once the learner has caught up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.members[0].etcdctl(&["member", "promote", &id], None);
+        if out.success() {
+            break;
+        }
+        assert!(out.stderr.contains("in sync with leader"), "{out:?}");
+        assert!(Instant::now() < deadline, "learner never became promotable");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = c.members[0].ok(&["member", "list"]);
+    assert!(
+        list.lines().filter(|l| l.ends_with("false")).count() == 4,
+        "{list}"
+    );
+    // Remove one of the founders; the other three keep serving.
+    c.members[2].ok(&[
+        "member",
+        "remove",
+        &member_id(&list, &c.members[2].peer_url()),
+    ]);
+    let list = m4.ok(&["member", "list"]);
+    assert_eq!(lines(&list).len(), 3, "{list}");
+    assert_eq!(m4.ok(&["put", "after-remove", "1"]).trim(), "OK");
+    m4.kill_9();
+}
+
+#[test]
+fn hashkv_is_equal_everywhere_and_leadership_moves() {
+    let c = Cluster::start(3);
+    for i in 0..20 {
+        c.members[i % 3].ok(&["put", &format!("k{i}"), "v"]);
+    }
+    c.members[0].ok(&["compaction", "5"]);
+    c.members[1].ok(&["del", "k1"]);
+    let want = c.members[0].revision();
+    let mut hashes = Vec::new();
+    for m in &c.members {
+        // Wait until the member applied everything, then compare hashes at that revision.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while m
+            .etcdctl(
+                &["get", "k", "--prefix", "--consistency=s", "-w", "json"],
+                None,
+            )
+            .json()["header"]["revision"]
+            != want
+        {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = m.ok(&["endpoint", "hashkv", "-w", "json"]);
+        hashes.push(
+            out.split("\"hash\":")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+
+    let leader = c.wait_leader(&[0, 1, 2]);
+    let target = (leader + 1) % 3;
+    let list = c.members[0].ok(&["member", "list"]);
+    let target_id = member_id(&list, &c.members[target].peer_url());
+    let out = c.members[leader].ok(&["move-leader", &target_id]);
+    assert!(out.contains("Leadership transferred"), "{out}");
+    assert_eq!(c.wait_leader(&[0, 1, 2]), target);
+}
+
+#[test]
+fn member_down_past_a_snapshot_catches_up_by_snapshot() {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| free_ports()).collect();
+    let ic = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{}=http://127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members: Vec<Server> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (cp, pp))| {
+            Builder::new(Kind::Detcd)
+                .name(format!("m{}", i + 1))
+                .ports(*cp, *pp)
+                .initial_cluster(ic.clone())
+                .args(["--snapshot-count", "20"])
+                .spawn()
+        })
+        .collect();
+    for m in &mut members {
+        m.wait_until_ready();
+    }
+    let c = Cluster { members };
+    let leader = c.wait_leader(&[0, 1, 2]);
+    let down = (leader + 1) % 3;
+    let up = (leader + 2) % 3;
+    let mut c = c;
+    c.members[down].kill_9();
+    // Far more writes than --snapshot-count: the leader snapshots and purges its log.
+    let script: String = (0..150).map(|i| format!("put key{i:03} v{i}\n")).collect();
+    for line in script.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        c.members[up].ok(&parts);
+    }
+    c.members[down].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = c.members[down].etcdctl(
+            &["get", "key", "--prefix", "--keys-only", "--consistency=s"],
+            None,
+        );
+        if got.success() && lines(&got.stdout).len() == 150 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lagging member never caught up: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        c.members[down]
+            .log()
+            .contains("installed snapshot from the leader"),
+        "expected a snapshot install:\n{}",
+        c.members[down].log()
+    );
+}

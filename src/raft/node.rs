@@ -338,21 +338,28 @@ impl RaftNode {
         if caught_up.is_err() {
             return Err(Error::LeaderTransferTimeout);
         }
-        let reply = self
+        // Followers reject votes while the leader's lease holds, so the leader goes quiet (no
+        // heartbeats, no campaigning of its own) and the target campaigns until it wins.
+        self.raft.runtime_config().heartbeat(false);
+        self.raft.runtime_config().elect(false);
+        let _ = self
             .call_leader(&node, deadline, bytes::Bytes::new(), |mut c, m| {
                 Box::pin(async move { c.campaign(m).await })
             })
-            .await
-            .map_err(|_| Error::LeaderTransferTimeout)?;
-        decode::<Result<(), Error>>(&reply).map_err(Error::Internal)??;
-        match self
+            .await;
+        let moved = self
             .raft
             .wait(Some(left()))
-            .current_leader(target, "leader moved")
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Error::LeaderTransferTimeout),
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != self.id),
+                "leader moved",
+            )
+            .await;
+        self.raft.runtime_config().heartbeat(true);
+        self.raft.runtime_config().elect(true);
+        match moved {
+            Ok(m) if m.current_leader == Some(target) => Ok(()),
+            _ => Err(Error::LeaderTransferTimeout),
         }
     }
 

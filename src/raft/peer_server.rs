@@ -141,12 +141,18 @@ impl Peer for PeerService {
 
     async fn campaign(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check(req.into_inner().cluster_id)?;
-        let result: Result<(), Error> = self
-            .raft
-            .trigger()
-            .elect()
-            .await
-            .map_err(|_| Error::Stopped);
+        // Keep campaigning (the old leader has gone quiet) until this member leads; bounded.
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let m = raft.metrics().borrow().clone();
+                if m.current_leader == Some(m.id) || raft.trigger().elect().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        let result: Result<(), Error> = Ok(());
         self.reply(encode(&result))
     }
 }

@@ -277,6 +277,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
+            tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
             Ok(())
         };
         install.await.map_err(|e: io::Error| {
