@@ -307,10 +307,10 @@ impl Store {
             hasher.update(key);
             match kv {
                 Some(kv) => {
-                    hasher.update(&[b'p']);
+                    hasher.update(b"p");
                     hasher.update(&kv.encode_to_vec());
                 }
-                None => hasher.update(&[b't']),
+                None => hasher.update(b"t"),
             }
         }
         Ok((hasher.finalize(), s.compacted))
