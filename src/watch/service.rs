@@ -167,7 +167,10 @@ async fn drive(
             }
             Wake::Feed(Ok(batch)) => session.on_batch(&batch, &mut out),
             Wake::Feed(Err(RecvError::Lagged(n))) => {
-                tracing::debug!(skipped = n, "watch stream lagged; catching up from history");
+                tracing::info!(
+                    skipped_batches = n,
+                    "watch stream fell behind the live feed; catching up from history"
+                );
                 session.on_lagged(&mut out);
             }
             // The hub is gone: the node is shutting down.
