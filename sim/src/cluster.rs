@@ -44,6 +44,11 @@ impl SimCluster {
     /// Starts `n` members bootstrapped together (etcd's `--initial-cluster`), each on its own
     /// simulated host and disk. Must run inside a madsim runtime.
     pub fn new(n: usize) -> SimCluster {
+        SimCluster::with_config(n, |_| {})
+    }
+
+    /// Like [`SimCluster::new`], with `tune` applied to every member's configuration.
+    pub fn with_config(n: usize, tune: impl Fn(&mut Config)) -> SimCluster {
         let runtime = Handle::current();
         let initial: Vec<InitialMember> = (0..n)
             .map(|i| InitialMember {
@@ -62,6 +67,7 @@ impl SimCluster {
             );
             cfg.initial_cluster = initial.clone();
             cfg.initial_cluster_token = "sim".to_string();
+            tune(&mut cfg);
             let disk = SimDisk::new();
             let init_disk = disk.clone();
             let handle = runtime
