@@ -109,6 +109,23 @@ fn three_members_list_status_and_serve_any_request() {
         assert_eq!((l, t), (leader_id, term), "member {i} disagrees");
         assert_eq!(id == leader_id, i == leader);
     }
+    // `--cluster` dials every member by the URL in the member list (etcdctl then sends the URL as
+    // the HTTP/2 authority).
+    let st = c.members[0].ok(&["endpoint", "status", "--cluster", "-w", "json"]);
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let st = st.as_array().unwrap();
+    assert_eq!(st.len(), 3, "{st:?}");
+    let leaders = st
+        .iter()
+        .filter(|e| e["Status"]["leader"] == e["Status"]["header"]["member_id"])
+        .count();
+    assert_eq!(leaders, 1, "{st:?}");
+    let health = c.members[1].etcdctl(&["endpoint", "health", "--cluster"], None);
+    assert!(health.success(), "{health:?}");
+    assert_eq!(
+        health.stderr.matches("is healthy").count() + health.stdout.matches("is healthy").count(),
+        3
+    );
     // Writes through every member (followers forward), reads from every member.
     for (i, m) in c.members.iter().enumerate() {
         assert_eq!(

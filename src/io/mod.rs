@@ -6,6 +6,8 @@
 //! `--cfg madsim`, the same code runs on madsim's simulated runtime, network and clock, and on the
 //! in-memory [`disk::SimDisk`], so a seed fixes every schedule and a failing run replays bit for bit.
 
+#[cfg(not(madsim))]
+pub mod authority_fix;
 pub mod clock;
 pub mod disk;
 pub mod net;

@@ -59,14 +59,37 @@ pub fn local_addr(l: &Listener) -> std::io::Result<SocketAddr> {
     }
 }
 
-/// Serves a gRPC router on a listener until `shutdown` completes.
+/// Serves a gRPC router on a listener until `shutdown` completes. Client listeners accept the
+/// URL-shaped `:authority` etcdctl sends (see `authority_fix`).
 pub async fn serve_grpc(
     router: tonic::transport::server::Router,
     listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    clients: bool,
 ) -> Result<(), tonic::transport::Error> {
     #[cfg(not(madsim))]
     {
+        if clients {
+            let incoming = futures::stream::unfold(listener, |listener| async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let conn = super::authority_fix::AuthorityFix::new(stream);
+                            return Some((Ok::<_, std::io::Error>(conn), listener));
+                        }
+                        // Out of file descriptors and the like: back off, keep listening.
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+            return router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+        }
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         router
@@ -75,6 +98,7 @@ pub async fn serve_grpc(
     }
     #[cfg(madsim)]
     {
+        let _ = clients;
         router.serve_with_shutdown(listener, shutdown).await
     }
 }

@@ -155,7 +155,7 @@ impl Server {
                 let _ = stopped.wait_for(|s| *s).await;
             };
             serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown).await {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown, false).await {
                     tracing::error!(%bound, "peer listener failed: {e}");
                 }
             }));
@@ -183,6 +183,7 @@ impl Server {
                 .with_settings(crate::watch::service::WatchSettings {
                     max_request_bytes: cfg.max_request_bytes,
                     progress_notify_interval: cfg.watch_progress_notify_interval,
+                    election_timeout: cfg.election,
                 }),
         )
         .max_decoding_message_size(max_decode);
@@ -208,7 +209,7 @@ impl Server {
                 let _ = stopped.wait_for(|s| *s).await;
             };
             serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown).await {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown, true).await {
                     tracing::error!(%bound, "client listener failed: {e}");
                 }
             }));
