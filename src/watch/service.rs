@@ -7,7 +7,10 @@
 //! catches up from the store's history once the client reads again.
 //!
 //! As in etcd, a client closing its sending side does not end the stream: watchers keep
-//! delivering until the client cancels the call.
+//! delivering until the client cancels the call. A stream opened with etcd's require-leader
+//! metadata (etcdctl and clientv3 set it) is refused while the member knows no leader, and ends
+//! with `etcdserver: no leader` once the member has seen no leader at
+//! [`NO_LEADER_CHECKS`] consecutive checks, one per election timeout.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,6 +42,10 @@ const RESPONSE_BUFFER: usize = 128;
 /// known.
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 
+/// Consecutive leaderless checks (one per election timeout) after which a require-leader
+/// stream is ended, as etcd does.
+pub const NO_LEADER_CHECKS: u32 = 3;
+
 /// The Watch service's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchSettings {
@@ -47,6 +54,8 @@ pub struct WatchSettings {
     pub max_request_bytes: usize,
     /// `--experimental-watch-progress-notify-interval` as configured (`None`: etcd's default).
     pub progress_notify_interval: Option<Duration>,
+    /// `--election-timeout`: how often require-leader streams check for a leader.
+    pub election_timeout: Duration,
 }
 
 impl Default for WatchSettings {
@@ -54,6 +63,7 @@ impl Default for WatchSettings {
         WatchSettings {
             max_request_bytes: 1_572_864,
             progress_notify_interval: None,
+            election_timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -114,15 +124,27 @@ impl Watch for WatchService {
         let period = progress::stream_period(progress::effective_interval(
             self.settings.progress_notify_interval,
         ));
+        let leader = require_leader.then(|| {
+            let node = self.node.clone();
+            LeaderCheck {
+                has_leader: Arc::new(move || {
+                    node.raft().metrics().borrow().current_leader.is_some()
+                }),
+                every: self.settings.election_timeout,
+            }
+        });
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        tokio::spawn(drive(session, feed, requests, tx, period));
+        tokio::spawn(drive(session, feed, requests, tx, period, leader));
         let stream =
-            futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|r| (Ok(r), rx)) },
-            );
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// How a require-leader stream learns whether the member knows a leader.
+struct LeaderCheck {
+    has_leader: Arc<dyn Fn() -> bool + Send + Sync>,
+    every: Duration,
 }
 
 /// What woke the stream's task.
@@ -131,6 +153,7 @@ enum Wake {
     Request(Result<Option<WatchRequest>, Status>),
     Feed(Result<Arc<Vec<super::RevisionEvents>>, RecvError>),
     Tick,
+    LeaderCheck,
 }
 
 /// Runs one stream until the client goes away, its requests fail, or the node shuts down.
@@ -138,11 +161,15 @@ async fn drive(
     mut session: Session,
     mut feed: Feed,
     mut requests: Streaming<WatchRequest>,
-    tx: mpsc::Sender<WatchResponse>,
+    tx: mpsc::Sender<Result<WatchResponse, Status>>,
     period: Duration,
+    leader: Option<LeaderCheck>,
 ) {
     let clock = Clock;
     let mut next_tick = clock.now() + period;
+    let check_every = leader.as_ref().map_or(period, |l| l.every);
+    let mut next_leader_check = clock.now() + check_every;
+    let mut leaderless_checks = 0;
     let mut requests_open = true;
     loop {
         let wake = tokio::select! {
@@ -151,6 +178,7 @@ async fn drive(
             r = requests.message(), if requests_open => Wake::Request(r),
             f = feed.recv() => Wake::Feed(f),
             _ = clock.sleep_until(next_tick) => Wake::Tick,
+            _ = clock.sleep_until(next_leader_check), if leader.is_some() => Wake::LeaderCheck,
         };
         let mut out = Vec::new();
         match wake {
@@ -180,9 +208,19 @@ async fn drive(
                 session.progress_tick(&mut out);
                 next_tick = clock.now() + period;
             }
+            Wake::LeaderCheck => {
+                next_leader_check = clock.now() + check_every;
+                let has_leader = leader.as_ref().is_some_and(|l| (l.has_leader)());
+                leaderless_checks = if has_leader { 0 } else { leaderless_checks + 1 };
+                if leaderless_checks >= NO_LEADER_CHECKS {
+                    tracing::info!("ending a watch stream: no leader");
+                    let _ = tx.send(Err(Error::NoLeader.into())).await;
+                    return;
+                }
+            }
         }
         for r in out {
-            if tx.send(r).await.is_err() {
+            if tx.send(Ok(r)).await.is_err() {
                 return;
             }
         }
