@@ -23,7 +23,9 @@ use std::sync::Mutex;
 
 use crate::proto::mvccpb::Event;
 
-/// The events of one revision.
+/// The events of one revision. A revision published with no events is a marker from
+/// [`Hub::store_replaced`]: its events (and those of any revision before it that the feed did not
+/// carry) are in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevisionEvents {
     /// The store revision that made them.
@@ -102,6 +104,22 @@ impl Hub {
         let _ = self.sender.send(std::sync::Arc::new(batch));
     }
 
+    /// Tells watchers the store was replaced (a snapshot was installed) and now ends at
+    /// `revision`: they read what they missed from its history. Without this they would only
+    /// notice at the next published revision.
+    pub fn store_replaced(&self, revision: i64) {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if revision <= *published {
+            return;
+        }
+        *published = revision;
+        // An empty revision is the marker: "up to here, read the store".
+        let _ = self.sender.send(std::sync::Arc::new(vec![RevisionEvents {
+            revision,
+            events: Vec::new(),
+        }]));
+    }
+
     /// Subscribes to events published from now on.
     pub fn subscribe(
         &self,
@@ -112,5 +130,46 @@ impl Hub {
     /// The highest revision published so far.
     pub fn published_revision(&self) -> i64 {
         *self.published.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::mvccpb::KeyValue;
+
+    fn event(rev: i64) -> Event {
+        Event {
+            kv: Some(KeyValue {
+                mod_revision: rev,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn group_splits_by_revision() {
+        let g = RevisionEvents::group(vec![event(2), event(2), event(3)]);
+        assert_eq!(
+            g.iter()
+                .map(|r| (r.revision, r.events.len()))
+                .collect::<Vec<_>>(),
+            vec![(2, 2), (3, 1)]
+        );
+    }
+
+    #[test]
+    fn markers_move_the_published_revision_forward_only() {
+        let hub = Hub::with_capacity(4);
+        let mut rx = hub.subscribe();
+        hub.publish(RevisionEvents::group(vec![event(2)]));
+        hub.store_replaced(2);
+        hub.store_replaced(5);
+        assert_eq!(hub.published_revision(), 5);
+        assert_eq!(rx.try_recv().unwrap()[0].revision, 2);
+        let marker = rx.try_recv().unwrap();
+        assert_eq!((marker[0].revision, marker[0].events.len()), (5, 0));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -26,6 +26,8 @@
 //!   published after the subscription and arrives on the feed.
 //! - After a lag the cursor becomes the store's current revision: everything the feed dropped was
 //!   published, hence stored, before that read; everything newer arrives on the feed.
+//! - A revision with no events on the feed ([`Hub::store_replaced`]) moves the cursor to it: the
+//!   store holds everything up to it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -170,6 +172,12 @@ impl Session {
         for r in batch {
             if r.revision <= self.cursor {
                 // Already read from history.
+                continue;
+            }
+            if r.events.is_empty() {
+                // The store was replaced up to here: read everything from history.
+                self.cursor = r.revision;
+                self.sync(out);
                 continue;
             }
             if r.revision > self.cursor + 1 {

@@ -475,6 +475,40 @@ fn revisions_the_feed_never_carried_are_read_from_history() {
     assert_eq!(revs, vec![vec![2, 3], vec![4]]);
 }
 
+#[test]
+fn a_replaced_store_is_read_from_history_at_once() {
+    let mut rig = Rig::new(16);
+    let (mut s, mut feed) = rig.session();
+    step(&mut s, &mut feed, req(create("a", "", 0)));
+    // Writes that bypass the hub, as a snapshot install does, then the hub's marker.
+    for v in ["1", "2"] {
+        let mut w = rig.store.writer();
+        w.put(
+            &PutRequest {
+                key: b("a"),
+                value: b(v),
+                ..Default::default()
+            },
+            &NoLeases,
+        )
+        .unwrap();
+        w.finish(|_| Ok::<_, ()>(())).unwrap();
+    }
+    rig.hub.store_replaced(rig.store.current_revision());
+    let out = drained(&mut s, &mut feed);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        summary(&out[0]),
+        vec![("a".into(), 2, false), ("a".into(), 3, false)]
+    );
+    assert_eq!(s.cursor(), 3);
+    // A stale marker is ignored; live delivery continues.
+    rig.hub.store_replaced(2);
+    rig.put("a", "4");
+    let out = drained(&mut s, &mut feed);
+    assert_eq!(summary(&out[0]), vec![("a".into(), 4, false)]);
+}
+
 /// One step of the randomized scenario.
 #[derive(Debug, Clone)]
 enum Op {
