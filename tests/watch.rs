@@ -962,6 +962,11 @@ fn compare(expected: &[(String, Vec<String>)], actual: &[(String, Vec<String>)])
 
 /// Starts `n` detcd members with short election timeouts.
 fn cluster(n: usize) -> Vec<Server> {
+    cluster_with(n, &[])
+}
+
+/// Starts `n` detcd members with short election timeouts and `flags`.
+fn cluster_with(n: usize, flags: &[&str]) -> Vec<Server> {
     let ports: Vec<(u16, u16)> = (0..n).map(|_| common::free_ports()).collect();
     let ic = ports
         .iter()
@@ -980,6 +985,7 @@ fn cluster(n: usize) -> Vec<Server> {
                 .initial_cluster(ic.clone())
                 .args(["--initial-cluster-token", token.as_str()])
                 .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(flags.iter().copied())
                 .spawn()
         })
         .collect();
@@ -1055,4 +1061,44 @@ fn every_member_serves_watches_and_a_leaderless_member_ends_them() {
         "{}",
         again.stderr()
     );
+}
+
+/// A member that was down while the others moved past `--snapshot-count`
+/// catches up by snapshot; the snapshot carries the store's history, so a
+/// watch from an old revision on it replays what the others replay.
+#[test]
+fn a_member_caught_up_by_snapshot_replays_the_same_history() {
+    let mut members = cluster_with(3, &["--snapshot-count", "20"]);
+    let leader = leader_index(&members);
+    let down = (leader + 1) % 3;
+    let up = (leader + 2) % 3;
+    members[down].kill_9();
+    for i in 0..60 {
+        members[up].ok(&["put", &format!("s/{}", i % 7), &i.to_string()]);
+        if i % 10 == 9 {
+            members[up].ok(&["del", &format!("s/{}", i % 7)]);
+        }
+    }
+    members[down].restart();
+    let want = members[up].revision();
+    let deadline = Instant::now() + EXPECT * 3;
+    while members[down]
+        .etcdctl(&["get", "x", "--consistency=s", "-w", "json"], None)
+        .json()["header"]["revision"]
+        .as_i64()
+        != Some(want)
+    {
+        assert!(Instant::now() < deadline, "the member never caught up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(members[down].log().contains("installed snapshot"));
+    let replay = |m: &Server| {
+        let w = EtcdctlWatch::spawn(m, &["--prefix", "s/", "--rev=2", "-w", "json"]);
+        let v = json(&w.lines(1)[0]);
+        (v["Header"]["revision"].as_i64(), events(&v))
+    };
+    let (rev, evs) = replay(&members[up]);
+    assert_eq!(rev, Some(want));
+    assert_eq!(evs.len(), 66);
+    assert_eq!(replay(&members[down]), (rev, evs));
 }
