@@ -7,6 +7,10 @@
 //! gRPC server: it re-encodes every request header block, cutting a `scheme://` prefix off the
 //! authority. Every block is decoded with the client's HPACK state and re-encoded with our own,
 //! so the server's decoder always follows our encoder; all other frames pass through unchanged.
+//!
+//! A client uses one authority per connection, so the first header block decides: a connection
+//! whose first authority is a plain `host:port` (every other client) gets that block's original
+//! bytes and is passed straight through from then on, at no cost.
 
 use std::io;
 use std::pin::Pin;
@@ -42,6 +46,15 @@ pub struct AuthorityFix<S> {
     decoder: loona_hpack::Decoder<'static>,
     encoder: loona_hpack::Encoder<'static>,
     pending: Option<Pending>,
+    mode: Mode,
+}
+
+/// What the connection needs, decided by its first header block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Undecided,
+    Rewrite,
+    PassThrough,
 }
 
 impl<S> AuthorityFix<S> {
@@ -55,6 +68,7 @@ impl<S> AuthorityFix<S> {
             decoder: loona_hpack::Decoder::new(),
             encoder: loona_hpack::Encoder::new(),
             pending: None,
+            mode: Mode::Undecided,
         }
     }
 
@@ -79,7 +93,7 @@ impl<S> AuthorityFix<S> {
                 .extend_from_slice(&self.raw.split_to(PREFACE.len()));
             self.preface_seen = true;
         }
-        while self.raw.len() >= 9 {
+        while self.raw.len() >= 9 && self.mode != Mode::PassThrough {
             let len = ((self.raw[0] as usize) << 16)
                 | ((self.raw[1] as usize) << 8)
                 | self.raw[2] as usize;
@@ -144,6 +158,21 @@ impl<S> AuthorityFix<S> {
             .decoder
             .decode(&p.block)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("HPACK: {e:?}")))?;
+        if self.mode == Mode::Undecided {
+            let url = headers
+                .iter()
+                .any(|(n, v)| n.as_slice() == b":authority" && v.windows(3).any(|w| w == b"://"));
+            if !url {
+                // Nothing to fix on this connection: forward the block as the client encoded it,
+                // so the server's HPACK state stays the client's, and step aside.
+                self.mode = Mode::PassThrough;
+                self.write_block(&p, &p.block.clone());
+                let rest = self.raw.split();
+                self.out.extend_from_slice(&rest);
+                return Ok(());
+            }
+            self.mode = Mode::Rewrite;
+        }
         for (name, value) in &mut headers {
             if name.as_slice() == b":authority" {
                 if let Some(pos) = value.windows(3).position(|w| w == b"://") {
@@ -157,7 +186,13 @@ impl<S> AuthorityFix<S> {
         let block = self
             .encoder
             .encode(headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
-        let mut rest = &block[..];
+        self.write_block(&p, &block);
+        Ok(())
+    }
+
+    /// Writes a header block as HEADERS (+ CONTINUATION) frames for `p`'s stream.
+    fn write_block(&mut self, p: &Pending, block: &[u8]) {
+        let mut rest = block;
         let mut first = true;
         loop {
             let room = MAX_FRAME - if first && p.priority.is_some() { 5 } else { 0 };
@@ -191,7 +226,7 @@ impl<S> AuthorityFix<S> {
             self.out.put_slice(chunk);
             first = false;
             if rest.is_empty() {
-                return Ok(());
+                return;
             }
         }
     }
@@ -214,6 +249,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                 buf.put_slice(&this.out[..n]);
                 this.out.advance(n);
                 return Poll::Ready(Ok(()));
+            }
+            if this.mode == Mode::PassThrough {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
             let mut chunk = [0u8; 16 * 1024];
             let mut rb = ReadBuf::new(&mut chunk);
@@ -358,5 +396,30 @@ mod tests {
                 (false, "127.0.0.1:2379".to_string())
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod pass_through_tests {
+    use super::*;
+
+    #[test]
+    fn plain_authorities_are_forwarded_byte_for_byte() {
+        let mut client = loona_hpack::Encoder::new();
+        let plain: &[(&[u8], &[u8])] = &[(b":method", b"POST"), (b":authority", b"127.0.0.1:2379")];
+        let mut input = PREFACE.to_vec();
+        for stream in [1u32, 3] {
+            let block = client.encode(plain.iter().copied());
+            input.put_uint(block.len() as u64, 3);
+            input.put_u8(FRAME_HEADERS);
+            input.put_u8(END_HEADERS);
+            input.put_u32(stream);
+            input.extend_from_slice(&block);
+        }
+        let mut fix = AuthorityFix::new(());
+        fix.raw.extend_from_slice(&input);
+        fix.process().unwrap();
+        assert_eq!(fix.mode, Mode::PassThrough);
+        assert_eq!(&fix.out[..], &input[..]);
     }
 }
