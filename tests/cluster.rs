@@ -420,3 +420,62 @@ fn member_down_past_a_snapshot_catches_up_by_snapshot() {
         c.members[down].log()
     );
 }
+
+#[test]
+fn removing_the_last_voter_is_refused_as_etcd_does() {
+    let s = Builder::new(Kind::Detcd).start();
+    let list = s.ok(&["member", "list"]);
+    let id = member_id(&list, &s.peer_url());
+    let before = s.revision();
+    assert!(s
+        .err(&["member", "remove", &id], None)
+        .contains("etcdserver: re-configuration failed due to not enough started members"));
+    assert_eq!(s.ok(&["member", "list"]), list, "membership unchanged");
+    assert_eq!(s.revision(), before);
+}
+
+#[test]
+fn a_member_of_another_cluster_is_refused() {
+    // Three members named in one --initial-cluster, but m3 has another cluster token: its member
+    // and cluster IDs differ, so the other two refuse its raft traffic, and it never joins.
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| free_ports()).collect();
+    let ic = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{}=http://127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members: Vec<Server> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (cp, pp))| {
+            let token = if i == 2 {
+                "other-cluster"
+            } else {
+                "this-cluster"
+            };
+            Builder::new(Kind::Detcd)
+                .name(format!("m{}", i + 1))
+                .ports(*cp, *pp)
+                .initial_cluster(ic.clone())
+                .args(["--initial-cluster-token", token])
+                .spawn()
+        })
+        .collect();
+    members[0].wait_until_ready();
+    members[1].wait_until_ready();
+    assert_eq!(members[0].ok(&["put", "k", "v"]).trim(), "OK");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !members[2].log().contains("cluster ID mismatch") {
+        assert!(
+            Instant::now() < deadline,
+            "m3 was not refused:\n{}",
+            members[2].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // m3 serves no client: it never got a quorum for its own cluster.
+    let out = members[2].etcdctl(&["get", "k"], None);
+    assert!(!out.success(), "{out:?}");
+    members[2].kill_9();
+}
