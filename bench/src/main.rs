@@ -35,6 +35,9 @@ struct Args {
     /// The etcd binary.
     #[arg(long, default_value = "etcd")]
     etcd: String,
+    /// Members per cluster (clients are spread over them; followers forward writes).
+    #[arg(long, default_value_t = 1)]
+    members: usize,
 }
 
 fn free_port() -> u16 {
@@ -45,48 +48,62 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A server process with its data dir; killed and cleaned up on drop.
+/// A cluster of server processes with their data dirs; killed and cleaned up on drop.
 struct Server {
-    child: Child,
-    url: String,
+    children: Vec<Child>,
+    urls: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
-fn start(binary: &str) -> Server {
+fn start(binary: &str, members: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = Command::new(binary)
-        .args(["--name", "bench", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .args(["--initial-cluster", &format!("bench={peer_url}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+    let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+    let ic = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for (i, (client, peer)) in ports.iter().enumerate() {
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(binary)
+            .args(["--name", &format!("m{i}"), "--data-dir"])
+            .arg(dir.path().join(format!("m{i}")))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &ic])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        children.push(child);
+        urls.push(url);
+    }
     Server {
-        child,
-        url,
+        children,
+        urls,
         _dir: dir,
     }
 }
@@ -124,12 +141,12 @@ struct Result {
     p99: Duration,
 }
 
-async fn run(url: &str, w: Workload, args: &Args) -> Result {
+async fn run(urls: &[String], w: Workload, args: &Args) -> Result {
     let value = Bytes::from(vec![b'v'; args.value_size]);
     let per_client = args.ops / args.clients;
     let mut clients = Vec::new();
-    for _ in 0..args.clients {
-        clients.push(connect(url).await);
+    for i in 0..args.clients {
+        clients.push(connect(&urls[i % urls.len()]).await);
     }
     let start = Instant::now();
     let value = Arc::new(value);
@@ -182,11 +199,11 @@ async fn run(url: &str, w: Workload, args: &Args) -> Result {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let etcd = start(&args.etcd);
-    let detcd = start(&args.detcd);
+    let etcd = start(&args.etcd, args.members);
+    let detcd = start(&args.detcd, args.members);
     println!(
-        "{} ops per workload, {} clients, {}-byte values; etcd = {}, detcd = {}",
-        args.ops, args.clients, args.value_size, args.etcd, args.detcd
+        "{} ops per workload, {} clients over {} member(s), {}-byte values; etcd = {}, detcd = {}",
+        args.ops, args.clients, args.members, args.value_size, args.etcd, args.detcd
     );
     println!(
         "{:<18} {:>12} {:>12} {:>8}   {:>18} {:>18}",
@@ -197,8 +214,8 @@ async fn main() {
         Workload::GetLinearizable,
         Workload::GetSerializable,
     ] {
-        let e = run(&etcd.url, w, &args).await;
-        let d = run(&detcd.url, w, &args).await;
+        let e = run(&etcd.urls, w, &args).await;
+        let d = run(&detcd.urls, w, &args).await;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "{:<18} {:>12.0} {:>12.0} {:>7.2}x   {:>8.2}/{:<9.2} {:>8.2}/{:<9.2}",

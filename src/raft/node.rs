@@ -67,6 +67,16 @@ pub struct RaftNode {
     hub: Arc<Hub>,
     /// Clients to other members' peer services, by peer URL.
     peers: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
+    /// Linearizable reads waiting for a read index.
+    reads: Arc<Mutex<ReadQueue>>,
+}
+
+/// Read barriers waiting for the next read-index round.
+#[derive(Default)]
+struct ReadQueue {
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<u64, Error>>>,
+    /// A task is serving rounds.
+    running: bool,
 }
 
 /// Turns an apply result into the caller's answer.
@@ -136,6 +146,7 @@ impl RaftNode {
             disk,
             hub,
             peers: Arc::new(Mutex::new(BTreeMap::new())),
+            reads: Arc::new(Mutex::new(ReadQueue::default())),
         })
     }
 
@@ -217,15 +228,58 @@ impl RaftNode {
     /// it are linearizable. A follower asks the leader for the read index.
     pub async fn read_barrier(&self) -> Result<(), Error> {
         let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            q.waiting.push(tx);
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            let node = self.clone();
+            tokio::spawn(async move { node.read_index_rounds().await });
+        }
+        let index = match crate::io::runtime::timeout_at(deadline.to_runtime(), rx).await {
+            Err(_) => return Err(Error::Timeout),
+            Ok(Err(_)) => return Err(Error::Stopped),
+            Ok(Ok(r)) => r?,
+        };
+        self.wait_applied(index, deadline).await
+    }
+
+    /// Serves queued read barriers in rounds: each round fetches one read index for every caller
+    /// that queued before the round began (so the index is at least as new as each caller's
+    /// arrival: linearizable), while callers arriving meanwhile wait for the next round.
+    async fn read_index_rounds(self) {
+        loop {
+            let batch = {
+                let mut q = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+                if q.waiting.is_empty() {
+                    q.running = false;
+                    return;
+                }
+                std::mem::take(&mut q.waiting)
+            };
+            let result = self
+                .fetch_read_index(NodeInstant::now() + REQUEST_TIMEOUT)
+                .await;
+            for tx in batch {
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+
+    /// The leader's read index: confirmed leadership by a quorum, then its commit point. A
+    /// follower asks the leader.
+    async fn fetch_read_index(&self, deadline: NodeInstant) -> Result<u64, Error> {
         loop {
             let leader = match crate::io::runtime::timeout_at(
                 deadline.to_runtime(),
-                self.raft.ensure_linearizable(),
+                self.raft.get_read_log_id(),
             )
             .await
             {
                 Err(_) => return Err(Error::Timeout),
-                Ok(Ok(_)) => return Ok(()),
+                Ok(Ok((read, _applied))) => return Ok(read.map_or(0, |l| l.index)),
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                     f.leader_node
                 }
@@ -235,8 +289,7 @@ impl RaftNode {
             if let Some(leader) = leader {
                 match self.forward_read_index(&leader, deadline).await {
                     Err(Error::NoLeader) => {}
-                    Err(e) => return Err(e),
-                    Ok(index) => return self.wait_applied(index, deadline).await,
+                    other => return other,
                 }
             }
             retry_or(deadline, Error::NoLeader).await?;
