@@ -1097,3 +1097,56 @@ fn a_member_caught_up_by_snapshot_replays_the_same_history() {
     assert_eq!(evs.len(), 66);
     assert_eq!(replay(&members[down]), (rev, evs));
 }
+
+/// etcd refuses stream RPCs on a learner; once promoted it serves watches.
+#[test]
+fn a_learner_refuses_watches_until_promoted() {
+    let members = cluster(1);
+    let ports = common::free_ports();
+    let peer = format!("http://127.0.0.1:{}", ports.1);
+    let added = members[0].ok(&[
+        "member",
+        "add",
+        "m2",
+        "--learner",
+        &format!("--peer-urls={peer}"),
+    ]);
+    let id = added
+        .split_whitespace()
+        .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no member id in {added}"))
+        .to_string();
+    let mut learner = Builder::new(Kind::Detcd)
+        .name("m2")
+        .ports(ports.0, ports.1)
+        .initial_cluster(format!("m1={},m2={peer}", members[0].peer_url()))
+        .args(["--initial-cluster-state", "existing"])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+        .spawn();
+    learner.wait_until_ready();
+    let rt = runtime();
+    let ep = learner.endpoint();
+    let refused = rt.block_on(async {
+        let mut client = WatchClient::new(channel(&ep).await);
+        let first = create_req(watch("k", ""));
+        client.watch(futures::stream::iter(vec![first])).await.err()
+    });
+    let st = refused.expect("a learner refuses the watch");
+    assert_eq!(st.code(), tonic::Code::Unavailable);
+    assert_eq!(st.message(), "etcdserver: rpc not supported for learner");
+
+    let deadline = Instant::now() + EXPECT;
+    while !members[0]
+        .etcdctl(&["member", "promote", &id], None)
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the learner was never promoted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let created = rt.block_on(async {
+        let mut w = RawWatch::open(&ep, create_req(watch("k", ""))).await;
+        w.next(EXPECT).await
+    });
+    assert!(created.expect("created").created);
+}

@@ -42,6 +42,9 @@ const RESPONSE_BUFFER: usize = 128;
 /// known.
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 
+/// etcd's refusal of stream RPCs on a learner (code `Unavailable`).
+pub const LEARNER_REFUSAL: &str = "etcdserver: rpc not supported for learner";
+
 /// Consecutive leaderless checks (one per election timeout) after which a require-leader
 /// stream is ended, as etcd does.
 pub const NO_LEADER_CHECKS: u32 = 3;
@@ -87,6 +90,19 @@ impl WatchService {
         }
     }
 
+    /// True while this member is a learner (in the membership, not a voter).
+    fn is_learner(&self) -> bool {
+        let metrics = self.node.raft().metrics();
+        let m = metrics.borrow();
+        let me = m.id;
+        let learner = m
+            .membership_config
+            .membership()
+            .learner_ids()
+            .any(|l| l == me);
+        learner
+    }
+
     /// The same service with `settings`.
     pub fn with_settings(mut self, settings: WatchSettings) -> Self {
         self.settings = settings;
@@ -105,6 +121,10 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        if self.is_learner() {
+            // etcd refuses every stream RPC on a learner.
+            return Err(Status::unavailable(LEARNER_REFUSAL));
+        }
         let require_leader = request
             .metadata()
             .get(REQUIRE_LEADER_KEY)
