@@ -1031,8 +1031,7 @@ fn every_member_serves_watches_and_a_leaderless_member_ends_them() {
     }
     // The leader and one follower go away: the other follower has no leader;
     // after three election timeouts its require-leader streams end as etcd
-    // ends them. (An isolated *leader* keeps its leadership in detcd — see
-    // the report; etcd's check-quorum would make it step down.)
+    // ends them.
     let leader = leader_index(&members);
     let survivor = (leader + 1) % 3;
     for (i, m) in members.iter_mut().enumerate() {
@@ -1149,4 +1148,31 @@ fn a_learner_refuses_watches_until_promoted() {
         w.next(EXPECT).await
     });
     assert!(created.expect("created").created);
+}
+
+/// A leader cut off from its followers counts as leaderless (etcd's leader
+/// steps down when it loses its quorum): its watch streams end too, while a
+/// leader that still has a quorum keeps them.
+#[test]
+fn an_isolated_leader_ends_its_watches() {
+    let mut members = cluster(3);
+    let leader = leader_index(&members);
+    let mut w = EtcdctlWatch::spawn(&members[leader], &["--prefix", "l/"]);
+    established(&members[leader], &w, "l/probe");
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    // One follower down: still a quorum, the stream stays.
+    members[followers[0]].kill_9();
+    std::thread::sleep(Duration::from_secs(3));
+    members[leader].ok(&["put", "l/x", "1"]);
+    assert_eq!(w.lines(3), ["PUT", "l/x", "1"]);
+    // Both down: no quorum, the stream ends.
+    members[followers[1]].kill_9();
+    let st = w.wait_exit();
+    assert_eq!(st.code(), Some(5), "stderr: {}", w.stderr());
+    assert!(
+        w.stderr()
+            .contains("watch was canceled (etcdserver: no leader)"),
+        "{}",
+        w.stderr()
+    );
 }

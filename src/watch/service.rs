@@ -129,7 +129,8 @@ impl Watch for WatchService {
             .metadata()
             .get(REQUIRE_LEADER_KEY)
             .is_some_and(|v| v.as_bytes() == b"true");
-        if require_leader && self.node.raft().metrics().borrow().current_leader.is_none() {
+        let election = self.settings.election_timeout;
+        if require_leader && !has_leader(&self.node, election) {
             return Err(Error::NoLeader.into());
         }
         let requests = request.into_inner();
@@ -147,9 +148,7 @@ impl Watch for WatchService {
         let leader = require_leader.then(|| {
             let node = self.node.clone();
             LeaderCheck {
-                has_leader: Arc::new(move || {
-                    node.raft().metrics().borrow().current_leader.is_some()
-                }),
+                has_leader: Arc::new(move || has_leader(&node, election)),
                 every: self.settings.election_timeout,
             }
         });
@@ -158,6 +157,21 @@ impl Watch for WatchService {
         let stream =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Whether this member has a leader, as etcd's require-leader checks see it: a follower knows
+/// one; a leader counts only while a quorum acknowledged it within the last election timeout
+/// (etcd's leader steps down otherwise — check-quorum — and then has none).
+fn has_leader(node: &RaftNode, election: Duration) -> bool {
+    let metrics = node.raft().metrics();
+    let m = metrics.borrow();
+    match m.current_leader {
+        None => false,
+        Some(l) if l == m.id => m
+            .millis_since_quorum_ack
+            .is_some_and(|ms| u128::from(ms) <= election.as_millis()),
+        Some(_) => true,
     }
 }
 
