@@ -1176,3 +1176,51 @@ fn an_isolated_leader_ends_its_watches() {
         w.stderr()
     );
 }
+
+/// Progress notifications keep coming to a quiet watcher while the store is
+/// busy with other keys, and their revisions advance with the store.
+#[test]
+fn progress_notifications_under_a_busy_store() {
+    let s = Builder::new(Kind::Detcd)
+        .args(["--experimental-watch-progress-notify-interval", "200ms"])
+        .start();
+    let rt = runtime();
+    let ep = s.endpoint();
+    rt.block_on(async {
+        let mut quiet = watch("quiet", "");
+        quiet.progress_notify = true;
+        let mut w = RawWatch::open(&ep, create_req(quiet)).await;
+        assert!(w.next(EXPECT).await.unwrap().created);
+        let writer = tokio::spawn({
+            let ep = ep.clone();
+            async move {
+                let mut kv = KvClient::new(channel(&ep).await);
+                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                while tokio::time::Instant::now() < until {
+                    kv.put(PutRequest {
+                        key: Bytes::from_static(b"busy"),
+                        value: Bytes::from_static(b"v"),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+            }
+        });
+        let mut revs = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < until {
+            if let Some(r) = w.next(Duration::from_millis(500)).await {
+                assert!(r.events.is_empty() && r.watch_id == 0, "{r:?}");
+                revs.push(r.header.unwrap().revision);
+            }
+        }
+        writer.await.unwrap();
+        assert!(revs.len() >= 4, "too few notifications: {revs:?}");
+        assert!(revs.windows(2).all(|p| p[0] <= p[1]), "{revs:?}");
+        assert!(
+            revs.last() > revs.first(),
+            "bookmarks must advance: {revs:?}"
+        );
+    });
+}

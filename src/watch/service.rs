@@ -207,12 +207,14 @@ async fn drive(
     let mut requests_open = true;
     loop {
         let wake = tokio::select! {
+            // Timers first: a busy feed must not starve progress notifications or leader
+            // checks; requests before the feed, so a busy store cannot starve the client.
             biased;
             _ = tx.closed() => Wake::Gone,
-            r = requests.message(), if requests_open => Wake::Request(r),
-            f = feed.recv() => Wake::Feed(f),
             _ = clock.sleep_until(next_tick) => Wake::Tick,
             _ = clock.sleep_until(next_leader_check), if leader.is_some() => Wake::LeaderCheck,
+            r = requests.message(), if requests_open => Wake::Request(r),
+            f = feed.recv() => Wake::Feed(f),
         };
         let mut out = Vec::new();
         match wake {
