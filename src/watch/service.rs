@@ -1,7 +1,7 @@
 //! etcd's Watch service: one task per bidirectional stream drives a [`Session`].
 //!
-//! The task waits on four things: the client's requests, the hub's feed, the progress ticker and
-//! the client going away. Each wake-up turns into responses from the session, which the task
+//! The task waits on the client's requests, the hub's feed, the progress ticker, the leader
+//! check (require-leader streams) and the client going away. Each wake-up turns into responses from the session, which the task
 //! sends one by one into a bounded channel that backs the gRPC response stream. A slow client
 //! therefore slows only its own task; writers never wait for it — its feed lags and the session
 //! catches up from the store's history once the client reads again.
@@ -10,7 +10,8 @@
 //! delivering until the client cancels the call. A stream opened with etcd's require-leader
 //! metadata (etcdctl and clientv3 set it) is refused while the member knows no leader, and ends
 //! with `etcdserver: no leader` once the member has seen no leader at
-//! [`NO_LEADER_CHECKS`] consecutive checks, one per election timeout.
+//! [`NO_LEADER_CHECKS`] consecutive checks, one per election timeout. A learner refuses Watch
+//! streams altogether, as etcd's learners refuse every stream RPC.
 
 use std::pin::Pin;
 use std::sync::Arc;
