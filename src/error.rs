@@ -48,6 +48,10 @@ pub enum Error {
     /// The request did not commit in time.
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// A forwarded write whose outcome is unknown: the leader it went to failed before
+    /// answering; it may or may not have been applied.
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    TimeoutDueToLeaderFail,
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
@@ -110,7 +114,9 @@ impl Error {
             Error::LeaderTransferTimeout => Code::Unavailable,
             Error::Compacted | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
-            Error::NoLeader | Error::Timeout | Error::Stopped => Code::Unavailable,
+            Error::NoLeader | Error::Timeout | Error::TimeoutDueToLeaderFail | Error::Stopped => {
+                Code::Unavailable
+            }
             Error::Internal(_) => Code::Internal,
         }
     }

@@ -109,6 +109,15 @@ impl SimCluster {
         self.nodes.iter().map(|n| n.client_url.clone()).collect()
     }
 
+    /// Starts `f` on the client node without waiting for it.
+    pub fn spawn_client<F, T>(&self, f: F) -> madsim::task::JoinHandle<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.client.spawn(f)
+    }
+
     /// Runs `f` on the client node.
     pub async fn client<F, T>(&self, f: F) -> T
     where

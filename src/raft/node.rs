@@ -96,6 +96,21 @@ async fn retry_or(deadline: NodeInstant, err: Error) -> Result<(), Error> {
     Ok(())
 }
 
+/// Classifies a failed call to the leader. Only a call that provably never reached it (the
+/// connection could not be made) may be retried; anything else may have been delivered, and a
+/// forwarded write must then not be proposed again (it would apply twice), so the client gets
+/// etcd's ambiguous "possibly due to previous leader failure" error.
+fn unsent_or_unknown(status: &tonic::Status) -> Error {
+    let msg = status.message().to_ascii_lowercase();
+    let never_connected = status.code() == tonic::Code::Unavailable
+        && (msg.contains("tcp connect error") || msg.contains("connection refused"));
+    if never_connected {
+        Error::NoLeader
+    } else {
+        Error::TimeoutDueToLeaderFail
+    }
+}
+
 /// Pause between attempts while no leader is known.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -288,7 +303,8 @@ impl RaftNode {
             };
             if let Some(leader) = leader {
                 match self.forward_read_index(&leader, deadline).await {
-                    Err(Error::NoLeader) => {}
+                    // Asking again is harmless: a read index changes nothing.
+                    Err(Error::NoLeader | Error::TimeoutDueToLeaderFail) => {}
                     other => return other,
                 }
             }
@@ -455,8 +471,8 @@ impl RaftNode {
         let reply = match crate::io::runtime::timeout_at(deadline.to_runtime(), client.propose(msg))
             .await
         {
-            Err(_) => return Err(Error::Timeout),
-            Ok(Err(_)) => return Err(Error::NoLeader),
+            Err(_) => return Err(Error::TimeoutDueToLeaderFail),
+            Ok(Err(status)) => return Err(unsent_or_unknown(&status)),
             Ok(Ok(r)) => r.into_inner(),
         };
         let result: ProposeResult = decode(&reply.payload).map_err(Error::Internal)?;
@@ -491,8 +507,8 @@ impl RaftNode {
             payload,
         };
         match crate::io::runtime::timeout_at(deadline.to_runtime(), rpc(client, msg)).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Err(_)) => Err(Error::NoLeader),
+            Err(_) => Err(Error::TimeoutDueToLeaderFail),
+            Ok(Err(status)) => Err(unsent_or_unknown(&status)),
             Ok(Ok(r)) => Ok(r.into_inner().payload),
         }
     }
