@@ -52,6 +52,9 @@ pub enum Error {
     /// answering; it may or may not have been applied.
     #[error("etcdserver: request timed out, possibly due to previous leader failure")]
     TimeoutDueToLeaderFail,
+    /// A request a learner does not serve (e.g. Watch).
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
@@ -114,9 +117,11 @@ impl Error {
             Error::LeaderTransferTimeout => Code::Unavailable,
             Error::Compacted | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
-            Error::NoLeader | Error::Timeout | Error::TimeoutDueToLeaderFail | Error::Stopped => {
-                Code::Unavailable
-            }
+            Error::NoLeader
+            | Error::Timeout
+            | Error::TimeoutDueToLeaderFail
+            | Error::NotSupportedForLearner
+            | Error::Stopped => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
     }

@@ -53,10 +53,10 @@ async fn run(cfg: detcd::config::Config) -> Result<(), detcd::server::StartError
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir, "ready to serve client requests");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("received signal; shutting down"),
+        _ = term.recv() => tracing::info!("received signal; shutting down"),
+        _ = server.removed() => tracing::info!("removed from the cluster; shutting down"),
     }
-    tracing::info!("received signal; shutting down");
     server.stop().await;
     Ok(())
 }

@@ -558,6 +558,31 @@ impl RaftNode {
         }
     }
 
+    /// Resolves once this member has been removed from the cluster (after it was part of it):
+    /// etcd's removed members stop, and so does detcd.
+    pub async fn removed(&self) {
+        let mut metrics = self.raft.metrics();
+        let mut was_member = false;
+        loop {
+            let is_member = {
+                let m = metrics.borrow();
+                m.membership_config
+                    .membership()
+                    .get_node(&self.id)
+                    .is_some()
+            };
+            if is_member {
+                was_member = true;
+            } else if was_member {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: never report removal.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Stops raft.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;

@@ -274,6 +274,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.disk.write(batch)?;
             self.disk.sync().await?;
             self.store.reload(&self.disk)?;
+            // Watchers resynchronise from the new store at once rather than at the next write.
+            self.hub.store_replaced(self.store.current_revision());
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();

@@ -120,7 +120,10 @@ async fn identity(
 async fn persist_identity(disk: &Disk, me: u64, cid: u64) -> Result<(), StartError> {
     let mut b = WriteBatch::new();
     b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
-    b.put(Bytes::from_static(CLUSTER_ID_KEY), cid.to_be_bytes().to_vec());
+    b.put(
+        Bytes::from_static(CLUSTER_ID_KEY),
+        cid.to_be_bytes().to_vec(),
+    );
     disk.write(b)?;
     disk.sync().await?;
     Ok(())
@@ -231,6 +234,12 @@ impl Server {
     /// The member's raft node.
     pub fn node(&self) -> &RaftNode {
         &self.node
+    }
+
+    /// Resolves when this member has been removed from the cluster and should stop.
+    pub async fn removed(&self) {
+        self.node.removed().await;
+        tracing::warn!("the member has been permanently removed from the cluster");
     }
 
     /// Stops serving and shuts raft down.

@@ -43,9 +43,6 @@ const RESPONSE_BUFFER: usize = 128;
 /// known.
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 
-/// etcd's refusal of stream RPCs on a learner (code `Unavailable`).
-pub const LEARNER_REFUSAL: &str = "etcdserver: rpc not supported for learner";
-
 /// Consecutive leaderless checks (one per election timeout) after which a require-leader
 /// stream is ended, as etcd does.
 pub const NO_LEADER_CHECKS: u32 = 3;
@@ -124,7 +121,7 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         if self.is_learner() {
             // etcd refuses every stream RPC on a learner.
-            return Err(Status::unavailable(LEARNER_REFUSAL));
+            return Err(crate::error::Error::NotSupportedForLearner.into());
         }
         let require_leader = request
             .metadata()
