@@ -75,7 +75,11 @@ impl SledDisk {
     }
 
     pub(super) async fn sync(&self) -> io::Result<()> {
-        self.db.flush_async().await.map(|_| ()).map_err(to_io)
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(r) => r.map(|_| ()).map_err(to_io),
+            Err(e) => Err(io::Error::other(format!("flush task: {e}"))),
+        }
     }
 
     pub(super) fn size_on_disk(&self) -> u64 {
