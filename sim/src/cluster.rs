@@ -50,6 +50,7 @@ impl SimCluster {
     /// Like [`SimCluster::new`], with `tune` applied to every member's configuration.
     pub fn with_config(n: usize, tune: impl Fn(&mut Config)) -> SimCluster {
         let runtime = Handle::current();
+        detcd::io::clock::reset_skews();
         let initial: Vec<InitialMember> = (0..n)
             .map(|i| InitialMember {
                 name: format!("n{}", i + 1),
@@ -132,6 +133,45 @@ impl SimCluster {
     pub fn crash(&self, i: usize) -> usize {
         self.runtime.kill(self.nodes[i].handle.id());
         self.nodes[i].disk.crash()
+    }
+
+    /// The madsim node of member `i`.
+    pub fn node_id(&self, i: usize) -> madsim::task::NodeId {
+        self.nodes[i].handle.id()
+    }
+
+    /// Freezes member `i` (its tasks stop running; its network and disk stay).
+    pub fn pause(&self, i: usize) {
+        self.runtime.pause(self.node_id(i));
+    }
+
+    /// Unfreezes member `i`.
+    pub fn resume(&self, i: usize) {
+        self.runtime.resume(self.node_id(i));
+    }
+
+    /// Cuts every link between `side` and the other members, both ways (clients still reach
+    /// every member).
+    pub fn partition(&self, side: &[usize]) {
+        let net = madsim::net::NetSim::current();
+        for a in side {
+            for b in (0..self.nodes.len()).filter(|b| !side.contains(b)) {
+                net.clog_link(self.node_id(*a), self.node_id(b));
+                net.clog_link(self.node_id(b), self.node_id(*a));
+            }
+        }
+    }
+
+    /// Restores every link between members.
+    pub fn heal(&self) {
+        let net = madsim::net::NetSim::current();
+        for a in 0..self.nodes.len() {
+            for b in 0..self.nodes.len() {
+                if a != b {
+                    net.unclog_link(self.node_id(a), self.node_id(b));
+                }
+            }
+        }
     }
 
     /// Boots member `i` again from what its disk kept.

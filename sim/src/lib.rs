@@ -8,3 +8,7 @@ pub mod trace;
 
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
+pub mod workload;

@@ -60,6 +60,7 @@ fn run(seed: u64) -> Trace {
         let cluster = SimCluster::new(3);
         let urls = cluster.client_urls();
         let mut trace = Trace::default();
+        let began = tokio::time::Instant::now();
 
         let u = urls.clone();
         let leader = cluster.client(async move { wait_leader(&u).await }).await;
@@ -126,10 +127,7 @@ fn run(seed: u64) -> Trace {
             trace.record(format!("{k}@{rev}"));
         }
         trace.record(format!("all members at revision {}", revisions[0]));
-        trace.record(format!(
-            "simulated time {:?}",
-            madsim::time::Instant::now().elapsed()
-        ));
+        trace.record(format!("simulated time {:?}", began.elapsed()));
         trace
     })
 }
@@ -164,6 +162,7 @@ fn follower_catch_up(seed: u64) -> Trace {
         let cluster = SimCluster::with_config(3, |cfg| cfg.snapshot_count = 10);
         let urls = cluster.client_urls();
         let mut trace = Trace::default();
+        let began = tokio::time::Instant::now();
         let u = urls.clone();
         let leader = cluster.client(async move { wait_leader(&u).await }).await;
         let follower = (leader + 1) % 3;
@@ -195,10 +194,7 @@ fn follower_catch_up(seed: u64) -> Trace {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(caught_up, "seed {seed}: follower never caught up");
-        trace.record(format!(
-            "simulated time {:?}",
-            madsim::time::Instant::now().elapsed()
-        ));
+        trace.record(format!("simulated time {:?}", began.elapsed()));
         trace
     })
 }

@@ -3,97 +3,16 @@
 //! by detcd-jepsen's etcd KV model, revisions included.
 
 #![cfg(madsim)]
-// Reading madsim's clock is deterministic: it is the simulator's virtual time.
-#![allow(clippy::disallowed_methods)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use detcd::proto::etcdserverpb::{PutRequest, RangeRequest};
-use detcd_jepsen::{
-    check_with, CheckOptions, History, KvInput, KvModel, KvOutput, Op, Outcome, Verdict,
-};
-use detcd_sim::cluster::{kv_client, wait_leader, SimCluster};
-use rand::Rng;
-
-type KvOp = Op<KvInput, KvOutput>;
+use detcd_jepsen::{Outcome, Verdict};
+use detcd_sim::cluster::{wait_leader, SimCluster};
+use detcd_sim::workload;
 
 const CLIENTS: u64 = 5;
 const OPS_PER_CLIENT: usize = 40;
-const KEYS: [&str; 3] = ["x", "y", "z"];
-
-fn nanos_since(start: tokio::time::Instant) -> u64 {
-    tokio::time::Instant::now().duration_since(start).as_nanos() as u64
-}
-
-async fn client(
-    process: u64,
-    urls: Vec<String>,
-    start: tokio::time::Instant,
-    log: Arc<Mutex<Vec<KvOp>>>,
-) {
-    let mut target = process as usize % urls.len();
-    let mut kv = kv_client(&urls[target]).await;
-    for i in 0..OPS_PER_CLIENT {
-        let (key, write) = {
-            let mut rng = madsim::rand::thread_rng();
-            (
-                KEYS[rng.gen_range(0..KEYS.len())].to_string(),
-                rng.gen_bool(0.5),
-            )
-        };
-        let invoke = nanos_since(start);
-        let (input, outcome) = if write {
-            let value = format!("{process}-{i}");
-            let req = PutRequest {
-                key: Bytes::from(key.clone()),
-                value: Bytes::from(value.clone()),
-                ..Default::default()
-            };
-            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.put(req)).await {
-                Ok(Ok(r)) => Outcome::Ok(KvOutput::Put {
-                    revision: Some(r.into_inner().header.unwrap().revision as u64),
-                }),
-                // A write that timed out or errored may still take effect.
-                _ => Outcome::Info,
-            };
-            (KvInput::Put { key, value }, outcome)
-        } else {
-            let req = RangeRequest {
-                key: Bytes::from(key.clone()),
-                ..Default::default()
-            };
-            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.range(req)).await {
-                Ok(Ok(r)) => {
-                    let r = r.into_inner();
-                    let kv = r.kvs.first();
-                    Outcome::Ok(KvOutput::Get {
-                        value: kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
-                        mod_revision: Some(kv.map_or(0, |kv| kv.mod_revision as u64)),
-                        revision: Some(r.header.unwrap().revision as u64),
-                    })
-                }
-                // A failed read has no effect.
-                _ => Outcome::Fail,
-            };
-            (KvInput::Get { key }, outcome)
-        };
-        let failed = !matches!(outcome, Outcome::Ok(_));
-        log.lock().unwrap().push(Op {
-            process,
-            invoke,
-            complete: nanos_since(start),
-            input,
-            outcome,
-        });
-        if failed {
-            // Try another member next time.
-            target = (target + 1) % urls.len();
-            kv = kv_client(&urls[target]).await;
-        }
-    }
-}
 
 fn run(seed: u64) -> (Verdict, usize, usize) {
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
@@ -107,7 +26,17 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
         let (l, u) = (log.clone(), urls.clone());
         let work = cluster.spawn_client(async move {
             let tasks: Vec<_> = (0..CLIENTS)
-                .map(|p| tokio::spawn(client(p, u.clone(), start, l.clone())))
+                .map(|p| {
+                    let log = l.clone();
+                    tokio::spawn(workload::client(
+                        p,
+                        u.clone(),
+                        start,
+                        Duration::MAX,
+                        OPS_PER_CLIENT,
+                        log,
+                    ))
+                })
                 .collect();
             for t in tasks {
                 t.await.expect("client task");
@@ -124,23 +53,7 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
             .filter(|o| !matches!(o.outcome, Outcome::Ok(_)))
             .count();
         let n = ops.len();
-        let mut h = History::new();
-        for op in ops {
-            h.push(op);
-        }
-        let model = KvModel {
-            track_revisions: true,
-            ..Default::default()
-        };
-        let r = check_with(
-            &model,
-            &h,
-            &CheckOptions {
-                timeout: Some(Duration::from_secs(60)),
-                threads: 1,
-                ..Default::default()
-            },
-        );
+        let r = workload::check(ops);
         if r.verdict != Verdict::Linearizable {
             if let Some(e) = &r.explanation {
                 eprintln!("seed {seed}:\n{}", e.summary());

@@ -20,6 +20,7 @@ fn run(seed: u64) -> Trace {
         let cluster = SimCluster::single();
         let url = cluster.nodes[0].client_url.clone();
         let mut trace = Trace::default();
+        let began = tokio::time::Instant::now();
 
         let u = url.clone();
         let acked: Vec<(String, i64)> = cluster
@@ -95,10 +96,7 @@ fn run(seed: u64) -> Trace {
             "the revision continues where it was"
         );
         trace.record(format!("after restart: {} keys at rev 31", got.kvs.len()));
-        trace.record(format!(
-            "simulated time {:?}",
-            madsim::time::Instant::now().elapsed()
-        ));
+        trace.record(format!("simulated time {:?}", began.elapsed()));
         trace
     })
 }

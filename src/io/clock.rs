@@ -25,52 +25,101 @@ pub struct Skew {
     pub rate_ppm: i64,
 }
 
+/// A node's clock state: local monotonic time is
+/// `global + offset + (global - origin) * rate_ppm / 1e6`, and the wall clock adds `wall_offset`
+/// instead of `offset`. Changing the skew keeps the monotonic clock continuous: it may jump
+/// forward, never back (openraft, like any raft, relies on that); the wall clock may go back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeClock {
+    origin: tokio::time::Instant,
+    offset_nanos: i128,
+    rate_ppm: i64,
+    wall_offset_nanos: i128,
+}
+
+impl NodeClock {
+    fn drift(&self, global: tokio::time::Instant) -> i128 {
+        signed_since(global, self.origin) * self.rate_ppm as i128 / 1_000_000
+    }
+
+    fn local_offset(&self, global: tokio::time::Instant) -> i128 {
+        self.offset_nanos + self.drift(global)
+    }
+}
+
 #[cfg(madsim)]
 mod table {
-    use super::Skew;
+    use super::{NodeClock, Skew};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     pub use madsim::task::NodeId;
 
-    /// Per-node skews, keyed by madsim node id. Only the simulator writes here.
-    static SKEWS: Mutex<BTreeMap<NodeId, (Skew, tokio::time::Instant)>> =
-        Mutex::new(BTreeMap::new());
+    /// Per-node clocks, keyed by (runtime seed, node): runtimes in one process (parallel tests,
+    /// or one seed replayed twice) must not see each other's skews. Only the simulator writes.
+    static CLOCKS: Mutex<BTreeMap<(u64, NodeId), NodeClock>> = Mutex::new(BTreeMap::new());
 
-    fn current_node() -> Option<NodeId> {
-        madsim::runtime::Handle::try_current().ok()?;
-        Some(madsim::plugin::node())
+    fn current() -> Option<(u64, NodeId)> {
+        let handle = madsim::runtime::Handle::try_current().ok()?;
+        Some((handle.seed(), madsim::plugin::node()))
+    }
+
+    fn lock() -> std::sync::MutexGuard<'static, BTreeMap<(u64, NodeId), NodeClock>> {
+        CLOCKS.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set(node: NodeId, skew: Skew) {
-        let origin = tokio::time::Instant::now();
-        SKEWS.lock().unwrap().insert(node, (skew, origin));
+        let seed = madsim::runtime::Handle::current().seed();
+        let now = tokio::time::Instant::now();
+        let mut clocks = lock();
+        let before = clocks.get(&(seed, node)).map_or(0, |c| c.local_offset(now));
+        let wanted = skew.offset_nanos as i128;
+        clocks.insert(
+            (seed, node),
+            NodeClock {
+                origin: now,
+                offset_nanos: before.max(wanted),
+                rate_ppm: skew.rate_ppm.max(-999_999),
+                wall_offset_nanos: wanted,
+            },
+        );
     }
 
-    pub fn current() -> Option<(Skew, tokio::time::Instant)> {
-        let node = current_node()?;
-        SKEWS.lock().unwrap().get(&node).copied()
+    pub fn clear_seed(seed: u64) {
+        lock().retain(|(s, _), _| *s != seed);
+    }
+
+    pub fn get() -> Option<NodeClock> {
+        let key = current()?;
+        lock().get(&key).copied()
     }
 }
 
-/// Sets the skew of simulated node `node`. Simulation only.
+/// Sets the skew of simulated node `node`, from now on (simulation only). The monotonic clock
+/// stays continuous (a backward offset change does not move it back); the wall clock takes the
+/// new offset as is.
 #[cfg(madsim)]
 pub fn set_node_skew(node: table::NodeId, skew: Skew) {
     table::set(node, skew);
 }
 
+/// Forgets every skew set under the current simulation seed (a new simulated cluster starts
+/// with true clocks).
 #[cfg(madsim)]
-fn current_skew() -> Option<(Skew, tokio::time::Instant)> {
-    table::current()
+pub fn reset_skews() {
+    if let Ok(h) = madsim::runtime::Handle::try_current() {
+        table::clear_seed(h.seed());
+    }
+}
+
+#[cfg(madsim)]
+fn current_clock() -> Option<NodeClock> {
+    table::get()
 }
 
 #[cfg(not(madsim))]
-fn current_skew() -> Option<(Skew, tokio::time::Instant)> {
+fn current_clock() -> Option<NodeClock> {
     None
-}
-
-fn skew_nanos(skew: &Skew, since_origin: Duration) -> i128 {
-    skew.offset_nanos as i128 + since_origin.as_nanos() as i128 * skew.rate_ppm as i128 / 1_000_000
 }
 
 /// A monotonic instant on this node's (possibly skewed) clock.
@@ -84,26 +133,23 @@ impl Instant {
     /// Now, on the current node's clock.
     pub fn now() -> Self {
         let global = tokio::time::Instant::now();
-        match current_skew() {
+        match current_clock() {
             None => Instant(global),
-            Some((skew, origin)) => {
-                let delta = skew_nanos(&skew, global.saturating_duration_since(origin));
-                Instant(shift(global, delta))
-            }
+            Some(c) => Instant(shift(global, c.local_offset(global))),
         }
     }
 
     /// The global (runtime) instant at which this node's clock reads `self`; timers are armed
     /// on the runtime's clock, so a skewed deadline has to be converted back.
     pub fn to_runtime(self) -> tokio::time::Instant {
-        match current_skew() {
+        match current_clock() {
             None => self.0,
-            Some((skew, origin)) => {
-                // Solve local = g + offset + (g - origin) * r for g, in nanoseconds from origin.
-                let local = signed_since(self.0, origin);
-                let r = skew.rate_ppm as i128;
-                let g = (local - skew.offset_nanos as i128) * 1_000_000 / (1_000_000 + r);
-                shift(origin, g)
+            Some(c) => {
+                // local - origin = (g - origin) * (1 + r) + offset, solved for g.
+                let local = signed_since(self.0, c.origin);
+                let r = c.rate_ppm as i128;
+                let g = (local - c.offset_nanos) * 1_000_000 / (1_000_000 + r);
+                shift(c.origin, g)
             }
         }
     }
@@ -180,18 +226,15 @@ impl Clock {
         Instant::now()
     }
 
-    /// Wall-clock time as Unix nanoseconds, skewed like the monotonic clock.
+    /// Wall-clock time as Unix nanoseconds, with the node's skew (which may move it back).
     pub fn unix_nanos(&self) -> i128 {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        match current_skew() {
+        match current_clock() {
             None => wall,
-            Some((skew, origin)) => {
-                let since = tokio::time::Instant::now().saturating_duration_since(origin);
-                wall + skew_nanos(&skew, since)
-            }
+            Some(c) => wall + c.wall_offset_nanos + c.drift(tokio::time::Instant::now()),
         }
     }
 
@@ -211,12 +254,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn skew_is_linear_in_elapsed_time() {
-        let s = Skew {
+    fn skew_is_linear_in_elapsed_time_and_invertible() {
+        let origin = tokio::time::Instant::now();
+        let c = NodeClock {
+            origin,
             offset_nanos: -5,
             rate_ppm: 1000,
+            wall_offset_nanos: -5,
         };
-        assert_eq!(skew_nanos(&s, Duration::from_secs(1)), 1_000_000 - 5);
-        assert_eq!(skew_nanos(&Skew::default(), Duration::from_secs(9)), 0);
+        assert_eq!(
+            c.local_offset(origin + Duration::from_secs(1)),
+            1_000_000 - 5
+        );
+        assert_eq!(c.local_offset(origin), -5);
+        let plain = NodeClock {
+            origin,
+            offset_nanos: 0,
+            rate_ppm: 0,
+            wall_offset_nanos: 0,
+        };
+        assert_eq!(plain.local_offset(origin + Duration::from_secs(9)), 0);
     }
 }

@@ -1,0 +1,120 @@
+//! A register-style workload on etcd's KV API: concurrent clients put and read (linearizably) a
+//! few keys through random members, recording a history for detcd-jepsen's etcd KV model.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use detcd::proto::etcdserverpb::{PutRequest, RangeRequest};
+use detcd_jepsen::{
+    check_with, CheckOptions, CheckResult, History, KvInput, KvModel, KvOutput, Op, Outcome,
+};
+use rand::Rng;
+
+use crate::cluster::kv_client;
+
+/// One recorded operation.
+pub type KvOp = Op<KvInput, KvOutput>;
+
+/// The keys the clients share.
+pub const KEYS: [&str; 3] = ["x", "y", "z"];
+
+fn nanos_since(start: tokio::time::Instant) -> u64 {
+    tokio::time::Instant::now().duration_since(start).as_nanos() as u64
+}
+
+/// One client (`process`): puts and gets on random keys through member `process % n`, moving to
+/// another member after a failure, until it has done `ops` operations or `until` has passed.
+/// Every operation is appended to `log` with its outcome: a put that failed or timed out is
+/// `Info` (it may still take effect), a failed get is `Fail`.
+pub async fn client(
+    process: u64,
+    urls: Vec<String>,
+    start: tokio::time::Instant,
+    until: Duration,
+    ops: usize,
+    log: Arc<Mutex<Vec<KvOp>>>,
+) {
+    let mut target = process as usize % urls.len();
+    let mut kv = kv_client(&urls[target]).await;
+    for i in 0..ops {
+        if tokio::time::Instant::now().duration_since(start) >= until {
+            return;
+        }
+        let (key, write) = {
+            let mut rng = madsim::rand::thread_rng();
+            (
+                KEYS[rng.gen_range(0..KEYS.len())].to_string(),
+                rng.gen_bool(0.5),
+            )
+        };
+        let invoke = nanos_since(start);
+        let (input, outcome) = if write {
+            let value = format!("{process}-{i}");
+            let req = PutRequest {
+                key: Bytes::from(key.clone()),
+                value: Bytes::from(value.clone()),
+                ..Default::default()
+            };
+            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.put(req)).await {
+                Ok(Ok(r)) => Outcome::Ok(KvOutput::Put {
+                    revision: Some(r.into_inner().header.unwrap_or_default().revision as u64),
+                }),
+                _ => Outcome::Info,
+            };
+            (KvInput::Put { key, value }, outcome)
+        } else {
+            let req = RangeRequest {
+                key: Bytes::from(key.clone()),
+                ..Default::default()
+            };
+            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.range(req)).await {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    let kv = r.kvs.first();
+                    Outcome::Ok(KvOutput::Get {
+                        value: kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+                        mod_revision: Some(kv.map_or(0, |kv| kv.mod_revision as u64)),
+                        revision: Some(r.header.unwrap_or_default().revision as u64),
+                    })
+                }
+                _ => Outcome::Fail,
+            };
+            (KvInput::Get { key }, outcome)
+        };
+        let failed = !matches!(outcome, Outcome::Ok(_));
+        log.lock().unwrap().push(Op {
+            process,
+            invoke,
+            complete: nanos_since(start),
+            input,
+            outcome,
+        });
+        if failed {
+            target = (target + 1) % urls.len();
+            kv = kv_client(&urls[target]).await;
+        }
+    }
+}
+
+/// Judges a recorded history with etcd's KV model, revisions included (single-threaded: no OS
+/// threads inside the simulator).
+pub fn check(ops: Vec<KvOp>) -> CheckResult {
+    let mut h = History::new();
+    for op in ops {
+        h.push(op);
+    }
+    let model = KvModel {
+        track_revisions: true,
+        ..Default::default()
+    };
+    check_with(
+        &model,
+        &h,
+        &CheckOptions {
+            timeout: Some(Duration::from_secs(60)),
+            threads: 1,
+            ..Default::default()
+        },
+    )
+}
