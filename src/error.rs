@@ -42,6 +42,12 @@ pub enum Error {
     /// A lease that does not exist.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A LeaseGrant with an ID that is already granted.
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    /// A LeaseGrant with a TTL above etcd's maximum (9,000,000,000 seconds).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// No leader is known (election in progress or quorum lost).
     #[error("etcdserver: no leader")]
     NoLeader,
@@ -113,9 +119,10 @@ impl Error {
             | Error::TooManyLearners
             | Error::NotEnoughStartedMembers
             | Error::NotLeader
-            | Error::BadLeaderTransferee => Code::FailedPrecondition,
+            | Error::BadLeaderTransferee
+            | Error::LeaseExist => Code::FailedPrecondition,
             Error::LeaderTransferTimeout => Code::Unavailable,
-            Error::Compacted | Error::FutureRevision => Code::OutOfRange,
+            Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
             Error::NoLeader
             | Error::Timeout
@@ -146,6 +153,14 @@ mod tests {
             "etcdserver: mvcc: required revision has been compacted"
         );
         assert_eq!(Status::from(Error::LeaseNotFound).code(), Code::NotFound);
+        assert_eq!(
+            Status::from(Error::LeaseExist).code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            Status::from(Error::LeaseTtlTooLarge).message(),
+            "etcdserver: too large lease TTL"
+        );
         assert_eq!(
             Status::from(Error::TooManyOps).code(),
             Code::InvalidArgument

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod lease;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

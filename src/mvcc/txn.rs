@@ -193,6 +193,26 @@ impl<'a> Writer<'a> {
         Ok(self.state.current)
     }
 
+    /// Deletes every live key attached to lease `lease` as one revision (sub-revisions in key
+    /// order), as etcd does when a lease is revoked; none if no key is attached. Returns the
+    /// number of keys deleted and the revision afterwards.
+    pub fn delete_leased(&mut self, lease: i64) -> (i64, i64) {
+        let keys = leased_keys(&self.state, lease);
+        let mut tx = self.begin();
+        let mut deleted = 0;
+        for key in keys {
+            let resp = self.delete_in(
+                &mut tx,
+                &DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                },
+            );
+            deleted += resp.deleted;
+        }
+        (deleted, self.commit(tx))
+    }
+
     fn check_put(&self, r: &PutRequest, leases: &dyn LeaseCheck) -> Result<(), Error> {
         if (r.ignore_value || r.ignore_lease)
             && self
@@ -419,5 +439,23 @@ impl Store {
         let resp = w.txn(r, &NoLeases)?;
         assert!(w.events.is_empty(), "a read-only txn changed the store");
         Ok(resp)
+    }
+}
+
+/// Live keys whose latest version is attached to `lease`, in key order.
+fn leased_keys(state: &State, lease: i64) -> Vec<Bytes> {
+    state
+        .index
+        .iter()
+        .filter(|(_, h)| h.latest().is_some_and(|kv| kv.lease == lease))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+impl Store {
+    /// Live keys attached to `lease`, in key order (a scan of the index: lease operations that
+    /// need the keys — revoke, time-to-live with keys — are rare next to puts).
+    pub fn keys_with_lease(&self, lease: i64) -> Vec<Bytes> {
+        leased_keys(&self.read(), lease)
     }
 }

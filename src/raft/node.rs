@@ -69,6 +69,8 @@ pub struct RaftNode {
     peers: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
     /// Linearizable reads waiting for a read index.
     reads: Arc<Mutex<ReadQueue>>,
+    /// The leases the state machine applies to.
+    lessor: Arc<crate::lease::Lessor>,
 }
 
 /// Read barriers waiting for the next read-index round.
@@ -141,6 +143,7 @@ impl RaftNode {
         let hub = Arc::new(Hub::new());
         let sm = StateMachine::open(disk.clone(), hub.clone())?;
         let store = sm.store();
+        let lessor = sm.lessor();
         let network = Network { me: id, cluster_id };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if !initial.is_empty() && !raft.is_initialized().await? {
@@ -152,7 +155,7 @@ impl RaftNode {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(RaftNode {
+        let node = RaftNode {
             raft,
             store,
             id,
@@ -162,7 +165,76 @@ impl RaftNode {
             hub,
             peers: Arc::new(Mutex::new(BTreeMap::new())),
             reads: Arc::new(Mutex::new(ReadQueue::default())),
-        })
+            lessor,
+        };
+        node.start_lease_expiry();
+        Ok(node)
+    }
+
+    /// The lessor (leases as applied here; expiries if this member leads).
+    pub fn lessor(&self) -> &Arc<crate::lease::Lessor> {
+        &self.lessor
+    }
+
+    /// Runs the leader's lease expiry: an expired lease is revoked through raft, like a
+    /// client's LeaseRevoke, but proposed only here and never forwarded: a member that lost
+    /// leadership meanwhile must not revoke a lease the new leader keeps (it retries later if
+    /// it still leads and the lease still exists).
+    fn start_lease_expiry(&self) {
+        let raft = self.raft.clone();
+        let revoke: crate::lease::Revoke = Arc::new(move |id| {
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                let req = RaftRequest {
+                    request: Some(crate::proto::detcdpb::raft_request::Request::LeaseRevoke(
+                        crate::proto::etcdserverpb::LeaseRevokeRequest { id },
+                    )),
+                };
+                if let Err(e) = raft.client_write(Request(req)).await {
+                    tracing::debug!(lease = %format!("{id:016x}"), "revoking an expired lease: {e}");
+                }
+            });
+        });
+        tokio::spawn(crate::lease::expiry_loop(
+            self.raft.clone(),
+            self.lessor.clone(),
+            revoke,
+        ));
+    }
+
+    /// Answers a lease call only the leader can (keep-alive, time-to-live): here if this member
+    /// leads, else on the leader through the peer service. Retried while no leader is known;
+    /// both calls are safe to repeat.
+    pub async fn lease_call(
+        &self,
+        call: crate::lease::LeaderCall,
+    ) -> Result<crate::lease::LeaderAnswer, Error> {
+        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            let result = if leader == Some(self.id) {
+                crate::lease::serve_on_leader(&self.raft, &self.lessor, &self.store, &call).await
+            } else if let Some(node) = leader.and_then(|l| self.member(l)) {
+                match self
+                    .call_leader(&node, deadline, encode(&call), |mut c, m| {
+                        Box::pin(async move { c.lease_leader(m).await })
+                    })
+                    .await
+                {
+                    Ok(bytes) => decode::<Result<crate::lease::LeaderAnswer, Error>>(&bytes)
+                        .map_err(Error::Internal)?,
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(Error::NoLeader)
+            };
+            match result {
+                Err(Error::NoLeader | Error::NotLeader | Error::TimeoutDueToLeaderFail) => {
+                    retry_or(deadline, Error::NoLeader).await?
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The mvcc store (reads go here directly).

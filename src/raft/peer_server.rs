@@ -11,6 +11,11 @@ use crate::error::Error;
 use crate::proto::detcdpb::peer_server::Peer;
 use crate::proto::detcdpb::{ProposeRequest, RaftMessage};
 
+use std::sync::Arc;
+
+use crate::lease::{LeaderAnswer, LeaderCall, Lessor};
+use crate::mvcc::Store;
+
 use super::network::{decode, encode};
 use super::types::{Request as RaftReq, Response as Applied, TypeConfig};
 
@@ -22,12 +27,24 @@ pub type ProposeResult = Result<(Applied, u64), Error>;
 pub struct PeerService {
     raft: Raft<TypeConfig>,
     cluster_id: u64,
+    /// The lessor and store, for lease calls forwarded to the leader.
+    lease: Option<(Arc<Lessor>, Arc<Store>)>,
 }
 
 impl PeerService {
     /// Serves `raft` to the other members of `cluster_id`.
     pub fn new(raft: Raft<TypeConfig>, cluster_id: u64) -> Self {
-        PeerService { raft, cluster_id }
+        PeerService {
+            raft,
+            cluster_id,
+            lease: None,
+        }
+    }
+
+    /// Also answers forwarded lease calls, from `lessor` and `store`.
+    pub fn with_lease(mut self, lessor: Arc<Lessor>, store: Arc<Store>) -> Self {
+        self.lease = Some((lessor, store));
+        self
     }
 
     fn check(&self, cluster_id: u64) -> Result<(), Status> {
@@ -153,6 +170,22 @@ impl Peer for PeerService {
             }
         });
         let result: Result<(), Error> = Ok(());
+        self.reply(encode(&result))
+    }
+
+    async fn lease_leader(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        let call: LeaderCall = decode(&m.payload).map_err(bad)?;
+        let result: Result<LeaderAnswer, Error> = match &self.lease {
+            Some((lessor, store)) => {
+                crate::lease::serve_on_leader(&self.raft, lessor, store, &call).await
+            }
+            None => Err(Error::NotLeader),
+        };
         self.reply(encode(&result))
     }
 }

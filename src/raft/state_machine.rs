@@ -7,6 +7,9 @@
 //! A snapshot is the store itself: the disk records of the mvcc store and the state machine's
 //! metadata, framed as (u32 length, key, u32 length, value) pairs, taken under the store's
 //! read lock so it is consistent with the applied log id it names.
+//!
+//! Leases are applied here too: the lessor's replicated state changes in log order, and its
+//! records (`s/lease/…`) go into the same batch, so snapshots and restarts carry them.
 
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex};
@@ -20,13 +23,13 @@ use openraft::{
 
 use crate::cluster::Member;
 use crate::error::Error;
-use crate::io::disk::{prefix_end, WriteBatch};
-use crate::io::Disk;
-use crate::mvcc::txn::NoLeases;
+use crate::io::disk::{prefix_end, WriteBatch, WriteOp};
+use crate::io::{Clock, Disk};
+use crate::lease::Lessor;
 use crate::mvcc::{Store, Writer};
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::RaftRequest;
-use crate::proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use crate::proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, ResponseHeader};
 use crate::watch::{Hub, RevisionEvents};
 
 use super::types::{Request, Response, TypeConfig};
@@ -54,6 +57,8 @@ pub struct StateMachine {
     meta: Arc<Mutex<Meta>>,
     /// Where applied events go (watchers).
     hub: Arc<Hub>,
+    /// The leases, applied in log order with the store.
+    lessor: Arc<Lessor>,
 }
 
 fn sm_err(e: io::Error) -> StorageError<u64> {
@@ -82,12 +87,20 @@ impl StateMachine {
             membership,
             snapshots_built: 0,
         };
+        let lessor = Arc::new(Lessor::new());
+        lessor.load(&disk, Clock.now())?;
         Ok(StateMachine {
             disk,
             store,
             meta: Arc::new(Mutex::new(meta)),
             hub,
+            lessor,
         })
+    }
+
+    /// The lessor this state machine applies lease requests to.
+    pub fn lessor(&self) -> Arc<Lessor> {
+        self.lessor.clone()
     }
 
     /// The store this state machine applies to (shared with the read path).
@@ -99,11 +112,17 @@ impl StateMachine {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn apply_request(w: &mut Writer<'_>, r: RaftRequest) -> Response {
+    /// Applies one request; lease records to persist are appended to `lease_ops`.
+    fn apply_request(
+        w: &mut Writer<'_>,
+        lessor: &Lessor,
+        lease_ops: &mut Vec<WriteOp>,
+        r: RaftRequest,
+    ) -> Response {
         let result = match r.request {
-            Some(Req::Put(p)) => w.put(&p, &NoLeases).map(Response::Put),
+            Some(Req::Put(p)) => w.put(&p, lessor).map(Response::Put),
             Some(Req::DeleteRange(d)) => Ok(Response::DeleteRange(w.delete_range(&d))),
-            Some(Req::Txn(t)) => w.txn(&t, &NoLeases).map(Response::Txn),
+            Some(Req::Txn(t)) => w.txn(&t, lessor).map(Response::Txn),
             Some(Req::Compaction(c)) => w.compact(&c).map(|rev| {
                 Response::Compaction(CompactionResponse {
                     header: Some(ResponseHeader {
@@ -112,8 +131,34 @@ impl StateMachine {
                     }),
                 })
             }),
-            Some(Req::LeaseGrant(_) | Req::LeaseRevoke(_) | Req::LeaseCheckpoint(_)) => {
-                Err(Error::LeaseNotFound)
+            // The TTL was raised to the minimum and the ID chosen before proposing, so every
+            // member applies the same grant. types.rs has no lease responses: a grant answers
+            // with a header-only response, a revoke as the delete of its keys.
+            Some(Req::LeaseGrant(g)) => lessor
+                .grant(g.id, g.ttl, Clock.now(), lease_ops)
+                .map(|()| header_only(w.current_revision())),
+            Some(Req::LeaseRevoke(r)) => {
+                if lessor.exists(r.id) {
+                    let (deleted, rev) = w.delete_leased(r.id);
+                    lessor.revoke(r.id, lease_ops).map(|()| {
+                        Response::DeleteRange(DeleteRangeResponse {
+                            header: Some(ResponseHeader {
+                                revision: rev,
+                                ..Default::default()
+                            }),
+                            deleted,
+                            prev_kvs: Vec::new(),
+                        })
+                    })
+                } else {
+                    Err(Error::LeaseNotFound)
+                }
+            }
+            Some(Req::LeaseCheckpoint(c)) => {
+                for cp in &c.checkpoints {
+                    lessor.checkpoint(cp.id, cp.remaining_ttl, lease_ops);
+                }
+                Ok(header_only(w.current_revision()))
             }
             None => Ok(Response::Empty),
         };
@@ -136,6 +181,17 @@ impl StateMachine {
             Ok((out, meta))
         })
     }
+}
+
+/// A response carrying only a header at `revision` (lease grants and checkpoints); a
+/// `CompactionResponse` is exactly that.
+fn header_only(revision: i64) -> Response {
+    Response::Compaction(CompactionResponse {
+        header: Some(ResponseHeader {
+            revision,
+            ..Default::default()
+        }),
+    })
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -182,10 +238,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last = None;
         let mut membership = None;
         let mut w = self.store.writer();
+        let mut lease_ops = Vec::new();
         for e in entries {
             responses.push(match e.payload {
                 EntryPayload::Blank => Response::Empty,
-                EntryPayload::Normal(Request(r)) => Self::apply_request(&mut w, r),
+                EntryPayload::Normal(Request(r)) => {
+                    Self::apply_request(&mut w, &self.lessor, &mut lease_ops, r)
+                }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                     Response::Empty
@@ -202,6 +261,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .finish(|mut batch: WriteBatch| {
                 let mut m = meta.lock().unwrap_or_else(|p| p.into_inner());
                 assert!(m.applied < Some(last), "applied log id only moves forward");
+                for op in lease_ops {
+                    match op {
+                        WriteOp::Put(k, v) => batch.put(k, v),
+                        WriteOp::Delete(k) => batch.delete(k),
+                    }
+                }
                 batch.put(
                     Bytes::from_static(APPLIED),
                     serde_json::to_vec(&Some(last)).expect("log id"),
@@ -274,6 +339,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.disk.write(batch)?;
             self.disk.sync().await?;
             self.store.reload(&self.disk)?;
+            self.lessor.load(&self.disk, Clock.now())?;
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
             let mut m = self.meta();

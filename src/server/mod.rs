@@ -143,9 +143,12 @@ impl Server {
         let mut serving = Vec::new();
         let node = RaftNode::start(me, cid, members, disk, settings).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
-        let peer = PeerServer::new(PeerService::new(node.raft().clone(), cid))
-            .max_decoding_message_size(PEER_MESSAGE_LIMIT)
-            .max_encoding_message_size(PEER_MESSAGE_LIMIT);
+        let peer = PeerServer::new(
+            PeerService::new(node.raft().clone(), cid)
+                .with_lease(node.lessor().clone(), node.store().clone()),
+        )
+        .max_decoding_message_size(PEER_MESSAGE_LIMIT)
+        .max_encoding_message_size(PEER_MESSAGE_LIMIT);
         for url in &cfg.listen_peer_urls {
             let addr = net::parse_listen_url(url)?;
             let listener = net::bind(addr)
@@ -190,6 +193,10 @@ impl Server {
                 }),
         )
         .max_decoding_message_size(max_decode);
+        let lease = LeaseServer::new(crate::lease::service::LeaseService::new(
+            node.clone(),
+            cfg.election,
+        ));
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;
@@ -203,7 +210,7 @@ impl Server {
                 .add_service(maintenance.clone())
                 .add_service(cluster.clone())
                 .add_service(watch.clone())
-                .add_service(LeaseServer::new(NotYet))
+                .add_service(lease.clone())
                 .add_service(AuthServer::new(NotYet))
                 .add_service(ElectionServer::new(NotYet))
                 .add_service(LockServer::new(NotYet));

@@ -1,10 +1,9 @@
 //! `Unimplemented` answers for the parts of etcd's API not built yet, written out for both
 //! builds (the simulator's generated traits have no default methods).
 
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::auth_server::Auth;
-use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::*;
 use crate::proto::v3electionpb::election_server::Election;
 use crate::proto::v3electionpb::*;
@@ -46,23 +45,6 @@ pub type NoStream<T> = futures::stream::Empty<Result<T, Status>>;
 /// Serves the services not built yet.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NotYet;
-
-#[tonic::async_trait]
-impl Lease for NotYet {
-    type LeaseKeepAliveStream = NoStream<LeaseKeepAliveResponse>;
-    unimplemented_rpcs! {
-        lease_grant(LeaseGrantRequest) -> LeaseGrantResponse;
-        lease_revoke(LeaseRevokeRequest) -> LeaseRevokeResponse;
-        lease_time_to_live(LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse;
-        lease_leases(LeaseLeasesRequest) -> LeaseLeasesResponse;
-    }
-    async fn lease_keep_alive(
-        &self,
-        _request: Request<Streaming<LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(not_yet("LeaseKeepAlive"))
-    }
-}
 
 #[tonic::async_trait]
 impl Auth for NotYet {

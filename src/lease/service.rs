@@ -1,0 +1,294 @@
+//! The Lease service: grant and revoke through raft; keep-alive and time-to-live answered by the
+//! leader ([`RaftNode::lease_call`]); the lease list from this member's lessor.
+
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Error;
+use crate::io::Clock;
+use crate::proto::detcdpb::raft_request::Request as Req;
+use crate::proto::detcdpb::RaftRequest;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::raft::types::Response as Applied;
+use crate::raft::RaftNode;
+
+use super::lessor::MAX_LEASE_TTL;
+use super::{LeaderAnswer, LeaderCall};
+
+/// The shortest TTL a lease gets, in seconds, for an election timeout: 1.5 election timeouts
+/// rounded up (2 s with etcd's defaults), so a lease cannot expire while a new leader is being
+/// elected.
+pub fn min_ttl(election: Duration) -> i64 {
+    let ms = election.as_millis() as i64;
+    ((ms * 3 / 2 + 999) / 1000).max(1)
+}
+
+/// Server-chosen lease IDs: the member ID's low 16 bits, then a 48-bit counter that starts at
+/// the wall clock's milliseconds (shifted left 8 bits), as etcd's request IDs are made. Unique
+/// across members (the prefix) and across restarts (the clock moves on); positive.
+#[derive(Debug)]
+pub struct IdGen {
+    prefix: u64,
+    next: Mutex<u64>,
+}
+
+const SUFFIX_BITS: u32 = 48;
+
+impl IdGen {
+    /// A generator for `member_id`, starting from wall-clock time `unix_nanos`.
+    pub fn new(member_id: u64, unix_nanos: i128) -> Self {
+        let millis = (unix_nanos.max(0) / 1_000_000) as u64;
+        IdGen {
+            prefix: (member_id & 0xffff) << SUFFIX_BITS,
+            next: Mutex::new((millis & ((1 << 40) - 1)) << 8),
+        }
+    }
+
+    /// The next ID (never 0, always positive).
+    pub fn next(&self) -> i64 {
+        let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            *n = n.wrapping_add(1);
+            let id = ((self.prefix | (*n & ((1 << SUFFIX_BITS) - 1))) & (i64::MAX as u64)) as i64;
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+}
+
+/// The responses of a LeaseKeepAlive stream.
+pub type KeepAliveStream =
+    Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+/// etcd's Lease service on one member.
+#[derive(Clone)]
+pub struct LeaseService {
+    node: RaftNode,
+    min_ttl: i64,
+    ids: std::sync::Arc<IdGen>,
+}
+
+impl LeaseService {
+    /// A Lease service on `node`, whose election timeout sets the minimum TTL.
+    pub fn new(node: RaftNode, election: Duration) -> Self {
+        let ids = IdGen::new(node.id(), Clock.unix_nanos());
+        LeaseService {
+            node,
+            min_ttl: min_ttl(election),
+            ids: std::sync::Arc::new(ids),
+        }
+    }
+
+    async fn propose(&self, request: Req) -> Result<Applied, Error> {
+        self.node
+            .write(RaftRequest {
+                request: Some(request),
+            })
+            .await
+    }
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!("etcdserver: unexpected apply result for {what}"))
+}
+
+/// Checks a grant and fills in what the server decides: the TTL raised to `min_ttl`, and an
+/// ID from `next_id` (skipping IDs `taken`) when the client left it 0.
+pub fn check_grant(
+    r: &LeaseGrantRequest,
+    min_ttl: i64,
+    next_id: impl Fn() -> i64,
+    taken: impl Fn(i64) -> bool,
+) -> Result<LeaseGrantRequest, Error> {
+    if r.ttl > MAX_LEASE_TTL {
+        return Err(Error::LeaseTtlTooLarge);
+    }
+    let mut id = r.id;
+    while id == 0 {
+        id = next_id();
+        if taken(id) {
+            id = 0;
+        }
+    }
+    Ok(LeaseGrantRequest {
+        ttl: r.ttl.max(min_ttl),
+        id,
+    })
+}
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_grant(
+        &self,
+        req: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let lessor = self.node.lessor().clone();
+        let g = check_grant(
+            &req.into_inner(),
+            self.min_ttl,
+            || self.ids.next(),
+            |id| lessor.exists(id),
+        )?;
+        match self.propose(Req::LeaseGrant(g)).await? {
+            Applied::Compaction(resp) => {
+                let mut header = resp.header;
+                self.node.fill(&mut header);
+                Ok(Response::new(LeaseGrantResponse {
+                    header,
+                    id: g.id,
+                    ttl: g.ttl,
+                    error: String::new(),
+                }))
+            }
+            _ => Err(unexpected("lease grant")),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let r = req.into_inner();
+        match self.propose(Req::LeaseRevoke(r)).await? {
+            Applied::DeleteRange(resp) => {
+                let mut header = resp.header;
+                self.node.fill(&mut header);
+                Ok(Response::new(LeaseRevokeResponse { header }))
+            }
+            _ => Err(unexpected("lease revoke")),
+        }
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut requests = req.into_inner();
+        let node = self.node.clone();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            // One renewal at a time, in order, as etcd serves a stream.
+            while let Ok(Some(r)) = requests.message().await {
+                let answer = match node.lease_call(LeaderCall::Renew(r.id)).await {
+                    Ok(LeaderAnswer::Renewed(ttl)) => Ok(LeaseKeepAliveResponse {
+                        header: Some(node.header(node.store().current_revision())),
+                        id: r.id,
+                        ttl,
+                    }),
+                    Ok(_) => Err(unexpected("lease keep-alive")),
+                    Err(e) => Err(Status::from(e)),
+                };
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        let call = LeaderCall::TimeToLive {
+            id: r.id,
+            keys: r.keys,
+        };
+        match self.node.lease_call(call).await? {
+            LeaderAnswer::TimeToLive(ttl, granted_ttl, keys) => {
+                Ok(Response::new(LeaseTimeToLiveResponse {
+                    header: Some(self.node.header(self.node.store().current_revision())),
+                    id: r.id,
+                    ttl,
+                    granted_ttl,
+                    keys: keys.into_iter().map(Into::into).collect(),
+                }))
+            }
+            _ => Err(unexpected("lease time-to-live")),
+        }
+    }
+
+    async fn lease_leases(
+        &self,
+        _req: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let leases = self
+            .node
+            .lessor()
+            .ids()
+            .into_iter()
+            .map(|id| LeaseStatus { id })
+            .collect();
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(self.node.header(self.node.store().current_revision())),
+            leases,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_ttl_is_one_and_a_half_election_timeouts_rounded_up() {
+        assert_eq!(min_ttl(Duration::from_millis(1000)), 2);
+        assert_eq!(min_ttl(Duration::from_millis(2000)), 3);
+        assert_eq!(min_ttl(Duration::from_millis(100)), 1);
+    }
+
+    #[test]
+    fn ids_carry_the_member_prefix_and_are_positive_and_distinct() {
+        let g = IdGen::new(0x8e9e05c52164694d, 1_700_000_000_000_000_000);
+        let a = g.next();
+        let b = g.next();
+        assert!(a > 0 && b > 0 && a != b);
+        assert_eq!((a as u64) >> 48, 0x694d);
+        let neg = IdGen::new(0xffff, 0);
+        assert!(neg.next() > 0);
+    }
+
+    #[test]
+    fn grant_checks_ttl_and_fills_the_id() {
+        let big = LeaseGrantRequest {
+            ttl: MAX_LEASE_TTL + 1,
+            id: 0,
+        };
+        assert_eq!(
+            check_grant(&big, 2, || 1, |_| false),
+            Err(Error::LeaseTtlTooLarge)
+        );
+        let short = LeaseGrantRequest { ttl: 1, id: 0 };
+        let ids = std::cell::Cell::new(0);
+        let g = check_grant(
+            &short,
+            2,
+            || {
+                ids.set(ids.get() + 1);
+                ids.get()
+            },
+            |id| id == 1,
+        )
+        .unwrap();
+        assert_eq!((g.ttl, g.id), (2, 2));
+        let own = LeaseGrantRequest { ttl: 60, id: 42 };
+        assert_eq!(check_grant(&own, 2, || 1, |_| true).unwrap(), own);
+    }
+}

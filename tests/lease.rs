@@ -1,0 +1,400 @@
+//! Leases through the real `etcdctl` 3.4: grant, attach, expiry, keep-alive, time-to-live,
+//! revoke, list and errors — compared with real etcd 3.4 where the output is deterministic —
+//! and a lease kept alive through a follower while the leader is killed.
+//!
+//! Set `DETCD_SKIP_ETCD_DIFF=1` to skip the comparison when `/usr/bin/etcd` is not installed.
+
+// Real processes and real time: not part of the simulator build.
+#![cfg(not(madsim))]
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_ports, Builder, Kind, Server};
+
+/// The lease ID in `lease <hex> granted with TTL(..)`.
+fn granted_id(out: &str) -> String {
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lease id in {out:?}"));
+    assert!(out.contains("granted with TTL("), "{out}");
+    id.to_string()
+}
+
+/// Polls `f` every 100 ms until it holds or `limit` passes; returns whether it held.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Number of keys under `prefix` (a linearizable read).
+fn count(s: &Server, prefix: &str) -> i64 {
+    let v = s.etcdctl(
+        &["get", prefix, "--prefix", "--keys-only", "-w", "json"],
+        None,
+    );
+    assert!(v.success(), "{v:?}");
+    v.json()["count"].as_i64().unwrap_or(0)
+}
+
+/// `etcdctl lease keep-alive <id>` against `endpoints`, running until killed.
+struct KeepAlive(Child);
+
+impl KeepAlive {
+    fn start(endpoints: &str, id: &str) -> KeepAlive {
+        let child = Command::new(common::ETCDCTL_BIN)
+            .env("ETCDCTL_API", "3")
+            .args([
+                &format!("--endpoints={endpoints}"),
+                "lease",
+                "keep-alive",
+                id,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etcdctl lease keep-alive");
+        KeepAlive(child)
+    }
+
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the lease script on `s`; returns each command's (success, stdout, stderr) with lease
+/// IDs replaced by `L1`, `L2`… in order of grant, and lines of `lease list` sorted (etcd lists
+/// by expiry, detcd by ID).
+fn lease_script(s: &Server) -> Vec<(bool, String, String)> {
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let out = std::cell::RefCell::new(Vec::new());
+    let run = |args: Vec<String>, ids: &mut BTreeMap<String, String>| -> String {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = s.etcdctl(&a, None);
+        if a.len() >= 2 && a[0] == "lease" && a[1] == "grant" && o.success() {
+            let id = granted_id(&o.stdout);
+            let n = format!("L{}", ids.len() + 1);
+            ids.insert(id, n);
+        }
+        let norm = |t: &str| {
+            let mut t = t.to_string();
+            for (id, n) in ids.iter() {
+                t = t.replace(id.as_str(), n);
+            }
+            t
+        };
+        let mut stdout = norm(&o.stdout);
+        if a.len() >= 2 && a[1] == "list" {
+            let mut lines: Vec<&str> = stdout.lines().collect();
+            lines[1..].sort();
+            stdout = lines.join("\n");
+        }
+        out.borrow_mut()
+            .push((o.success(), stdout, norm(&o.stderr_clean())));
+        o.stdout
+    };
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let l1 = granted_id(&run(v(&["lease", "grant", "60"]), &mut ids));
+    // Below the minimum (1.5 election timeouts rounded up = 2 s): raised.
+    run(v(&["lease", "grant", "1"]), &mut ids);
+    run(v(&["lease", "grant", "9000000001"]), &mut ids);
+    run(v(&["put", "a", "1", &format!("--lease={l1}")]), &mut ids);
+    run(v(&["put", "b", "2", &format!("--lease={l1}")]), &mut ids);
+    run(v(&["put", "d", "4", &format!("--lease={l1}")]), &mut ids);
+    run(v(&["put", "c", "3", "--lease=1234"]), &mut ids);
+    run(v(&["get", "c"]), &mut ids);
+    run(v(&["lease", "timetolive", "1234"]), &mut ids);
+    run(v(&["lease", "list"]), &mut ids);
+    run(v(&["lease", "keep-alive", "--once", &l1]), &mut ids);
+    run(v(&["lease", "keep-alive", "--once", "1234"]), &mut ids);
+    // A later put without a lease detaches the key.
+    run(v(&["put", "b", "3"]), &mut ids);
+    let before = s.revision();
+    run(v(&["lease", "revoke", &l1]), &mut ids);
+    run(v(&["lease", "revoke", &l1]), &mut ids);
+    run(v(&["lease", "revoke", "1234"]), &mut ids);
+    // One revision for the whole revoke: `a` and `d` exist just before it, not at it.
+    let after = s.revision();
+    out.borrow_mut()
+        .push((true, format!("revision +{}", after - before), String::new()));
+    run(
+        v(&["get", "a", &format!("--rev={before}"), "--print-value-only"]),
+        &mut ids,
+    );
+    run(
+        v(&["get", "a", &format!("--rev={after}"), "--print-value-only"]),
+        &mut ids,
+    );
+    run(
+        v(&["get", "d", &format!("--rev={before}"), "--print-value-only"]),
+        &mut ids,
+    );
+    run(
+        v(&["get", "d", &format!("--rev={after}"), "--print-value-only"]),
+        &mut ids,
+    );
+    run(v(&["get", "b", "--print-value-only"]), &mut ids);
+    run(v(&["lease", "list"]), &mut ids);
+    out.into_inner()
+}
+
+#[test]
+fn lease_commands_match_etcd() {
+    let detcd = Server::detcd();
+    let ours = lease_script(&detcd);
+    // What must hold whether or not etcd is here to compare with.
+    let expect = |i: usize, ok: bool, needle: &str| {
+        let (s, o, e) = &ours[i];
+        assert_eq!(*s, ok, "step {i}: {ours:#?}");
+        assert!(
+            o.contains(needle) || e.contains(needle),
+            "step {i}: {ours:#?}"
+        );
+    };
+    expect(0, true, "lease L1 granted with TTL(60s)");
+    expect(1, true, "lease L2 granted with TTL(2s)");
+    expect(2, false, "etcdserver: too large lease TTL");
+    expect(6, false, "etcdserver: requested lease not found");
+    assert_eq!(ours[7].1, "", "{ours:#?}");
+    expect(8, true, "lease 0000000000001234 already expired");
+    expect(9, true, "found 2 leases");
+    expect(10, true, "lease L1 keepalived with TTL(60)");
+    expect(11, false, "etcdserver: requested lease not found");
+    expect(13, true, "lease L1 revoked");
+    expect(14, false, "etcdserver: requested lease not found");
+    expect(16, true, "revision +1");
+    expect(17, true, "1");
+    assert_eq!(ours[18].1, "", "{ours:#?}");
+    expect(19, true, "4");
+    assert_eq!(ours[20].1, "", "{ours:#?}");
+    expect(21, true, "3");
+    expect(22, true, "found 1 leases");
+    if !common::etcd_available() {
+        if std::env::var("DETCD_SKIP_ETCD_DIFF").as_deref() == Ok("1") {
+            eprintln!("{} not installed; comparison skipped", common::ETCD_BIN);
+            return;
+        }
+        panic!("{} is needed for the comparison", common::ETCD_BIN);
+    }
+    let etcd = Builder::new(Kind::Etcd).start();
+    let theirs = lease_script(&etcd);
+    assert_eq!(ours.len(), theirs.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "step {i} differs (detcd, etcd)");
+    }
+}
+
+#[test]
+fn time_to_live_reports_remaining_granted_and_keys() {
+    let s = Server::detcd();
+    let id = granted_id(&s.ok(&["lease", "grant", "30"]));
+    s.ok(&["put", "k2", "v", &format!("--lease={id}")]);
+    s.ok(&["put", "k1", "v", &format!("--lease={id}")]);
+    let out = s.ok(&["lease", "timetolive", &id, "--keys"]);
+    let remaining: i64 = out
+        .split("remaining(")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((27..=30).contains(&remaining), "{out}");
+    assert!(
+        out.contains(&format!("lease {id} granted with TTL(30s)")),
+        "{out}"
+    );
+    assert!(out.contains("attached keys([k1 k2])"), "{out}");
+    let j = s
+        .etcdctl(&["lease", "timetolive", &id, "-w", "json"], None)
+        .json();
+    assert_eq!(j["granted-ttl"], 30);
+    assert_eq!(j["keys"], serde_json::Value::Null);
+    let unknown = s
+        .etcdctl(&["lease", "timetolive", "1234", "-w", "json"], None)
+        .json();
+    assert_eq!(
+        (unknown["ttl"].as_i64(), unknown["granted-ttl"].as_i64()),
+        (Some(-1), Some(0))
+    );
+}
+
+#[test]
+fn an_expired_lease_deletes_its_keys() {
+    let s = Server::detcd();
+    let granted = Instant::now();
+    let id = granted_id(&s.ok(&["lease", "grant", "2"]));
+    s.ok(&["put", "e/1", "v", &format!("--lease={id}")]);
+    s.ok(&["put", "e/2", "v", &format!("--lease={id}")]);
+    s.ok(&["put", "e/3", "v"]);
+    assert_eq!(count(&s, "e/"), 3);
+    assert!(
+        eventually(Duration::from_secs(10), || count(&s, "e/") == 1),
+        "leased keys still there"
+    );
+    assert!(
+        granted.elapsed() >= Duration::from_millis(1500),
+        "expired early"
+    );
+    let out = s.ok(&["lease", "timetolive", &id]);
+    assert!(out.contains("already expired"), "{out}");
+    assert!(!s.ok(&["lease", "list"]).contains(&id));
+}
+
+#[test]
+fn keep_alive_keeps_a_lease_past_its_ttl() {
+    let s = Server::detcd();
+    let id = granted_id(&s.ok(&["lease", "grant", "2"]));
+    s.ok(&["put", "ka", "v", &format!("--lease={id}")]);
+    let mut ka = KeepAlive::start(&s.endpoint(), &id);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(ka.running(), "etcdctl lease keep-alive exited");
+    assert_eq!(count(&s, "ka"), 1, "key deleted while kept alive");
+    drop(ka);
+    assert!(
+        eventually(Duration::from_secs(10), || count(&s, "ka") == 0),
+        "key outlived its lease"
+    );
+}
+
+#[test]
+fn leases_survive_a_restart() {
+    let mut s = Server::detcd();
+    let id = granted_id(&s.ok(&["lease", "grant", "60"]));
+    s.ok(&["put", "r", "v", &format!("--lease={id}")]);
+    s.stop();
+    s.restart();
+    assert!(s.ok(&["lease", "list"]).contains(&id));
+    let out = s.ok(&["lease", "timetolive", &id, "--keys"]);
+    assert!(out.contains("attached keys([r])"), "{out}");
+    s.ok(&["lease", "revoke", &id]);
+    assert_eq!(count(&s, "r"), 0);
+}
+
+/// A cluster of `n` detcd members (the pattern of tests/cluster.rs).
+struct Cluster {
+    members: Vec<Server>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| free_ports()).collect();
+        let ic = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!("lease-{}", ports[0].0);
+        let mut members: Vec<Server> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                Builder::new(Kind::Detcd)
+                    .name(format!("m{}", i + 1))
+                    .ports(*client, *peer)
+                    .initial_cluster(ic.clone())
+                    .args(["--initial-cluster-token", token.as_str()])
+                    .spawn()
+            })
+            .collect();
+        for m in &mut members {
+            m.wait_until_ready();
+        }
+        Cluster { members }
+    }
+
+    /// (member id, leader id) as member `i` reports it.
+    fn status(&self, i: usize) -> Option<(u64, u64)> {
+        let out = self.members[i].etcdctl(&["endpoint", "status", "-w", "json"], None);
+        if !out.success() {
+            return None;
+        }
+        let v = out.json();
+        let s = &v[0]["Status"];
+        Some((s["header"]["member_id"].as_u64()?, s["leader"].as_u64()?))
+    }
+
+    /// Waits until every member in `alive` agrees on one leader among them; returns its index.
+    fn wait_leader(&self, alive: &[usize]) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st: Vec<_> = alive.iter().map(|&i| self.status(i)).collect();
+            if st.iter().all(Option::is_some) {
+                let st: Vec<_> = st.into_iter().map(Option::unwrap).collect();
+                let leader = st[0].1;
+                if leader != 0 && st.iter().all(|s| s.1 == leader) {
+                    if let Some(pos) = st.iter().position(|s| s.0 == leader) {
+                        return alive[pos];
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {alive:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_lease_kept_alive_through_a_follower_survives_the_leaders_death() {
+    let mut c = Cluster::start(3);
+    let leader = c.wait_leader(&[0, 1, 2]);
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let f = &c.members[follower];
+    // Granted and attached through a follower; every member knows the lease.
+    let id = granted_id(&f.ok(&["lease", "grant", "4"]));
+    f.ok(&["put", "held", "v", &format!("--lease={id}")]);
+    for m in &c.members {
+        assert!(m.ok(&["lease", "list"]).contains(&id));
+    }
+    let mut ka = KeepAlive::start(&f.endpoint(), &id);
+    std::thread::sleep(Duration::from_secs(2));
+    c.members[leader].kill_9();
+    let killed = Instant::now();
+    let new_leader = c.wait_leader(&[follower, other]);
+    // Well past the TTL counted from the kill or from the new leader's promotion: the
+    // keep-alive, forwarded by the follower to whichever member leads, keeps the key.
+    while killed.elapsed() < Duration::from_secs(12) {
+        assert_eq!(
+            count(&c.members[other], "held"),
+            1,
+            "key deleted while kept alive"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(ka.running(), "etcdctl lease keep-alive gave up");
+    let ttl = c.members[other].ok(&["lease", "timetolive", &id]);
+    assert!(ttl.contains("granted with TTL(4s)"), "{ttl}");
+    // Without the keep-alive, the new leader expires it.
+    drop(ka);
+    assert!(
+        eventually(Duration::from_secs(12), || count(
+            &c.members[new_leader],
+            "held"
+        ) == 0),
+        "key outlived its lease after the keep-alive stopped"
+    );
+}
