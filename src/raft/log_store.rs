@@ -196,8 +196,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
-        self.read_json(VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e).into())
+        // Raft's durable state is the term and who we voted for; openraft's extra "committed" bit
+        // would let a restarted leader resume at once in its old term, with a commit index that
+        // may lag what it acknowledged before the crash (commits are not synced), and so hand
+        // out stale read indexes. The simulator's nemesis found exactly that. Restart every
+        // member as a follower instead: a new election in a higher term commits a fresh entry
+        // before any read index is served. Voting safety is unchanged (same term, same vote).
+        let vote: Option<Vote<u64>> =
+            self.read_json(VOTE).map_err(|e| StorageIOError::read_vote(&e))?;
+        Ok(vote.map(|v| Vote::new(v.leader_id.term, v.leader_id.node_id)))
     }
 
     async fn save_committed(

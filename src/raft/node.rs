@@ -71,6 +71,58 @@ pub struct RaftNode {
     reads: Arc<Mutex<ReadQueue>>,
     /// The leases the state machine applies to.
     lessor: Arc<crate::lease::Lessor>,
+    /// Requests waiting for this member to apply a log index.
+    applied: Arc<AppliedWaiters>,
+}
+
+/// Requests waiting until this member has applied a given log index, woken in index order (then
+/// arrival order) by the single task that follows openraft's metrics. Waiting on the metrics
+/// channel directly would wake waiters in tokio's randomized order, which breaks the
+/// simulator's determinism.
+#[derive(Default)]
+struct AppliedWaiters {
+    waiting: Mutex<BTreeMap<u64, Vec<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl AppliedWaiters {
+    fn register(&self, index: u64) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(index)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Wakes every waiter at or below `applied`, lowest index first.
+    fn wake_up_to(&self, applied: u64) {
+        let ready = {
+            let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let later = w.split_off(&(applied + 1));
+            std::mem::replace(&mut *w, later)
+        };
+        for (_, senders) in ready {
+            for tx in senders {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    /// The one task that watches the applied index; ends (dropping every waiter) with raft.
+    async fn follow(raft: Raft<TypeConfig>, waiters: Arc<AppliedWaiters>) {
+        let mut metrics = raft.metrics();
+        drop(raft);
+        loop {
+            let applied = metrics.borrow().last_applied.map_or(0, |l| l.index);
+            waiters.wake_up_to(applied);
+            if metrics.changed().await.is_err() {
+                waiters.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                return;
+            }
+        }
+    }
 }
 
 /// Read barriers waiting for the next read-index round.
@@ -146,6 +198,8 @@ impl RaftNode {
         let lessor = sm.lessor();
         let network = Network { me: id, cluster_id };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
+        let applied = Arc::new(AppliedWaiters::default());
+        tokio::spawn(AppliedWaiters::follow(raft.clone(), applied.clone()));
         if !initial.is_empty() && !raft.is_initialized().await? {
             // Every founding member initializes with the same membership; openraft allows that,
             // and answers NotAllowed once a peer's entry already got here first.
@@ -165,6 +219,7 @@ impl RaftNode {
             hub,
             peers: Arc::new(Mutex::new(BTreeMap::new())),
             reads: Arc::new(Mutex::new(ReadQueue::default())),
+            applied,
             lessor,
         };
         node.start_lease_expiry();
@@ -516,16 +571,25 @@ impl RaftNode {
     }
 
     async fn wait_applied(&self, index: u64, deadline: NodeInstant) -> Result<(), Error> {
-        let left = deadline.saturating_duration_since(NodeInstant::now());
-        match self
-            .raft
-            .wait(Some(left))
-            .applied_index_at_least(Some(index), "read index")
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(openraft::metrics::WaitError::Timeout(..)) => Err(Error::Timeout),
-            Err(openraft::metrics::WaitError::ShuttingDown) => Err(Error::Stopped),
+        let applied = || {
+            self.raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map_or(0, |l| l.index)
+        };
+        if applied() >= index {
+            return Ok(());
+        }
+        let rx = self.applied.register(index);
+        // Applied may have moved between the check and the registration.
+        if applied() >= index {
+            return Ok(());
+        }
+        match crate::io::runtime::timeout_at(deadline.to_runtime(), rx).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Ok(Ok(())) => Ok(()),
         }
     }
 
