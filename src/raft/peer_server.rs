@@ -57,6 +57,13 @@ impl PeerService {
         Ok(())
     }
 
+    /// Checks a message's cluster and decodes its openraft payload.
+    fn open<T: serde::de::DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        decode(&m.payload).map_err(bad)
+    }
+
     fn reply(&self, payload: bytes::Bytes) -> Result<Response<RaftMessage>, Status> {
         Ok(Response::new(RaftMessage {
             cluster_id: self.cluster_id,
@@ -87,30 +94,21 @@ impl Peer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check(m.cluster_id)?;
-        let rpc = decode(&m.payload).map_err(bad)?;
-        let result = self.raft.append_entries(rpc).await;
-        self.reply(encode(&result))
+        let rpc = self.open(req)?;
+        self.reply(encode(&self.raft.append_entries(rpc).await))
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check(m.cluster_id)?;
-        let rpc = decode(&m.payload).map_err(bad)?;
-        let result = self.raft.vote(rpc).await;
-        self.reply(encode(&result))
+        let rpc = self.open(req)?;
+        self.reply(encode(&self.raft.vote(rpc).await))
     }
 
     async fn install_snapshot(
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check(m.cluster_id)?;
-        let rpc = decode(&m.payload).map_err(bad)?;
-        let result = self.raft.install_snapshot(rpc).await;
-        self.reply(encode(&result))
+        let rpc = self.open(req)?;
+        self.reply(encode(&self.raft.install_snapshot(rpc).await))
     }
 
     async fn propose(&self, req: Request<ProposeRequest>) -> Result<Response<RaftMessage>, Status> {
@@ -141,9 +139,7 @@ impl Peer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check(m.cluster_id)?;
-        let op: MembershipOp = decode(&m.payload).map_err(bad)?;
+        let op: MembershipOp = self.open(req)?;
         let result = membership::execute(&self.raft, op).await;
         self.reply(encode(&result))
     }
@@ -177,9 +173,7 @@ impl Peer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check(m.cluster_id)?;
-        let call: LeaderCall = decode(&m.payload).map_err(bad)?;
+        let call: LeaderCall = self.open(req)?;
         let result: Result<LeaderAnswer, Error> = match &self.lease {
             Some((lessor, store)) => {
                 crate::lease::serve_on_leader(&self.raft, lessor, store, &call).await
