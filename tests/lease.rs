@@ -398,3 +398,191 @@ fn a_lease_kept_alive_through_a_follower_survives_the_leaders_death() {
         "key outlived its lease after the keep-alive stopped"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Raw gRPC: what etcdctl cannot send (client-chosen IDs, a stream of keep-alives, txns).
+
+mod raw {
+    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
+    use detcd::proto::etcdserverpb::request_op::Request as Op;
+    use detcd::proto::etcdserverpb::{
+        kv_client::KvClient, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
+        LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest, RequestOp, TxnRequest,
+    };
+    use tonic::transport::Channel;
+
+    fn status(s: &tonic::Status) -> String {
+        format!("{:?}: {}", s.code(), s.message())
+    }
+
+    fn rev(h: &Option<detcd::proto::etcdserverpb::ResponseHeader>) -> i64 {
+        h.as_ref().map_or(-1, |h| h.revision)
+    }
+
+    async fn grant(c: &mut LeaseClient<Channel>, ttl: i64, id: i64) -> String {
+        match c.lease_grant(LeaseGrantRequest { ttl, id }).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                format!(
+                    "grant id={} ttl={} rev={} error={:?}",
+                    r.id,
+                    r.ttl,
+                    rev(&r.header),
+                    r.error
+                )
+            }
+            Err(s) => status(&s),
+        }
+    }
+
+    async fn txn_put(kv: &mut KvClient<Channel>, key: &str, lease: i64) -> String {
+        let put = PutRequest {
+            key: key.as_bytes().to_vec().into(),
+            value: b"v".to_vec().into(),
+            lease,
+            ..Default::default()
+        };
+        let t = TxnRequest {
+            success: vec![RequestOp {
+                request: Some(Op::RequestPut(put)),
+            }],
+            ..Default::default()
+        };
+        match kv.txn(t).await {
+            Ok(r) => format!("txn rev={}", rev(&r.into_inner().header)),
+            Err(s) => status(&s),
+        }
+    }
+
+    /// The script's responses, as text.
+    pub async fn script(endpoint: &str) -> Vec<String> {
+        let ch = Channel::from_shared(format!("http://{endpoint}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect");
+        let mut c = LeaseClient::new(ch.clone());
+        let mut kv = KvClient::new(ch);
+        let mut out = vec![
+            grant(&mut c, 100, 77).await,
+            grant(&mut c, 100, 77).await,
+            grant(&mut c, 0, 78).await,
+            grant(&mut c, 9_000_000_000, 79).await,
+            grant(&mut c, 9_000_000_001, 80).await,
+            txn_put(&mut kv, "t1", 999).await,
+            txn_put(&mut kv, "t1", 77).await,
+            txn_put(&mut kv, "t2", 77).await,
+        ];
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let reqs =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        // etcd sends a stream's response headers with its first response: ask before waiting.
+        for id in [77, 999, 78] {
+            tx.send(LeaseKeepAliveRequest { id }).await.unwrap();
+        }
+        let mut resps = c
+            .lease_keep_alive(reqs)
+            .await
+            .expect("keep-alive")
+            .into_inner();
+        for id in [77, 999, 78] {
+            let r = tokio::time::timeout(std::time::Duration::from_secs(5), resps.message())
+                .await
+                .unwrap_or_else(|_| panic!("no keep-alive response for {id}: {out:?}"))
+                .expect("keep-alive response")
+                .expect("open");
+            out.push(format!(
+                "keep-alive id={} ttl={} rev={}",
+                r.id,
+                r.ttl,
+                rev(&r.header)
+            ));
+        }
+        drop(tx);
+        for (id, keys) in [(77, true), (999, true), (78, false)] {
+            let r = c
+                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+                .await
+                .expect("time-to-live")
+                .into_inner();
+            let keys: Vec<String> = r
+                .keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            // Remaining TTL depends on timing: only its range is compared.
+            let ttl = if r.ttl > 0 && r.ttl + 5 >= r.granted_ttl {
+                "near granted".to_string()
+            } else {
+                r.ttl.to_string()
+            };
+            out.push(format!(
+                "ttl id={} ttl={ttl} granted={} keys={keys:?}",
+                r.id, r.granted_ttl
+            ));
+        }
+        let mut ids: Vec<i64> = c
+            .lease_leases(LeaseLeasesRequest {})
+            .await
+            .expect("leases")
+            .into_inner()
+            .leases
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        ids.sort();
+        out.push(format!("leases {ids:?}"));
+        for id in [77, 77, 999] {
+            out.push(match c.lease_revoke(LeaseRevokeRequest { id }).await {
+                Ok(r) => format!("revoke rev={}", rev(&r.into_inner().header)),
+                Err(s) => status(&s),
+            });
+        }
+        out
+    }
+}
+
+#[test]
+fn raw_lease_requests_match_etcd() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let detcd = Server::detcd();
+    let ours = rt.block_on(raw::script(&detcd.endpoint()));
+    let expected_here = [
+        "grant id=77 ttl=100 rev=1 error=\"\"",
+        "FailedPrecondition: etcdserver: lease already exists",
+        "grant id=78 ttl=2 rev=1 error=\"\"",
+        "grant id=79 ttl=9000000000 rev=1 error=\"\"",
+        "OutOfRange: etcdserver: too large lease TTL",
+        "NotFound: etcdserver: requested lease not found",
+        "txn rev=2",
+        "txn rev=3",
+        "keep-alive id=77 ttl=100 rev=3",
+        "keep-alive id=999 ttl=0 rev=3",
+        "keep-alive id=78 ttl=2 rev=3",
+        "ttl id=77 ttl=near granted granted=100 keys=[\"t1\", \"t2\"]",
+        "ttl id=999 ttl=-1 granted=0 keys=[]",
+        "ttl id=78 ttl=near granted granted=2 keys=[]",
+        "leases [77, 78, 79]",
+        "revoke rev=4",
+        "NotFound: etcdserver: requested lease not found",
+        "NotFound: etcdserver: requested lease not found",
+    ];
+    assert_eq!(ours, expected_here);
+    if !common::etcd_available() {
+        assert_eq!(std::env::var("DETCD_SKIP_ETCD_DIFF").as_deref(), Ok("1"));
+        return;
+    }
+    let etcd = Builder::new(Kind::Etcd).start();
+    let theirs = rt.block_on(raw::script(&etcd.endpoint()));
+    // etcd lists attached keys from a hash map: in no fixed order.
+    let sorted = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| l.replace("[\"t2\", \"t1\"]", "[\"t1\", \"t2\"]"))
+            .collect()
+    };
+    assert_eq!(ours, sorted(theirs));
+}
