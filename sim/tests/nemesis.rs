@@ -93,7 +93,8 @@ fn run(seed: u64) -> Trace {
             for op in ops.clone() {
                 h.push(op);
             }
-            h.to_jsonl(std::fs::File::create(format!("{path}.{seed}.jsonl")).unwrap()).unwrap();
+            h.to_jsonl(std::fs::File::create(format!("{path}.{seed}.jsonl")).unwrap())
+                .unwrap();
         }
         let result = workload::check(ops);
         if result.verdict != Verdict::Linearizable {
@@ -140,7 +141,10 @@ fn linearizable_and_convergent_under_random_faults() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60)
         / 10;
-    let first: u64 = std::env::var("DETCD_SIM_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let first: u64 = std::env::var("DETCD_SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
     for seed in first..first + seeds.max(1) {
         run(seed);
     }
@@ -150,6 +154,12 @@ fn linearizable_and_convergent_under_random_faults() {
 fn a_faulty_run_replays_bit_for_bit() {
     for seed in [7, 8, 9] {
         let (a, b) = (run(seed), run(seed));
-        assert_eq!(a.hash(), b.hash(), "seed {seed}: {:?}\nvs\n{:?}", a.events(), b.events());
+        assert_eq!(
+            a.hash(),
+            b.hash(),
+            "seed {seed}: {:?}\nvs\n{:?}",
+            a.events(),
+            b.events()
+        );
     }
 }
