@@ -202,8 +202,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // out stale read indexes. The simulator's nemesis found exactly that. Restart every
         // member as a follower instead: a new election in a higher term commits a fresh entry
         // before any read index is served. Voting safety is unchanged (same term, same vote).
-        let vote: Option<Vote<u64>> =
-            self.read_json(VOTE).map_err(|e| StorageIOError::read_vote(&e))?;
+        let vote: Option<Vote<u64>> = self
+            .read_json(VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e))?;
         Ok(vote.map(|v| Vote::new(v.leader_id.term, v.leader_id.node_id)))
     }
 
