@@ -133,7 +133,7 @@ const FLAGS: &[(&str, &str, Kind, Support)] = &[
         Value,
         Warn,
     ),
-    ("experimental-enable-lease-checkpoint", "false", Bool, Warn),
+    ("experimental-enable-lease-checkpoint", "false", Bool, Built),
     (
         "experimental-enable-lease-checkpoint-persist",
         "false",
@@ -215,6 +215,8 @@ pub struct Config {
     /// `--experimental-watch-progress-notify-interval` (`None`: a negative value, which keeps
     /// etcd's default).
     pub watch_progress_notify_interval: Option<Duration>,
+    /// `--experimental-enable-lease-checkpoint`: the leader persists remaining TTLs through raft.
+    pub lease_checkpoint: bool,
     /// `--log-level` (or `debug` with `--debug`).
     pub log_level: String,
     /// Warnings to log once logging is up (flags accepted but not built).
@@ -450,6 +452,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
         election: Duration::from_millis(number(&m, "election-timeout")?),
         snapshot_count: number(&m, "snapshot-count")?,
         watch_progress_notify_interval: watch_interval(&m)?,
+        lease_checkpoint: m
+            .get_one::<bool>("experimental-enable-lease-checkpoint")
+            .copied()
+            .unwrap_or(false),
         log_level,
         warnings,
         name,
@@ -529,6 +535,7 @@ impl Config {
             election: Duration::from_millis(1000),
             snapshot_count: 100_000,
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
+            lease_checkpoint: false,
             log_level: "info".to_string(),
             warnings: vec![],
         }
@@ -591,6 +598,14 @@ mod tests {
         let c = run(&["--quota-backend-bytes", "100", "--enable-v2=false"]).unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(run(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn lease_checkpoint_flag_is_built() {
+        assert!(!run(&[]).unwrap().lease_checkpoint);
+        let c = run(&["--experimental-enable-lease-checkpoint"]).unwrap();
+        assert!(c.lease_checkpoint);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -212,9 +212,11 @@ impl Lessor {
         }
     }
 
-    /// Renews lease `id` on the primary: it expires its full TTL from `now`, which is returned.
-    /// `None` if the lease does not exist or has already expired (its revocation is under way).
-    pub fn renew(&self, id: i64, now: Instant) -> Result<Option<i64>, Error> {
+    /// Renews lease `id` on the primary: it expires its full TTL from `now`. Returns the TTL and
+    /// whether a checkpointed remainder is on record (the caller must clear it through raft, or
+    /// a new leader would count from the stale remainder). `None` if the lease does not exist or
+    /// has already expired (its revocation is under way).
+    pub fn renew(&self, id: i64, now: Instant) -> Result<Option<(i64, bool)>, Error> {
         let mut inner = self.lock();
         if inner.primary.is_none() {
             return Err(Error::NotLeader);
@@ -226,9 +228,7 @@ impl Lessor {
             return Ok(None);
         }
         l.expiry = Some(now + seconds(l.ttl));
-        // A renewal supersedes any checkpoint (in memory: a new primary would extend by the full TTL anyway).
-        l.remaining = 0;
-        Ok(Some(l.ttl))
+        Ok(Some((l.ttl, l.remaining > 0)))
     }
 
     /// Remaining and granted TTL of lease `id`, in whole seconds (remaining rounds down), as the
@@ -270,8 +270,10 @@ impl Lessor {
         out
     }
 
-    /// Remaining TTL (whole seconds, at least 1) of every lease on the primary, for checkpoints.
-    pub fn remaining_all(&self, now: Instant) -> Vec<(i64, i64)> {
+    /// Remaining TTL (whole seconds, at least 1) of every lease on the primary whose TTL is
+    /// longer than `min_ttl` seconds, for checkpoints (as etcd, shorter leases are not
+    /// checkpointed).
+    pub fn remaining_all(&self, now: Instant, min_ttl: i64) -> Vec<(i64, i64)> {
         let inner = self.lock();
         if inner.primary.is_none() {
             return Vec::new();
@@ -279,6 +281,7 @@ impl Lessor {
         inner
             .leases
             .iter()
+            .filter(|(_, l)| l.ttl > min_ttl)
             .filter_map(|(id, l)| {
                 let e = l.expiry?;
                 Some((
@@ -355,7 +358,10 @@ mod tests {
         assert_eq!(l.time_to_live(1, t), Ok(Some((10, 10))));
         assert!(l.take_expired(t + Duration::from_secs(9)).is_empty());
         // Renewed at t+9: expires at t+19.
-        assert_eq!(l.renew(1, t + Duration::from_secs(9)), Ok(Some(10)));
+        assert_eq!(
+            l.renew(1, t + Duration::from_secs(9)),
+            Ok(Some((10, false)))
+        );
         assert!(l.take_expired(t + Duration::from_secs(18)).is_empty());
         assert_eq!(l.take_expired(t + Duration::from_secs(19)), vec![1]);
         // Proposed once; not again until the retry interval passes.
@@ -380,10 +386,22 @@ mod tests {
         let l = Lessor::new();
         let t = now();
         l.grant(1, 100, t, &mut Vec::new()).unwrap();
+        l.grant(3, 10, t, &mut Vec::new()).unwrap();
         l.checkpoint(1, 7, &mut Vec::new());
         l.checkpoint(2, 7, &mut Vec::new());
         l.promote(t, 1);
         assert_eq!(l.time_to_live(1, t), Ok(Some((7, 100))));
+        // Only leases longer than the checkpoint interval are checkpointed.
+        assert_eq!(
+            l.remaining_all(t + Duration::from_secs(2), 60),
+            vec![(1, 5)]
+        );
         assert_eq!(l.take_expired(t + Duration::from_secs(7)), vec![1]);
+        // A renewal reports the remainder on record, until a checkpoint of 0 clears it.
+        l.demote();
+        l.promote(t, 2);
+        assert_eq!(l.renew(1, t), Ok(Some((100, true))));
+        l.checkpoint(1, 0, &mut Vec::new());
+        assert_eq!(l.renew(1, t), Ok(Some((100, false))));
     }
 }

@@ -74,7 +74,16 @@ pub async fn serve_on_leader(
     // The expiry loop promotes within a tick of the election; a call arriving first does it.
     lessor.promote(now, raft.metrics().borrow().current_term);
     match call {
-        LeaderCall::Renew(id) => Ok(LeaderAnswer::Renewed(lessor.renew(*id, now)?.unwrap_or(0))),
+        LeaderCall::Renew(id) => match lessor.renew(*id, now)? {
+            None => Ok(LeaderAnswer::Renewed(0)),
+            Some((ttl, checkpointed)) => {
+                if checkpointed {
+                    // The renewal supersedes the checkpoint on every member.
+                    propose_checkpoints(raft, vec![(*id, 0)]).await?;
+                }
+                Ok(LeaderAnswer::Renewed(ttl))
+            }
+        },
         LeaderCall::TimeToLive { id, keys } => Ok(match lessor.time_to_live(*id, now)? {
             None => LeaderAnswer::TimeToLive(-1, 0, Vec::new()),
             Some((left, granted)) => {
@@ -128,6 +137,62 @@ pub async fn expiry_loop(raft: Raft<TypeConfig>, lessor: Arc<Lessor>, revoke: Re
         for id in lessor.take_expired(now) {
             tracing::info!(lease = %format!("{id:016x}"), "lease expired; revoking");
             revoke(id);
+        }
+    }
+}
+
+/// How often the leader checkpoints remaining TTLs with `--experimental-enable-lease-checkpoint`
+/// (etcd: every 5 minutes; leases with a TTL no longer than that are not checkpointed).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Most checkpoints in one proposal.
+const CHECKPOINT_BATCH: usize = 1000;
+
+/// Proposes `(lease, remaining TTL)` checkpoints through raft from this member (never forwarded).
+async fn propose_checkpoints(raft: &Raft<TypeConfig>, cps: Vec<(i64, i64)>) -> Result<(), Error> {
+    use crate::proto::detcdpb::raft_request::Request as Req;
+    use crate::proto::detcdpb::RaftRequest;
+    use crate::proto::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest};
+    for chunk in cps.chunks(CHECKPOINT_BATCH) {
+        let req = RaftRequest {
+            request: Some(Req::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: chunk
+                    .iter()
+                    .map(|&(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                    .collect(),
+            })),
+        };
+        raft.client_write(crate::raft::types::Request(req))
+            .await
+            .map_err(crate::raft::peer_server::write_error)?;
+    }
+    Ok(())
+}
+
+/// With `--experimental-enable-lease-checkpoint`: every `every`, the leader records each long
+/// lease's remaining TTL through raft, so a new leader continues from it instead of granting a
+/// full TTL again (a lease whose leader keeps changing still expires). Runs until raft stops.
+pub async fn checkpoint_loop(raft: Raft<TypeConfig>, lessor: Arc<Lessor>, every: Duration) {
+    let clock = Clock;
+    loop {
+        clock.sleep(every).await;
+        let (leads, running) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.current_leader == Some(m.id), m.running_state.is_ok())
+        };
+        if !running {
+            return;
+        }
+        if !leads {
+            continue;
+        }
+        let cps = lessor.remaining_all(clock.now(), every.as_secs() as i64);
+        if cps.is_empty() {
+            continue;
+        }
+        if let Err(e) = propose_checkpoints(&raft, cps).await {
+            tracing::debug!("lease checkpoint: {e}");
         }
     }
 }

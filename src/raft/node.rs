@@ -118,7 +118,11 @@ impl AppliedWaiters {
             let applied = metrics.borrow().last_applied.map_or(0, |l| l.index);
             waiters.wake_up_to(applied);
             if metrics.changed().await.is_err() {
-                waiters.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                waiters
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 return;
             }
         }
@@ -254,6 +258,15 @@ impl RaftNode {
             self.raft.clone(),
             self.lessor.clone(),
             revoke,
+        ));
+    }
+
+    /// Starts the leader's periodic lease checkpoints (`--experimental-enable-lease-checkpoint`).
+    pub fn enable_lease_checkpoints(&self, every: Duration) {
+        tokio::spawn(crate::lease::checkpoint_loop(
+            self.raft.clone(),
+            self.lessor.clone(),
+            every,
         ));
     }
 

@@ -193,6 +193,9 @@ impl Server {
                 }),
         )
         .max_decoding_message_size(max_decode);
+        if cfg.lease_checkpoint {
+            node.enable_lease_checkpoints(crate::lease::CHECKPOINT_INTERVAL);
+        }
         let lease = LeaseServer::new(crate::lease::service::LeaseService::new(
             node.clone(),
             cfg.election,
