@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_ports, Builder, Kind, Server};
+use common::{free_ports, member_status, start_cluster, wait_leader, Builder, Kind, Server};
 
 /// A cluster of `n` detcd members; members are killed and temp dirs removed on drop.
 struct Cluster {
@@ -18,67 +18,19 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| free_ports()).collect();
-        let ic = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let token = format!("test-{}", ports[0].0);
-        let mut members: Vec<Server> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (client, peer))| {
-                Builder::new(Kind::Detcd)
-                    .name(format!("m{}", i + 1))
-                    .ports(*client, *peer)
-                    .initial_cluster(ic.clone())
-                    .args(["--initial-cluster-token", token.as_str()])
-                    .spawn()
-            })
-            .collect();
-        for m in &mut members {
-            m.wait_until_ready();
+        Cluster {
+            members: start_cluster(n, &[]),
         }
-        Cluster { members }
     }
 
-    /// (member id, leader id, raft term) as each running member reports it.
+    /// (member id, leader id, raft term) as member `i` reports it.
     fn status(&self, i: usize) -> Option<(u64, u64, u64)> {
-        let out = self.members[i].etcdctl(&["endpoint", "status", "-w", "json"], None);
-        if !out.success() {
-            return None;
-        }
-        let v = out.json();
-        let s = &v[0]["Status"];
-        Some((
-            s["header"]["member_id"].as_u64()?,
-            s["leader"].as_u64()?,
-            s["raft_term"].as_u64().unwrap_or(0),
-        ))
+        member_status(&self.members[i])
     }
 
     /// Waits until every member in `alive` agrees on one leader among them; returns its index.
     fn wait_leader(&self, alive: &[usize]) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let st: Vec<_> = alive.iter().map(|&i| self.status(i)).collect();
-            if st.iter().all(Option::is_some) {
-                let st: Vec<_> = st.into_iter().map(Option::unwrap).collect();
-                let leader = st[0].1;
-                if leader != 0 && st.iter().all(|s| s.1 == leader) {
-                    if let Some(pos) = st.iter().position(|s| s.0 == leader) {
-                        return alive[pos];
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader among {alive:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_leader(&self.members, alive)
     }
 }
 
@@ -363,28 +315,7 @@ fn hashkv_is_equal_everywhere_and_leadership_moves() {
 
 #[test]
 fn member_down_past_a_snapshot_catches_up_by_snapshot() {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| free_ports()).collect();
-    let ic = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{}=http://127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut members: Vec<Server> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (cp, pp))| {
-            Builder::new(Kind::Detcd)
-                .name(format!("m{}", i + 1))
-                .ports(*cp, *pp)
-                .initial_cluster(ic.clone())
-                .args(["--snapshot-count", "20"])
-                .spawn()
-        })
-        .collect();
-    for m in &mut members {
-        m.wait_until_ready();
-    }
+    let members = start_cluster(3, &["--snapshot-count", "20"]);
     let c = Cluster { members };
     let leader = c.wait_leader(&[0, 1, 2]);
     let down = (leader + 1) % 3;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_ports, Builder, Kind, Server};
+use common::{Builder, Kind, Server};
 
 /// The lease ID in `lease <hex> granted with TTL(..)`.
 fn granted_id(out: &str) -> String {
@@ -301,64 +301,14 @@ impl Cluster {
     }
 
     fn start_with(n: usize, extra: &[&str]) -> Cluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| free_ports()).collect();
-        let ic = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let token = format!("lease-{}", ports[0].0);
-        let mut members: Vec<Server> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (client, peer))| {
-                Builder::new(Kind::Detcd)
-                    .name(format!("m{}", i + 1))
-                    .ports(*client, *peer)
-                    .initial_cluster(ic.clone())
-                    .args(["--initial-cluster-token", token.as_str()])
-                    .args(extra.iter().copied())
-                    .spawn()
-            })
-            .collect();
-        for m in &mut members {
-            m.wait_until_ready();
+        Cluster {
+            members: common::start_cluster(n, extra),
         }
-        Cluster { members }
-    }
-
-    /// (member id, leader id) as member `i` reports it.
-    fn status(&self, i: usize) -> Option<(u64, u64)> {
-        let out = self.members[i].etcdctl(&["endpoint", "status", "-w", "json"], None);
-        if !out.success() {
-            return None;
-        }
-        let v = out.json();
-        let s = &v[0]["Status"];
-        Some((s["header"]["member_id"].as_u64()?, s["leader"].as_u64()?))
     }
 
     /// Waits until every member in `alive` agrees on one leader among them; returns its index.
     fn wait_leader(&self, alive: &[usize]) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let st: Vec<_> = alive.iter().map(|&i| self.status(i)).collect();
-            if st.iter().all(Option::is_some) {
-                let st: Vec<_> = st.into_iter().map(Option::unwrap).collect();
-                let leader = st[0].1;
-                if leader != 0 && st.iter().all(|s| s.1 == leader) {
-                    if let Some(pos) = st.iter().position(|s| s.0 == leader) {
-                        return alive[pos];
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader among {alive:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_leader(&self.members, alive)
     }
 }
 

@@ -962,32 +962,9 @@ fn cluster(n: usize) -> Vec<Server> {
 
 /// Starts `n` detcd members with short election timeouts and `flags`.
 fn cluster_with(n: usize, flags: &[&str]) -> Vec<Server> {
-    let ports: Vec<(u16, u16)> = (0..n).map(|_| common::free_ports()).collect();
-    let ic = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let token = format!("watch-{}", ports[0].0);
-    let mut members: Vec<Server> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (client, peer))| {
-            Builder::new(Kind::Detcd)
-                .name(format!("m{}", i + 1))
-                .ports(*client, *peer)
-                .initial_cluster(ic.clone())
-                .args(["--initial-cluster-token", token.as_str()])
-                .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-                .args(flags.iter().copied())
-                .spawn()
-        })
-        .collect();
-    for m in &mut members {
-        m.wait_until_ready();
-    }
-    members
+    let mut all = vec!["--heartbeat-interval", "50", "--election-timeout", "500"];
+    all.extend_from_slice(flags);
+    common::start_cluster(n, &all)
 }
 
 /// Index of the member the others agree is the leader.

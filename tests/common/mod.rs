@@ -668,3 +668,71 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Starts `n` detcd members bootstrapped together (`m1..mN`, one `--initial-cluster`, a token
+/// unique to this cluster) with `extra` flags, and waits until every one serves clients.
+pub fn start_cluster(n: usize, extra: &[&str]) -> Vec<Server> {
+    let ports: Vec<(u16, u16)> = (0..n).map(|_| free_ports()).collect();
+    let ic = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let token = format!("test-{}", ports[0].0);
+    let mut members: Vec<Server> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, peer))| {
+            Builder::new(Kind::Detcd)
+                .name(format!("m{}", i + 1))
+                .ports(*client, *peer)
+                .initial_cluster(ic.clone())
+                .args(["--initial-cluster-token", token.as_str()])
+                .args(extra.iter().copied())
+                .spawn()
+        })
+        .collect();
+    for m in &mut members {
+        m.wait_until_ready();
+    }
+    members
+}
+
+/// (member id, leader id, raft term) as `member` reports it; `None` if it does not answer.
+pub fn member_status(member: &Server) -> Option<(u64, u64, u64)> {
+    let out = member.etcdctl(&["endpoint", "status", "-w", "json"], None);
+    if !out.success() {
+        return None;
+    }
+    let v = out.json();
+    let s = &v[0]["Status"];
+    Some((
+        s["header"]["member_id"].as_u64()?,
+        s["leader"].as_u64()?,
+        s["raft_term"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// Waits (bounded) until the members at positions `alive` agree on a leader among them;
+/// returns its position.
+pub fn wait_leader(members: &[Server], alive: &[usize]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st: Vec<_> = alive.iter().map(|&i| member_status(&members[i])).collect();
+        if st.iter().all(Option::is_some) {
+            let st: Vec<_> = st.into_iter().map(Option::unwrap).collect();
+            let leader = st[0].1;
+            if leader != 0 && st.iter().all(|s| s.1 == leader) {
+                if let Some(pos) = st.iter().position(|s| s.0 == leader) {
+                    return alive[pos];
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreed leader among {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
