@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::Error;
-use crate::io::Clock;
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::RaftRequest;
 use crate::proto::etcdserverpb::lease_server::Lease;
@@ -82,7 +81,7 @@ pub struct LeaseService {
 impl LeaseService {
     /// A Lease service on `node`, whose election timeout sets the minimum TTL.
     pub fn new(node: RaftNode, election: Duration) -> Self {
-        let ids = IdGen::new(node.id(), Clock.unix_nanos());
+        let ids = IdGen::new(node.id(), node.clock().unix_nanos());
         LeaseService {
             node,
             min_ttl: min_ttl(election),
@@ -143,15 +142,9 @@ impl Lease for LeaseService {
             |id| lessor.exists(id),
         )?;
         match self.propose(Req::LeaseGrant(g)).await? {
-            Applied::Compaction(resp) => {
-                let mut header = resp.header;
-                self.node.fill(&mut header);
-                Ok(Response::new(LeaseGrantResponse {
-                    header,
-                    id: g.id,
-                    ttl: g.ttl,
-                    error: String::new(),
-                }))
+            Applied::LeaseGrant(mut resp) => {
+                self.node.fill(&mut resp.header);
+                Ok(Response::new(resp))
             }
             _ => Err(unexpected("lease grant")),
         }
@@ -163,10 +156,9 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let r = req.into_inner();
         match self.propose(Req::LeaseRevoke(r)).await? {
-            Applied::DeleteRange(resp) => {
-                let mut header = resp.header;
-                self.node.fill(&mut header);
-                Ok(Response::new(LeaseRevokeResponse { header }))
+            Applied::LeaseRevoke(mut resp) => {
+                self.node.fill(&mut resp.header);
+                Ok(Response::new(resp))
             }
             _ => Err(unexpected("lease revoke")),
         }

@@ -195,22 +195,20 @@ impl<'a> Writer<'a> {
 
     /// Deletes every live key attached to lease `lease` as one revision (sub-revisions in key
     /// order), as etcd does when a lease is revoked; none if no key is attached. Returns the
-    /// number of keys deleted and the revision afterwards.
-    pub fn delete_leased(&mut self, lease: i64) -> (i64, i64) {
+    /// revision afterwards.
+    pub fn delete_leased(&mut self, lease: i64) -> i64 {
         let keys = leased_keys(&self.state, lease);
         let mut tx = self.begin();
-        let mut deleted = 0;
         for key in keys {
-            let resp = self.delete_in(
+            self.delete_in(
                 &mut tx,
                 &DeleteRangeRequest {
                     key,
                     ..Default::default()
                 },
             );
-            deleted += resp.deleted;
         }
-        (deleted, self.commit(tx))
+        self.commit(tx)
     }
 
     fn check_put(&self, r: &PutRequest, leases: &dyn LeaseCheck) -> Result<(), Error> {

@@ -15,6 +15,7 @@ use crate::cluster::membership::{self, MemberInfo, MembershipOp};
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock::Instant as NodeInstant;
+use crate::io::Clock;
 use crate::io::Disk;
 use crate::mvcc::Store;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
@@ -73,6 +74,8 @@ pub struct RaftNode {
     lessor: Arc<crate::lease::Lessor>,
     /// Requests waiting for this member to apply a log index.
     applied: Arc<AppliedWaiters>,
+    /// This member's clock (request deadlines, retries).
+    clock: Clock,
 }
 
 /// Requests waiting until this member has applied a given log index, woken in index order (then
@@ -146,8 +149,8 @@ fn applied(r: Response) -> Result<Response, Error> {
 }
 
 /// Sleeps briefly before another attempt, or fails with `err` once the deadline has passed.
-async fn retry_or(deadline: NodeInstant, err: Error) -> Result<(), Error> {
-    if NodeInstant::now() + RETRY_BACKOFF >= deadline {
+async fn retry_or(clock: &Clock, deadline: NodeInstant, err: Error) -> Result<(), Error> {
+    if clock.now() + RETRY_BACKOFF >= deadline {
         return Err(err);
     }
     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -182,6 +185,7 @@ impl RaftNode {
         initial: BTreeMap<u64, Member>,
         disk: Disk,
         settings: RaftSettings,
+        clock: Clock,
     ) -> Result<RaftNode, Box<dyn std::error::Error + Send + Sync>> {
         let election_ms = settings.election.as_millis() as u64;
         let config = Config {
@@ -224,6 +228,7 @@ impl RaftNode {
             peers: Arc::new(Mutex::new(BTreeMap::new())),
             reads: Arc::new(Mutex::new(ReadQueue::default())),
             applied,
+            clock,
             lessor,
         };
         node.start_lease_expiry();
@@ -277,7 +282,7 @@ impl RaftNode {
         &self,
         call: crate::lease::LeaderCall,
     ) -> Result<crate::lease::LeaderAnswer, Error> {
-        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        let deadline = self.clock.now() + REQUEST_TIMEOUT;
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
             let result = if leader == Some(self.id) {
@@ -298,7 +303,7 @@ impl RaftNode {
             };
             match result {
                 Err(Error::NoLeader | Error::NotLeader | Error::TimeoutDueToLeaderFail) => {
-                    retry_or(deadline, Error::NoLeader).await?
+                    retry_or(&self.clock, deadline, Error::NoLeader).await?
                 }
                 other => return other,
             }
@@ -308,6 +313,11 @@ impl RaftNode {
     /// The mvcc store (reads go here directly).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// This member's clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Where applied events are published (for watchers).
@@ -358,7 +368,7 @@ impl RaftNode {
         if req.encoded_len() > self.settings.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
-        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        let deadline = self.clock.now() + REQUEST_TIMEOUT;
         loop {
             let leader = match self.raft.client_write(Request(req.clone())).await {
                 Ok(r) => return applied(r.data),
@@ -375,14 +385,14 @@ impl RaftNode {
                     }
                 }
             }
-            retry_or(deadline, Error::NoLeader).await?;
+            retry_or(&self.clock, deadline, Error::NoLeader).await?;
         }
     }
 
     /// Waits until this member has applied everything committed before the call: reads after
     /// it are linearizable. A follower asks the leader for the read index.
     pub async fn read_barrier(&self) -> Result<(), Error> {
-        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        let deadline = self.clock.now() + REQUEST_TIMEOUT;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let start = {
             let mut q = self.reads.lock().unwrap_or_else(|p| p.into_inner());
@@ -415,7 +425,7 @@ impl RaftNode {
                 std::mem::take(&mut q.waiting)
             };
             let result = self
-                .fetch_read_index(NodeInstant::now() + REQUEST_TIMEOUT)
+                .fetch_read_index(self.clock.now() + REQUEST_TIMEOUT)
                 .await;
             for tx in batch {
                 let _ = tx.send(result.clone());
@@ -448,14 +458,14 @@ impl RaftNode {
                     other => return other,
                 }
             }
-            retry_or(deadline, Error::NoLeader).await?;
+            retry_or(&self.clock, deadline, Error::NoLeader).await?;
         }
     }
 
     /// Executes a membership operation on the leader (forwarding it there if needed) and
     /// returns the members afterwards.
     pub async fn membership(&self, op: MembershipOp) -> Result<Vec<MemberInfo>, Error> {
-        let deadline = NodeInstant::now() + REQUEST_TIMEOUT;
+        let deadline = self.clock.now() + REQUEST_TIMEOUT;
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
             let result = if leader == Some(self.id) {
@@ -477,14 +487,17 @@ impl RaftNode {
                 Err(Error::NoLeader)
             };
             match result {
-                Err(Error::NoLeader) => retry_or(deadline, Error::NoLeader).await?,
+                Err(Error::NoLeader) => retry_or(&self.clock, deadline, Error::NoLeader).await?,
                 other => return other,
             }
         }
     }
 
     /// Asks the members at `peer_urls` for the cluster ID and membership (for joining).
-    pub async fn cluster_info(peer_urls: &[String]) -> Result<(u64, Vec<MemberInfo>), Error> {
+    pub async fn cluster_info(
+        clock: &Clock,
+        peer_urls: &[String],
+    ) -> Result<(u64, Vec<MemberInfo>), Error> {
         for url in peer_urls {
             let probe = Member {
                 name: String::new(),
@@ -500,7 +513,7 @@ impl RaftNode {
                 payload: bytes::Bytes::new(),
             };
             let call = crate::io::runtime::timeout_at(
-                (NodeInstant::now() + Duration::from_secs(2)).to_runtime(),
+                (clock.now() + Duration::from_secs(2)).to_runtime(),
                 client.cluster_info(msg),
             );
             if let Ok(Ok(reply)) = call.await {
@@ -527,8 +540,8 @@ impl RaftNode {
             return Ok(());
         }
         let node = self.member(target).ok_or(Error::BadLeaderTransferee)?;
-        let deadline = NodeInstant::now() + self.settings.election * 5;
-        let left = || deadline.saturating_duration_since(NodeInstant::now());
+        let deadline = self.clock.now() + self.settings.election * 5;
+        let left = || deadline.saturating_duration_since(self.clock.now());
         let last = metrics.last_log_index;
         let caught_up = self
             .raft

@@ -29,7 +29,10 @@ use crate::lease::Lessor;
 use crate::mvcc::{Store, Writer};
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::RaftRequest;
-use crate::proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, ResponseHeader};
+use crate::proto::etcdserverpb::{
+    CompactionResponse, LeaseCheckpointResponse, LeaseGrantResponse, LeaseRevokeResponse,
+    ResponseHeader,
+};
 use crate::watch::{Hub, RevisionEvents};
 
 use super::types::{Request, Response, TypeConfig};
@@ -125,29 +128,27 @@ impl StateMachine {
             Some(Req::Txn(t)) => w.txn(&t, lessor).map(Response::Txn),
             Some(Req::Compaction(c)) => w.compact(&c).map(|rev| {
                 Response::Compaction(CompactionResponse {
-                    header: Some(ResponseHeader {
-                        revision: rev,
-                        ..Default::default()
-                    }),
+                    header: header(rev),
                 })
             }),
             // The TTL was raised to the minimum and the ID chosen before proposing, so every
-            // member applies the same grant. types.rs has no lease responses: a grant answers
-            // with a header-only response, a revoke as the delete of its keys.
-            Some(Req::LeaseGrant(g)) => lessor
-                .grant(g.id, g.ttl, Clock.now(), lease_ops)
-                .map(|()| header_only(w.current_revision())),
+            // member applies the same grant.
+            Some(Req::LeaseGrant(g)) => {
+                lessor.grant(g.id, g.ttl, Clock.now(), lease_ops).map(|()| {
+                    Response::LeaseGrant(LeaseGrantResponse {
+                        header: header(w.current_revision()),
+                        id: g.id,
+                        ttl: g.ttl,
+                        error: String::new(),
+                    })
+                })
+            }
             Some(Req::LeaseRevoke(r)) => {
                 if lessor.exists(r.id) {
-                    let (deleted, rev) = w.delete_leased(r.id);
+                    let rev = w.delete_leased(r.id);
                     lessor.revoke(r.id, lease_ops).map(|()| {
-                        Response::DeleteRange(DeleteRangeResponse {
-                            header: Some(ResponseHeader {
-                                revision: rev,
-                                ..Default::default()
-                            }),
-                            deleted,
-                            prev_kvs: Vec::new(),
+                        Response::LeaseRevoke(LeaseRevokeResponse {
+                            header: header(rev),
                         })
                     })
                 } else {
@@ -158,7 +159,9 @@ impl StateMachine {
                 for cp in &c.checkpoints {
                     lessor.checkpoint(cp.id, cp.remaining_ttl, lease_ops);
                 }
-                Ok(header_only(w.current_revision()))
+                Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
+                    header: header(w.current_revision()),
+                }))
             }
             None => Ok(Response::Empty),
         };
@@ -183,14 +186,11 @@ impl StateMachine {
     }
 }
 
-/// A response carrying only a header at `revision` (lease grants and checkpoints); a
-/// `CompactionResponse` is exactly that.
-fn header_only(revision: i64) -> Response {
-    Response::Compaction(CompactionResponse {
-        header: Some(ResponseHeader {
-            revision,
-            ..Default::default()
-        }),
+/// A response header carrying only `revision` (the service fills in the cluster fields).
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
     })
 }
 

@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::io::runtime::DetRuntime;
 use crate::proto::detcdpb::RaftRequest;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, TxnResponse,
 };
 
 openraft::declare_raft_types!(
@@ -60,12 +61,18 @@ pub enum Response {
     Txn(TxnResponse),
     /// A compaction.
     Compaction(CompactionResponse),
+    /// A lease grant.
+    LeaseGrant(LeaseGrantResponse),
+    /// A lease revoke (its keys deleted in one revision).
+    LeaseRevoke(LeaseRevokeResponse),
+    /// A lease checkpoint.
+    LeaseCheckpoint(LeaseCheckpointResponse),
     /// The request was rejected when applied (e.g. an unknown lease); the store is unchanged.
     Rejected(Error),
 }
 
-/// Responses never leave the node that applied them, but openraft's `serde` feature asks every
-/// response type to be serializable; this encodes the variants that carry data.
+/// How a [`Response`] travels (a follower that forwarded a write receives the leader's result):
+/// each etcd response as its protobuf encoding.
 #[derive(Serialize, Deserialize)]
 enum WireResponse {
     Empty,
@@ -73,6 +80,9 @@ enum WireResponse {
     DeleteRange(Vec<u8>),
     Txn(Vec<u8>),
     Compaction(Vec<u8>),
+    LeaseGrant(Vec<u8>),
+    LeaseRevoke(Vec<u8>),
+    LeaseCheckpoint(Vec<u8>),
     Rejected(Error),
 }
 
@@ -84,6 +94,9 @@ impl Serialize for Response {
             Response::DeleteRange(r) => WireResponse::DeleteRange(r.encode_to_vec()),
             Response::Txn(r) => WireResponse::Txn(r.encode_to_vec()),
             Response::Compaction(r) => WireResponse::Compaction(r.encode_to_vec()),
+            Response::LeaseGrant(r) => WireResponse::LeaseGrant(r.encode_to_vec()),
+            Response::LeaseRevoke(r) => WireResponse::LeaseRevoke(r.encode_to_vec()),
+            Response::LeaseCheckpoint(r) => WireResponse::LeaseCheckpoint(r.encode_to_vec()),
             Response::Rejected(e) => WireResponse::Rejected(e.clone()),
         };
         w.serialize(s)
@@ -92,21 +105,18 @@ impl Serialize for Response {
 
 impl<'de> Deserialize<'de> for Response {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
+        fn dec<T: Message + Default, E: serde::de::Error>(b: &[u8]) -> Result<T, E> {
+            T::decode(b).map_err(E::custom)
+        }
         Ok(match WireResponse::deserialize(d)? {
             WireResponse::Empty => Response::Empty,
-            WireResponse::Put(b) => {
-                Response::Put(Message::decode(&b[..]).map_err(D::Error::custom)?)
-            }
-            WireResponse::DeleteRange(b) => {
-                Response::DeleteRange(Message::decode(&b[..]).map_err(D::Error::custom)?)
-            }
-            WireResponse::Txn(b) => {
-                Response::Txn(Message::decode(&b[..]).map_err(D::Error::custom)?)
-            }
-            WireResponse::Compaction(b) => {
-                Response::Compaction(Message::decode(&b[..]).map_err(D::Error::custom)?)
-            }
+            WireResponse::Put(b) => Response::Put(dec(&b)?),
+            WireResponse::DeleteRange(b) => Response::DeleteRange(dec(&b)?),
+            WireResponse::Txn(b) => Response::Txn(dec(&b)?),
+            WireResponse::Compaction(b) => Response::Compaction(dec(&b)?),
+            WireResponse::LeaseGrant(b) => Response::LeaseGrant(dec(&b)?),
+            WireResponse::LeaseRevoke(b) => Response::LeaseRevoke(dec(&b)?),
+            WireResponse::LeaseCheckpoint(b) => Response::LeaseCheckpoint(dec(&b)?),
             WireResponse::Rejected(e) => Response::Rejected(e),
         })
     }

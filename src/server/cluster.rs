@@ -4,7 +4,6 @@
 use tonic::{Request, Response, Status};
 
 use crate::cluster::membership::{check_urls, new_member_id, MemberInfo, MembershipOp};
-use crate::io::Clock;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::*;
 use crate::raft::RaftNode;
@@ -13,13 +12,12 @@ use crate::raft::RaftNode;
 #[derive(Clone)]
 pub struct ClusterService {
     node: RaftNode,
-    clock: Clock,
 }
 
 impl ClusterService {
     /// A Cluster service for `node`.
-    pub fn new(node: RaftNode, clock: Clock) -> Self {
-        ClusterService { node, clock }
+    pub fn new(node: RaftNode) -> Self {
+        ClusterService { node }
     }
 
     /// etcd's cluster responses carry no store revision.
@@ -48,7 +46,7 @@ impl Cluster for ClusterService {
         check_urls(&r.peer_ur_ls)?;
         let id = new_member_id(
             &r.peer_ur_ls,
-            (self.clock.unix_nanos() / 1_000_000_000) as i64,
+            (self.node.clock().unix_nanos() / 1_000_000_000) as i64,
         );
         let op = MembershipOp::Add {
             id,

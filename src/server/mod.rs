@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::cluster::{cluster_id, member_id, Member};
 use crate::config::Config;
 use crate::io::disk::WriteBatch;
-use crate::io::{net, Disk};
+use crate::io::{net, Clock, Disk};
 use crate::proto::detcdpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
@@ -90,7 +90,7 @@ async fn identity(
             .filter(|m| m.name != cfg.name)
             .flat_map(|m| m.peer_urls.clone())
             .collect();
-        let (cid, current) = RaftNode::cluster_info(&others).await?;
+        let (cid, current) = RaftNode::cluster_info(&Clock, &others).await?;
         let mut mine = cfg.initial_advertise_peer_urls.clone();
         mine.sort();
         let me = current
@@ -141,7 +141,7 @@ impl Server {
         };
         let (stop, stopped) = watch::channel(false);
         let mut serving = Vec::new();
-        let node = RaftNode::start(me, cid, members, disk, settings).await?;
+        let node = RaftNode::start(me, cid, members, disk, settings, Clock).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
         let peer = PeerServer::new(
             PeerService::new(node.raft().clone(), cid)
@@ -182,8 +182,7 @@ impl Server {
         let maintenance =
             MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
                 .max_decoding_message_size(max_decode);
-        let cluster =
-            ClusterServer::new(cluster::ClusterService::new(node.clone(), crate::io::Clock));
+        let cluster = ClusterServer::new(cluster::ClusterService::new(node.clone()));
         let watch = WatchServer::new(
             crate::watch::service::WatchService::new(node.clone(), node.hub().clone())
                 .with_settings(crate::watch::service::WatchSettings {
