@@ -48,14 +48,15 @@ async fn contents(url: String) -> Option<Vec<(String, String, i64)>> {
     )
 }
 
-fn run(seed: u64) -> Trace {
+/// Runs one seed; returns its trace and the simulated time it took (cluster start-up included).
+fn run(seed: u64) -> (Trace, Duration) {
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.block_on(async {
+        let began = tokio::time::Instant::now();
         let cluster = SimCluster::new(3);
         let urls = cluster.client_urls();
         let u = urls.clone();
         cluster.client(async move { wait_leader(&u).await }).await;
-        let began = tokio::time::Instant::now();
         let schedule = Schedule::random(3, DURATION, &ALL_FAULTS);
         let mut trace = Trace::default();
         trace.record(format!("{schedule}"));
@@ -122,7 +123,7 @@ fn run(seed: u64) -> Trace {
                 assert!(data.iter().all(|(k, _, _)| KEYS.contains(&k.as_str())));
                 trace.record(format!("converged: {data:?}"));
                 trace.record(format!("simulated time {:?}", began.elapsed()));
-                return trace;
+                return (trace, began.elapsed());
             }
             last = views;
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -145,15 +146,18 @@ fn linearizable_and_convergent_under_random_faults() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
+    let mut simulated = Duration::ZERO;
     for seed in first..first + seeds.max(1) {
-        run(seed);
+        simulated += run(seed).1;
     }
+    // With cargo's wall time for this test, this gives simulated seconds per wall second.
+    eprintln!("{} nemesis seeds: {simulated:?} simulated", seeds.max(1));
 }
 
 #[test]
 fn a_faulty_run_replays_bit_for_bit() {
     for seed in [7, 8, 9] {
-        let (a, b) = (run(seed), run(seed));
+        let (a, b) = (run(seed).0, run(seed).0);
         assert_eq!(
             a.hash(),
             b.hash(),
