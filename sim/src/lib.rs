@@ -2,13 +2,15 @@
 //! network, clock and [`SimDisk`](detcd::io::disk::SimDisk), so a seed fixes the whole run.
 //!
 //! Build and run with `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p
-//! detcd-sim`. In a normal build this crate only exports [`trace`].
+//! detcd-sim`. In a normal build this crate only exports what needs no simulator: [`trace`]
+//! and the schedule types and generator of [`nemesis`].
 
+pub mod nemesis;
 pub mod trace;
 
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
-pub mod nemesis;
+pub mod run;
 #[cfg(madsim)]
 pub mod workload;

@@ -1,0 +1,272 @@
+//! The nemesis: a schedule of faults chosen and timed by the seed, applied to a [`SimCluster`].
+//!
+//! A [`Schedule`] is plain data (printable, and serializable as JSON so a failing run can be
+//! replayed or shrunk from a file). Its steps are grouped into *episodes* — a fault and the
+//! steps that undo it (crash → restart, partition → heal) share an episode number — so a
+//! shrinker can drop whole faults. Applying a schedule tolerates any subset of its steps: undoing
+//! a fault that is not in force does nothing, and after the schedule everything is healed.
+//!
+//! [`generate`] draws schedules (swarm testing: each seed enables a random subset of the allowed
+//! fault kinds, with random rates); [`apply`] plays them against a cluster.
+//!
+//! [`SimCluster`]: crate::cluster::SimCluster
+
+pub mod generate;
+
+#[cfg(madsim)]
+pub mod apply;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// Power cut and later restart (unsynced disk writes lost).
+    Crash,
+    /// Split the members in two.
+    Partition,
+    /// Freeze a member.
+    Pause,
+    /// Skew a member's clock (offset and rate).
+    ClockSkew,
+    /// Make a member's fsyncs slow.
+    SlowDisk,
+}
+
+/// Every fault kind.
+pub const ALL_FAULTS: [FaultKind; 5] = [
+    FaultKind::Crash,
+    FaultKind::Partition,
+    FaultKind::Pause,
+    FaultKind::ClockSkew,
+    FaultKind::SlowDisk,
+];
+
+impl FaultKind {
+    /// The name used on the command line (`--faults crash,partition`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Partition => "partition",
+            FaultKind::Pause => "pause",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::SlowDisk => "slow-disk",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_FAULTS
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALL_FAULTS.iter().map(|k| k.name()).collect();
+                format!("unknown fault {s:?}; known: {}", names.join(","))
+            })
+    }
+}
+
+/// Parses a comma-separated fault list; `all` means every kind.
+pub fn parse_faults(list: &str) -> Result<BTreeSet<FaultKind>, String> {
+    if list.trim() == "all" {
+        return Ok(ALL_FAULTS.into_iter().collect());
+    }
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(FaultKind::from_str)
+        .collect()
+}
+
+/// One thing the nemesis does. Members are numbered from 0 (printed as n1, n2, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Power-cut member.
+    Crash(usize),
+    /// Restart member.
+    Restart(usize),
+    /// Cut the given side off from the rest.
+    Partition(Vec<usize>),
+    /// Restore all links.
+    Heal,
+    /// Freeze member.
+    Pause(usize),
+    /// Unfreeze member.
+    Resume(usize),
+    /// Set a member's clock skew (offset ms, rate ppm).
+    Skew(usize, i64, i64),
+    /// Set a member's fsync latency (ms).
+    SlowDisk(usize, u64),
+}
+
+fn names(members: &[usize]) -> String {
+    let v: Vec<String> = members.iter().map(|i| format!("n{}", i + 1)).collect();
+    v.join(",")
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Crash(i) => write!(f, "crash n{}", i + 1),
+            Action::Restart(i) => write!(f, "restart n{}", i + 1),
+            Action::Partition(side) => write!(f, "partition [{}] from the rest", names(side)),
+            Action::Heal => write!(f, "heal"),
+            Action::Pause(i) => write!(f, "pause n{}", i + 1),
+            Action::Resume(i) => write!(f, "resume n{}", i + 1),
+            Action::Skew(i, off, ppm) => write!(f, "skew n{} by {off} ms at {ppm} ppm", i + 1),
+            Action::SlowDisk(i, ms) => write!(f, "n{} fsync takes {ms} ms", i + 1),
+        }
+    }
+}
+
+/// One timed step of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Milliseconds from the start of the faulty phase.
+    pub at_ms: u64,
+    /// The episode: a fault and the steps that undo it share this number.
+    pub episode: u32,
+    /// The kind of fault the episode belongs to.
+    pub kind: FaultKind,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Faults at times, in time order, over a faulty phase of `duration_ms`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The fault kinds this seed enabled.
+    pub kinds: BTreeSet<FaultKind>,
+    /// Length of the faulty phase (the workload runs this long; then everything heals).
+    pub duration_ms: u64,
+    /// The steps, sorted by time.
+    pub steps: Vec<Step>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+        writeln!(
+            f,
+            "faults enabled: {} over {} ms",
+            kinds.join(","),
+            self.duration_ms
+        )?;
+        for s in &self.steps {
+            writeln!(f, "  {:>6} ms  #{:<3} {}", s.at_ms, s.episode, s.action)?;
+        }
+        Ok(())
+    }
+}
+
+impl Schedule {
+    /// The schedule as pretty JSON (the `--schedule FILE` format).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a schedule always serializes")
+    }
+
+    /// Parses the `--schedule FILE` format.
+    pub fn from_json(s: &str) -> Result<Schedule, String> {
+        serde_json::from_str(s).map_err(|e| format!("bad schedule: {e}"))
+    }
+
+    /// The episode numbers, in order of first appearance.
+    pub fn episodes(&self) -> Vec<u32> {
+        let mut seen = BTreeSet::new();
+        self.steps
+            .iter()
+            .filter(|s| seen.insert(s.episode))
+            .map(|s| s.episode)
+            .collect()
+    }
+
+    /// This schedule without the steps of the given episodes.
+    pub fn without(&self, episodes: &BTreeSet<u32>) -> Schedule {
+        Schedule {
+            kinds: self.kinds.clone(),
+            duration_ms: self.duration_ms,
+            steps: self
+                .steps
+                .iter()
+                .filter(|s| !episodes.contains(&s.episode))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// This schedule cut to its first `ms` milliseconds. An episode whose undoing step falls
+    /// past the cut is undone by the final heal instead.
+    pub fn truncated(&self, ms: u64) -> Schedule {
+        Schedule {
+            kinds: self.kinds.clone(),
+            duration_ms: ms.min(self.duration_ms),
+            steps: self
+                .steps
+                .iter()
+                .filter(|s| s.at_ms < ms)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Episodes per fault kind.
+    pub fn episodes_per_kind(&self) -> BTreeMap<FaultKind, usize> {
+        let mut seen = BTreeSet::new();
+        let mut counts = BTreeMap::new();
+        for s in &self.steps {
+            if seen.insert(s.episode) {
+                *counts.entry(s.kind).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_reject_unknown_names() {
+        let all = parse_faults("all").unwrap();
+        assert_eq!(all.len(), ALL_FAULTS.len());
+        let two = parse_faults("crash, pause").unwrap();
+        assert_eq!(
+            two.into_iter().collect::<Vec<_>>(),
+            vec![FaultKind::Crash, FaultKind::Pause]
+        );
+        assert!(parse_faults("crash,meteor").is_err());
+        for k in ALL_FAULTS {
+            assert_eq!(k.name().parse::<FaultKind>().unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn schedules_round_trip_through_json_and_shrink_by_episode() {
+        let s = generate::random(42, 3, 6000, &ALL_FAULTS.into_iter().collect());
+        assert!(!s.steps.is_empty());
+        let back = Schedule::from_json(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        let first = s.episodes()[0];
+        let fewer = s.without(&[first].into_iter().collect());
+        assert!(fewer.steps.iter().all(|st| st.episode != first));
+        assert!(fewer.steps.len() < s.steps.len());
+        let short = s.truncated(1000);
+        assert!(short.steps.iter().all(|st| st.at_ms < 1000));
+        assert_eq!(short.duration_ms, 1000);
+    }
+}

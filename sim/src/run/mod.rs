@@ -1,0 +1,125 @@
+//! The runner: one seed, one fresh simulated cluster, one verdict.
+//!
+//! [`run`] draws the seed's fault schedule and plays it; [`run_schedule`] plays a given one
+//! (a replay from a file, or a shrinking candidate). Either way the whole run happens in a new
+//! madsim runtime seeded with the seed, so the same (config, schedule) always gives the same
+//! trace. A violation — a non-linearizable history, a broken invariant, a panic anywhere in
+//! the simulated cluster, no convergence after healing — never panics out of the runner: it is
+//! caught and reported as a [`Failure`], with the checker's explanation and an HTML report.
+
+mod outcome;
+mod panics;
+mod simulate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use detcd_jepsen::Verdict;
+
+use crate::nemesis::{generate, FaultKind, Schedule, ALL_FAULTS};
+
+pub use panics::quiet_panics;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The simulator's seed: fixes the schedule, every message delay, every random choice.
+    pub seed: u64,
+    /// Cluster size at start (1..=7).
+    pub nodes: usize,
+    /// The fault kinds the seed may enable (it picks a random subset).
+    pub faults: BTreeSet<FaultKind>,
+    /// Length of the faulty phase; the workload runs this long, then everything heals.
+    pub duration: Duration,
+    /// Concurrent workload clients.
+    pub clients: u64,
+    /// Where HTML reports of failing runs go.
+    pub report_dir: PathBuf,
+}
+
+impl RunConfig {
+    /// Three members, every fault, six seconds, five clients; reports under the system's
+    /// temporary directory.
+    pub fn new(seed: u64) -> RunConfig {
+        RunConfig {
+            seed,
+            nodes: 3,
+            faults: ALL_FAULTS.into_iter().collect(),
+            duration: Duration::from_secs(6),
+            clients: 5,
+            report_dir: std::env::temp_dir().join("detcd-sim"),
+        }
+    }
+
+    /// The same configuration under another seed.
+    pub fn with_seed(&self, seed: u64) -> RunConfig {
+        RunConfig {
+            seed,
+            ..self.clone()
+        }
+    }
+
+    /// The schedule this configuration's seed draws.
+    pub fn schedule(&self) -> Schedule {
+        generate::random(
+            self.seed,
+            self.nodes,
+            self.duration.as_millis() as u64,
+            &self.faults,
+        )
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// One line: what went wrong.
+    pub message: String,
+    /// The checker's explanation (or the invariant violations, or the panic), in full.
+    pub explanation: String,
+    /// The HTML report, if it could be written.
+    pub html_path: Option<PathBuf>,
+}
+
+/// What one run did and found.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The schedule that was played.
+    pub schedule: Schedule,
+    /// Hash of the trace: equal for two runs of the same (config, schedule).
+    pub trace_hash: u64,
+    /// The trace itself, line by line.
+    pub trace: Vec<String>,
+    /// Client operations recorded and checked.
+    pub ops: usize,
+    /// The linearizability checker's verdict (`Unknown` if the run never got to the check).
+    pub verdict: Verdict,
+    /// Fault episodes actually started, per kind.
+    pub faults_seen: BTreeMap<FaultKind, usize>,
+    /// Simulated time the run took, cluster start-up and the liveness phase included.
+    pub simulated: Duration,
+    /// `None` if everything held.
+    pub failure: Option<Failure>,
+}
+
+impl RunReport {
+    /// Whether the run found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Runs `config`'s seed with the schedule it draws.
+pub fn run(config: &RunConfig) -> RunReport {
+    run_schedule(config, &config.schedule())
+}
+
+/// Runs `config`'s seed with `schedule` instead of the drawn one (its `duration_ms` wins over
+/// `config.duration`).
+pub fn run_schedule(config: &RunConfig, schedule: &Schedule) -> RunReport {
+    let simulated = panics::catching(|| simulate::simulate(config, schedule));
+    outcome::judge(config, schedule, simulated)
+}
