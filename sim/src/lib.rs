@@ -3,9 +3,11 @@
 //!
 //! Build and run with `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p
 //! detcd-sim`. In a normal build this crate only exports what needs no simulator: [`trace`]
-//! and the schedule types and generator of [`nemesis`].
+//! the schedule types and generator of [`nemesis`], and the [`shrink`]ing search.
 
+pub mod cli;
 pub mod nemesis;
+pub mod shrink;
 pub mod trace;
 
 #[cfg(madsim)]

@@ -1,0 +1,187 @@
+//! What each mode of the command line does.
+
+// A sweep's wall time (for seeds per minute and simulated seconds per wall second) is measured
+// outside every simulation; it never feeds a run.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::summary::Summary;
+use super::Args;
+use crate::nemesis::Schedule;
+use crate::run::{run_schedule, Failure, RunConfig, RunReport};
+
+/// Runs what `args` asks for, printing to `out`; returns the process exit code: 0 when every
+/// seed passed, 1 when one failed, 2 for a usage error.
+pub fn execute(args: &Args, out: &mut impl Write) -> i32 {
+    let base = RunConfig {
+        seed: 0,
+        nodes: args.nodes as usize,
+        faults: args.faults.clone(),
+        duration: args.duration,
+        clients: args.clients,
+        report_dir: args.report_dir.clone(),
+    };
+    let result = match (args.seed, &args.seeds) {
+        (Some(seed), _) => replay(args, &base.with_seed(seed), out),
+        (None, Some(seeds)) => Ok(sweep(args, &base, seeds.clone(), out)),
+        (None, None) => Err("give --seed S (one run) or --seeds A..B (a sweep)".to_string()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(out, "detcd-sim: {e}");
+            2
+        }
+    }
+}
+
+/// One seed, verbosely.
+fn replay(args: &Args, config: &RunConfig, out: &mut impl Write) -> Result<i32, String> {
+    let schedule = match &args.schedule {
+        Some(path) => read_schedule(path)?,
+        None => config.schedule(),
+    };
+    let _ = write!(
+        out,
+        "seed {} on {} members\n{schedule}",
+        config.seed, config.nodes
+    );
+    let r = checked_run(args, config, &schedule);
+    let _ = writeln!(
+        out,
+        "trace hash {:016x}; {} ops, {:?}, {:.1} s simulated",
+        r.trace_hash,
+        r.ops,
+        r.verdict,
+        r.simulated.as_secs_f64()
+    );
+    if r.passed() {
+        let _ = writeln!(out, "seed {}: ok", config.seed);
+        return Ok(0);
+    }
+    report_failure(config, &r, out);
+    if args.shrink {
+        crate::shrink::shrink_and_print(config, &r.schedule, out);
+    }
+    Ok(1)
+}
+
+/// Many seeds, with a progress bar and a summary table.
+fn sweep(args: &Args, base: &RunConfig, seeds: std::ops::Range<u64>, out: &mut impl Write) -> i32 {
+    let bar = ProgressBar::new(seeds.end - seeds.start);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise} < {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let began = std::time::Instant::now();
+    let mut summary = Summary::default();
+    let mut first_failure: Option<(RunConfig, RunReport)> = None;
+    for seed in seeds {
+        let config = base.with_seed(seed);
+        let r = checked_run(args, &config, &config.schedule());
+        summary.add(&r);
+        if !r.passed() {
+            bar.suspend(|| report_failure(&config, &r, out));
+            bar.set_message(format!("({} failed)", summary.failed.len()));
+            first_failure.get_or_insert((config, r));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    summary.wall = began.elapsed();
+    let _ = write!(out, "{}", summary.table());
+    if let (true, Some((config, r))) = (args.shrink, first_failure) {
+        crate::shrink::shrink_and_print(&config, &r.schedule, out);
+    }
+    if summary.failed.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+/// A run, and with `--check-determinism` a second one whose trace hash must match.
+fn checked_run(args: &Args, config: &RunConfig, schedule: &Schedule) -> RunReport {
+    let mut r = run_schedule(config, schedule);
+    if args.check_determinism && r.failure.is_none() {
+        let again = run_schedule(config, schedule);
+        if again.trace_hash != r.trace_hash {
+            let at = r
+                .trace
+                .iter()
+                .zip(&again.trace)
+                .position(|(a, b)| a != b)
+                .unwrap_or(r.trace.len().min(again.trace.len()));
+            r.failure = Some(Failure {
+                message: format!(
+                    "not deterministic: trace hash {:016x} then {:016x}",
+                    r.trace_hash, again.trace_hash
+                ),
+                explanation: format!(
+                    "the traces first differ at line {at}:\n  first:  {:?}\n  second: {:?}",
+                    r.trace.get(at),
+                    again.trace.get(at)
+                ),
+                html_path: None,
+            });
+        }
+    }
+    r
+}
+
+fn read_schedule(path: &Path) -> Result<Schedule, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Schedule::from_json(&text)
+}
+
+/// Saves a failing schedule next to its report, for `--schedule`.
+fn save_schedule(config: &RunConfig, schedule: &Schedule, name: &str) -> Option<PathBuf> {
+    let path = config.report_dir.join(name);
+    let ok = std::fs::create_dir_all(&config.report_dir).is_ok()
+        && std::fs::write(&path, schedule.to_json()).is_ok();
+    ok.then_some(path)
+}
+
+/// The shell command that replays `config` with the schedule saved at `path`.
+pub fn replay_command(config: &RunConfig, path: Option<&Path>) -> String {
+    let mut cmd = format!(
+        "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo run -p detcd-sim -- --seed {} --nodes {} --clients {}",
+        config.seed, config.nodes, config.clients
+    );
+    match path {
+        Some(p) => cmd.push_str(&format!(" --schedule {}", p.display())),
+        None => {
+            let kinds: Vec<&str> = config.faults.iter().map(|k| k.name()).collect();
+            cmd.push_str(&format!(
+                " --faults {} --duration {}ms",
+                kinds.join(","),
+                config.duration.as_millis()
+            ));
+        }
+    }
+    cmd
+}
+
+/// Everything needed to understand and replay a failure.
+fn report_failure(config: &RunConfig, r: &RunReport, out: &mut impl Write) {
+    let Some(f) = &r.failure else { return };
+    let saved = save_schedule(
+        config,
+        &r.schedule,
+        &format!("seed-{}.schedule.json", r.seed),
+    );
+    let _ = writeln!(out, "\nFAILED seed {}: {}", r.seed, f.message);
+    let _ = write!(out, "schedule:\n{}", r.schedule);
+    let _ = writeln!(out, "trace hash {:016x}", r.trace_hash);
+    let _ = writeln!(out, "{}", f.explanation.trim_end());
+    if let Some(p) = &f.html_path {
+        let _ = writeln!(out, "report: {}", p.display());
+    }
+    let _ = writeln!(out, "replay: {}", replay_command(config, saved.as_deref()));
+}
