@@ -3,9 +3,11 @@
 
 pub mod cluster;
 pub mod config;
+pub mod election;
 pub mod error;
 pub mod io;
 pub mod lease;
+pub mod lock;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

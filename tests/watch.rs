@@ -18,9 +18,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,143 +33,10 @@ use detcd::proto::etcdserverpb::{
 use detcd::proto::mvccpb::Event;
 use serde_json::Value;
 
-/// How long to wait for an expected line or response.
-const EXPECT: Duration = Duration::from_secs(10);
-/// Silence that counts as "nothing more is coming" (etcd syncs unsynced
-/// watchers every 100 ms).
-const QUIET: Duration = Duration::from_millis(600);
+use common::etcdctl_process::{EtcdctlProcess as EtcdctlWatch, EXPECT, QUIET};
 
 // ---------------------------------------------------------------------------
 // etcdctl watch as a long-running process
-
-/// A running `etcdctl watch`; killed and reaped on drop.
-struct EtcdctlWatch {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl EtcdctlWatch {
-    fn spawn(server: &Server, args: &[&str]) -> EtcdctlWatch {
-        let mut cmd = Command::new(common::ETCDCTL_BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ETCDCTL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.endpoint()))
-            .arg("--dial-timeout=2s")
-            .arg("watch")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn etcdctl watch");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let stdin = child.stdin.take();
-        EtcdctlWatch {
-            child,
-            stdin,
-            lines,
-            stderr,
-        }
-    }
-
-    /// The next stdout line, waiting at most `t`.
-    fn line(&self, t: Duration) -> Option<String> {
-        self.lines.recv_timeout(t).ok()
-    }
-
-    /// Exactly the next `n` lines; panics (with stderr) if they do not come in time.
-    fn lines(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + EXPECT;
-        let mut out = Vec::new();
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.line(left) {
-                Some(l) => out.push(l),
-                None => panic!(
-                    "expected {n} lines from etcdctl watch, got {out:?}; stderr: {}",
-                    self.stderr()
-                ),
-            }
-        }
-        out
-    }
-
-    /// Lines until none arrives for [`QUIET`].
-    fn until_quiet(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(l) = self.line(QUIET) {
-            out.push(l);
-        }
-        out
-    }
-
-    /// Writes a line to etcdctl's stdin (interactive mode).
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// stderr so far, without etcdctl's client log lines.
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap())
-            .lines()
-            .filter(|l| !common::is_client_log_line(l))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-
-    /// Waits (bounded) for etcdctl to exit by itself.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + EXPECT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last output.
-                std::thread::sleep(Duration::from_millis(100));
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcdctl watch did not exit; stderr: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for EtcdctlWatch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Puts `key` until the watch prints something, then drains what the probes
 /// caused: afterwards the watch is known to be registered on the server.
@@ -229,7 +93,7 @@ fn ev(ty: &str, k: &str, v: &str, rev: i64) -> (String, String, String, i64) {
 #[test]
 fn watch_key_from_now_json() {
     let s = Server::detcd();
-    let w = EtcdctlWatch::spawn(&s, &["foo", "-w", "json"]);
+    let w = EtcdctlWatch::spawn(&s, "watch", &["foo", "-w", "json"]);
     established(&s, &w, "foo");
     let r = s.revision();
     s.ok(&["put", "foo", "v1"]);
@@ -262,9 +126,9 @@ fn watch_key_from_now_json() {
 #[test]
 fn watch_prefix_and_range_simple_output() {
     let s = Server::detcd();
-    let pre = EtcdctlWatch::spawn(&s, &["--prefix", "fo"]);
+    let pre = EtcdctlWatch::spawn(&s, "watch", &["--prefix", "fo"]);
     established(&s, &pre, "fo-probe");
-    let range = EtcdctlWatch::spawn(&s, &["foa", "fop"]);
+    let range = EtcdctlWatch::spawn(&s, "watch", &["foa", "fop"]);
     established(&s, &range, "foo");
     pre.until_quiet();
     s.ok(&["put", "foo", "1"]);
@@ -290,7 +154,7 @@ fn watch_rev_replays_history_then_continues_live() {
     s.ok(&["put", "foo", "b"]); // 3
     s.ok(&["put", "foo2", "c"]); // 4
     s.ok(&["del", "foo"]); // 5
-    let w = EtcdctlWatch::spawn(&s, &["foo", "--rev=2", "-w", "json"]);
+    let w = EtcdctlWatch::spawn(&s, "watch", &["foo", "--rev=2", "-w", "json"]);
     // All of history in one response, at the current revision.
     let first = json(&w.lines(1)[0]);
     assert_eq!(
@@ -312,7 +176,7 @@ fn watch_rev_replays_history_then_continues_live() {
 fn watch_prev_kv() {
     let s = Server::detcd();
     s.ok(&["put", "k", "old"]);
-    let w = EtcdctlWatch::spawn(&s, &["k", "--prev-kv", "-w", "json"]);
+    let w = EtcdctlWatch::spawn(&s, "watch", &["k", "--prev-kv", "-w", "json"]);
     established(&s, &w, "k");
     s.ok(&["put", "k", "new"]);
     s.ok(&["del", "k"]);
@@ -331,7 +195,7 @@ fn watch_prev_kv() {
 #[test]
 fn interactive_many_watches_on_one_stream() {
     let s = Server::detcd();
-    let mut w = EtcdctlWatch::spawn(&s, &["-i", "-w", "json"]);
+    let mut w = EtcdctlWatch::spawn(&s, "watch", &["-i", "-w", "json"]);
     w.send("watch i/a");
     w.send("watch --prefix i/ --prev-kv");
     w.send("progress");
@@ -378,7 +242,7 @@ fn watch_from_a_compacted_revision_is_canceled_as_in_etcd() {
         s.ok(&["put", "foo", v]);
     }
     s.ok(&["compact", "3"]);
-    let mut w = EtcdctlWatch::spawn(&s, &["foo", "--rev=1", "-w", "json"]);
+    let mut w = EtcdctlWatch::spawn(&s, "watch", &["foo", "--rev=1", "-w", "json"]);
     let st = w.wait_exit();
     assert_eq!(st.code(), Some(5));
     let v = json(&w.lines(1)[0]);
@@ -391,7 +255,7 @@ fn watch_from_a_compacted_revision_is_canceled_as_in_etcd() {
          Error: watch is canceled by the server\n"
     );
     // From the compacted revision itself it works.
-    let w = EtcdctlWatch::spawn(&s, &["foo", "--rev=3", "-w", "json"]);
+    let w = EtcdctlWatch::spawn(&s, "watch", &["foo", "--rev=3", "-w", "json"]);
     let v = json(&w.lines(1)[0]);
     assert_eq!(
         events(&v),
@@ -792,7 +656,7 @@ fn etcdctl_script(s: &Server) -> Vec<(String, Vec<String>)> {
     // Revisions 2..=7.
 
     let run = |name: &str, args: &[&str], lines: Option<usize>| {
-        let w = EtcdctlWatch::spawn(s, args);
+        let w = EtcdctlWatch::spawn(s, "watch", args);
         let mut out = match lines {
             Some(n) => w.lines(n),
             None => Vec::new(),
@@ -824,7 +688,7 @@ fn etcdctl_script(s: &Server) -> Vec<(String, Vec<String>)> {
 
     // Interactive: live events on one stream with several watchers. The
     // progress notification marks the watchers as registered.
-    let mut w = EtcdctlWatch::spawn(s, &["-i", "-w", "json"]);
+    let mut w = EtcdctlWatch::spawn(s, "watch", &["-i", "-w", "json"]);
     w.send("watch h/a");
     w.send("watch --prefix h/ --prev-kv");
     w.send("progress");
@@ -845,7 +709,7 @@ fn etcdctl_script(s: &Server) -> Vec<(String, Vec<String>)> {
 
     // Compaction.
     s.ok(&["compact", "5"]);
-    let mut w = EtcdctlWatch::spawn(s, &["h/a", "--rev=4", "-w", "json"]);
+    let mut w = EtcdctlWatch::spawn(s, "watch", &["h/a", "--rev=4", "-w", "json"]);
     let st = w.wait_exit();
     let mut out = vec![format!("exit {:?}", st.code())];
     out.extend(w.until_quiet());
@@ -993,7 +857,7 @@ fn every_member_serves_watches_and_a_leaderless_member_ends_them() {
     let r = members[0].revision();
     let watches: Vec<EtcdctlWatch> = members
         .iter()
-        .map(|m| EtcdctlWatch::spawn(m, &["--prefix", "c/", &format!("--rev={}", r + 1)]))
+        .map(|m| EtcdctlWatch::spawn(m, "watch", &["--prefix", "c/", &format!("--rev={}", r + 1)]))
         .collect();
     for i in 0..5 {
         members[0].ok(&["put", &format!("c/{i}"), &i.to_string()]);
@@ -1024,7 +888,7 @@ fn every_member_serves_watches_and_a_leaderless_member_ends_them() {
         "watch was canceled (etcdserver: no leader)\nError: watch is canceled by the server\n"
     );
     // And a new require-leader watch is refused at once.
-    let mut again = EtcdctlWatch::spawn(&members[survivor], &["c/0"]);
+    let mut again = EtcdctlWatch::spawn(&members[survivor], "watch", &["c/0"]);
     let st = again.wait_exit();
     assert_ne!(st.code(), Some(0));
     assert!(
@@ -1064,7 +928,7 @@ fn a_member_caught_up_by_snapshot_replays_the_same_history() {
     }
     assert!(members[down].log().contains("installed snapshot"));
     let replay = |m: &Server| {
-        let w = EtcdctlWatch::spawn(m, &["--prefix", "s/", "--rev=2", "-w", "json"]);
+        let w = EtcdctlWatch::spawn(m, "watch", &["--prefix", "s/", "--rev=2", "-w", "json"]);
         let v = json(&w.lines(1)[0]);
         (v["Header"]["revision"].as_i64(), events(&v))
     };
@@ -1134,7 +998,7 @@ fn a_learner_refuses_watches_until_promoted() {
 fn an_isolated_leader_ends_its_watches() {
     let mut members = cluster(3);
     let leader = leader_index(&members);
-    let mut w = EtcdctlWatch::spawn(&members[leader], &["--prefix", "l/"]);
+    let mut w = EtcdctlWatch::spawn(&members[leader], "watch", &["--prefix", "l/"]);
     established(&members[leader], &w, "l/probe");
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     // One follower down: still a quorum, the stream stays.

@@ -195,10 +195,18 @@ impl Server {
         if cfg.lease_checkpoint {
             node.enable_lease_checkpoints(crate::lease::CHECKPOINT_INTERVAL);
         }
-        let lease = LeaseServer::new(crate::lease::service::LeaseService::new(
+        let leases = crate::lease::service::LeaseService::new(node.clone(), cfg.election);
+        let lease = LeaseServer::new(leases.clone());
+        // Lock and Election run etcd's recipes over an in-process client of this member.
+        let embedded = crate::lock::embedded::Embedded::new(
             node.clone(),
-            cfg.election,
+            kv::KvService::new(node.clone(), cfg.max_txn_ops),
+            leases,
+        );
+        let election = ElectionServer::new(crate::election::service::ElectionService::new(
+            embedded.clone(),
         ));
+        let lock = LockServer::new(crate::lock::service::LockService::new(embedded));
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;
@@ -214,8 +222,8 @@ impl Server {
                 .add_service(watch.clone())
                 .add_service(lease.clone())
                 .add_service(AuthServer::new(NotYet))
-                .add_service(ElectionServer::new(NotYet))
-                .add_service(LockServer::new(NotYet));
+                .add_service(election.clone())
+                .add_service(lock.clone());
             let mut stopped = stopped.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

@@ -1,14 +1,10 @@
 //! `Unimplemented` answers for the parts of etcd's API not built yet, written out for both
 //! builds (the simulator's generated traits have no default methods).
 
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
-use crate::proto::v3electionpb::election_server::Election;
-use crate::proto::v3electionpb::*;
-use crate::proto::v3lockpb::lock_server::Lock;
-use crate::proto::v3lockpb::*;
 
 /// The status for an RPC detcd does not serve yet.
 pub fn not_yet(rpc: &str) -> Status {
@@ -66,30 +62,5 @@ impl Auth for NotYet {
         role_delete(AuthRoleDeleteRequest) -> AuthRoleDeleteResponse;
         role_grant_permission(AuthRoleGrantPermissionRequest) -> AuthRoleGrantPermissionResponse;
         role_revoke_permission(AuthRoleRevokePermissionRequest) -> AuthRoleRevokePermissionResponse;
-    }
-}
-
-#[tonic::async_trait]
-impl Election for NotYet {
-    type ObserveStream = NoStream<LeaderResponse>;
-    unimplemented_rpcs! {
-        campaign(CampaignRequest) -> CampaignResponse;
-        proclaim(ProclaimRequest) -> ProclaimResponse;
-        leader(LeaderRequest) -> LeaderResponse;
-        resign(ResignRequest) -> ResignResponse;
-    }
-    async fn observe(
-        &self,
-        _request: Request<LeaderRequest>,
-    ) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(not_yet("Observe"))
-    }
-}
-
-#[tonic::async_trait]
-impl Lock for NotYet {
-    unimplemented_rpcs! {
-        lock(LockRequest) -> LockResponse;
-        unlock(UnlockRequest) -> UnlockResponse;
     }
 }

@@ -10,6 +10,8 @@
 // Real processes, real time: the seam rule (clippy.toml) is for the server.
 #![allow(clippy::disallowed_methods)]
 
+pub mod etcdctl_process;
+
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
