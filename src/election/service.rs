@@ -145,6 +145,8 @@ impl Election for ElectionService {
         let client = self.client.clone();
         tokio::spawn(async move {
             tokio::select! {
+                // Deterministic under the simulator: no random branch order.
+                biased;
                 _ = observe::run(&client, &name, &tx) => {}
                 _ = tx.closed() => {}
             }
