@@ -50,48 +50,45 @@ impl NodeClock {
 #[cfg(madsim)]
 mod table {
     use super::{NodeClock, Skew};
+    use std::cell::RefCell;
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
 
     pub use madsim::task::NodeId;
 
-    /// Per-node clocks, keyed by (runtime seed, node): runtimes in one process (parallel tests,
-    /// or one seed replayed twice) must not see each other's skews. Only the simulator writes.
-    static CLOCKS: Mutex<BTreeMap<(u64, NodeId), NodeClock>> = Mutex::new(BTreeMap::new());
-
-    fn current() -> Option<(u64, NodeId)> {
-        let handle = madsim::runtime::Handle::try_current().ok()?;
-        Some((handle.seed(), madsim::plugin::node()))
-    }
-
-    fn lock() -> std::sync::MutexGuard<'static, BTreeMap<(u64, NodeId), NodeClock>> {
-        CLOCKS.lock().unwrap_or_else(|p| p.into_inner())
+    thread_local! {
+        /// Per-node clocks of the simulation running on this thread (a madsim runtime runs all
+        /// its nodes on the thread that called `block_on`), so runtimes in one process —
+        /// parallel tests, even with the same seed — never see each other's skews. Only the
+        /// simulator writes.
+        static CLOCKS: RefCell<BTreeMap<NodeId, NodeClock>> = const { RefCell::new(BTreeMap::new()) };
     }
 
     pub fn set(node: NodeId, skew: Skew) {
-        let seed = madsim::runtime::Handle::current().seed();
         let now = tokio::time::Instant::now();
-        let mut clocks = lock();
-        let before = clocks.get(&(seed, node)).map_or(0, |c| c.local_offset(now));
-        let wanted = skew.offset_nanos as i128;
-        clocks.insert(
-            (seed, node),
-            NodeClock {
-                origin: now,
-                offset_nanos: before.max(wanted),
-                rate_ppm: skew.rate_ppm.max(-999_999),
-                wall_offset_nanos: wanted,
-            },
-        );
+        CLOCKS.with(|c| {
+            let mut clocks = c.borrow_mut();
+            let before = clocks.get(&node).map_or(0, |c| c.local_offset(now));
+            let wanted = skew.offset_nanos as i128;
+            clocks.insert(
+                node,
+                NodeClock {
+                    origin: now,
+                    offset_nanos: before.max(wanted),
+                    rate_ppm: skew.rate_ppm.max(-999_999),
+                    wall_offset_nanos: wanted,
+                },
+            );
+        });
     }
 
-    pub fn clear_seed(seed: u64) {
-        lock().retain(|(s, _), _| *s != seed);
+    pub fn clear() {
+        CLOCKS.with(|c| c.borrow_mut().clear());
     }
 
     pub fn get() -> Option<NodeClock> {
-        let key = current()?;
-        lock().get(&key).copied()
+        madsim::runtime::Handle::try_current().ok()?;
+        let node = madsim::plugin::node();
+        CLOCKS.with(|c| c.borrow().get(&node).copied())
     }
 }
 
@@ -103,13 +100,11 @@ pub fn set_node_skew(node: table::NodeId, skew: Skew) {
     table::set(node, skew);
 }
 
-/// Forgets every skew set under the current simulation seed (a new simulated cluster starts
-/// with true clocks).
+/// Forgets every skew set by the simulation on this thread (a new simulated cluster starts with
+/// true clocks).
 #[cfg(madsim)]
 pub fn reset_skews() {
-    if let Ok(h) = madsim::runtime::Handle::try_current() {
-        table::clear_seed(h.seed());
-    }
+    table::clear();
 }
 
 #[cfg(madsim)]

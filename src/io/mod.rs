@@ -8,6 +8,7 @@
 
 #[cfg(not(madsim))]
 pub mod authority_fix;
+pub mod canary;
 pub mod clock;
 pub mod disk;
 pub mod net;

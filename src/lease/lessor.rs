@@ -197,8 +197,13 @@ impl Lessor {
         }
         inner.primary = Some(term);
         inner.revoking.clear();
+        let no_extension = crate::io::canary::on(crate::io::canary::Canary::NoLeaseExtension);
         for l in inner.leases.values_mut() {
-            l.expiry = Some(now + seconds(l.extend_ttl()));
+            l.expiry = Some(if no_extension {
+                now
+            } else {
+                now + seconds(l.extend_ttl())
+            });
         }
     }
 
