@@ -5,6 +5,22 @@
 //! cargo build --release -p detcd -p detcd-bench
 //! target/release/detcd-bench --ops 20000 --clients 16
 //! ```
+//!
+//! `--workload kv` (the default) runs Put, linearizable Get and serializable Get.
+//!
+//! `--workload watch` runs the watch workloads of [`watch`] instead: event latency (one watcher,
+//! one sequential writer, then `--writers` concurrent writers) and fan-out (`--watchers` watchers
+//! on one prefix, spread over each stream count of `--streams`, every stream on its own
+//! connection; fed by one writer paced at `--rate` puts/s, one unpaced writer, and `--writers`
+//! concurrent writers). Each case does `--puts` puts under a fresh prefix and checks that every
+//! watcher received every event exactly once, in revision order; a violation is printed as an
+//! error and makes the command exit with status 1. Besides latency and events/s it prints each
+//! server's CPU per event, events per response and the RSS the watchers add.
+//!
+//! ```sh
+//! target/release/detcd-bench --workload watch --puts 1000 --watchers 1000 --streams 1,100
+//! target/release/detcd-bench --workload watch --members 3
+//! ```
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +32,17 @@ use clap::Parser;
 use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 use tonic::transport::Channel;
+
+mod watch;
+
+/// Which set of workloads a run measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkloadSet {
+    /// Put, linearizable Get, serializable Get.
+    Kv,
+    /// Watch event latency and fan-out (see the `watch` module).
+    Watch,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark detcd beside real etcd")]
@@ -38,6 +65,26 @@ struct Args {
     /// Members per cluster (clients are spread over them; followers forward writes).
     #[arg(long, default_value_t = 1)]
     members: usize,
+    /// The workloads to run.
+    #[arg(long, value_enum, default_value_t = WorkloadSet::Kv)]
+    workload: WorkloadSet,
+    /// Watch workloads: puts per case.
+    #[arg(long, default_value_t = 1000)]
+    puts: usize,
+    /// Watch workloads: concurrent writers (each with its own connection) in the concurrent
+    /// latency case.
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Watch workloads: puts per second of the paced writer in the fan-out cases.
+    #[arg(long, default_value_t = 150)]
+    rate: u32,
+    /// Watch workloads: watchers on one prefix in each fan-out case.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+    /// Watch workloads: the fan-out cases, as numbers of streams (each on its own connection)
+    /// the watchers are spread over.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 100])]
+    streams: Vec<usize>,
 }
 
 fn free_port() -> u16 {
@@ -53,6 +100,46 @@ struct Server {
     children: Vec<Child>,
     urls: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// The summed resident set size of the members, in KiB, from `/proc/<pid>/status`; `None`
+    /// where that is unreadable (not Linux, or a member exited).
+    fn rss_kib(&self) -> Option<u64> {
+        let mut total = 0;
+        for c in &self.children {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            total += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+        }
+        Some(total)
+    }
+
+    /// The CPU time (user + system) the members have used so far, from `/proc/<pid>/stat`;
+    /// `None` where that is unreadable.
+    fn cpu_time(&self) -> Option<Duration> {
+        static TICKS_PER_SEC: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        // USER_HZ: 100 on every mainstream Linux build, but ask rather than assume.
+        let hz = *TICKS_PER_SEC.get_or_init(|| {
+            Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(100)
+        });
+        let mut ticks = 0;
+        for c in &self.children {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok()?;
+            // Fields after the command name (which may hold spaces); utime and stime are the
+            // 14th and 15th fields of the whole line.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(11);
+            ticks += fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+    }
 }
 
 impl Drop for Server {
@@ -108,16 +195,18 @@ fn start(binary: &str, members: usize) -> Server {
     }
 }
 
-async fn connect(url: &str) -> KvClient<Channel> {
+/// A connection to `url` once the server there answers a read (it may still be starting).
+async fn ready_channel(url: &str) -> Channel {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let endpoint = Channel::from_shared(url.to_string()).expect("a valid URL");
     loop {
-        if let Ok(mut c) = KvClient::connect(url.to_string()).await {
+        if let Ok(channel) = endpoint.connect().await {
             let probe = RangeRequest {
                 key: Bytes::from_static(b"probe"),
                 ..Default::default()
             };
-            if c.range(probe).await.is_ok() {
-                return c;
+            if KvClient::new(channel.clone()).range(probe).await.is_ok() {
+                return channel;
             }
         }
         assert!(
@@ -126,6 +215,10 @@ async fn connect(url: &str) -> KvClient<Channel> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn connect(url: &str) -> KvClient<Channel> {
+    KvClient::new(ready_channel(url).await)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -201,6 +294,14 @@ async fn main() {
     let args = Args::parse();
     let etcd = start(&args.etcd, args.members);
     let detcd = start(&args.detcd, args.members);
+    if args.workload == WorkloadSet::Watch {
+        let ok = watch::run(&args, &etcd, &detcd).await;
+        drop((etcd, detcd));
+        if !ok {
+            std::process::exit(1);
+        }
+        return;
+    }
     println!(
         "{} ops per workload, {} clients over {} member(s), {}-byte values; etcd = {}, detcd = {}",
         args.ops, args.clients, args.members, args.value_size, args.etcd, args.detcd
