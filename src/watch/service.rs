@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -38,6 +38,10 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Responses buffered per stream before its task waits for the client.
 const RESPONSE_BUFFER: usize = 128;
+
+/// Feed batches a stream takes in one wake-up (the rest wait for the next, so requests and
+/// timers are not starved).
+const MAX_BATCHES_PER_WAKE: usize = 256;
 
 /// Request metadata etcd clients set (`WithRequireLeader`) to be refused while no leader is
 /// known.
@@ -227,7 +231,26 @@ async fn drive(
                 tracing::debug!("watch stream receive failed: {e}");
                 return;
             }
-            Wake::Feed(Ok(batch)) => session.on_batch(&batch, &mut out),
+            Wake::Feed(Ok(batch)) => {
+                // Take what else is already waiting: a backlog is folded (see
+                // `session::COALESCE_BACKLOG`).
+                let mut batches = vec![batch];
+                let mut lagged = false;
+                while batches.len() < MAX_BATCHES_PER_WAKE {
+                    match feed.try_recv() {
+                        Ok(b) => batches.push(b),
+                        Err(TryRecvError::Lagged(_)) => {
+                            lagged = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                session.on_batches(&batches, &mut out);
+                if lagged {
+                    session.on_lagged(&mut out);
+                }
+            }
             Wake::Feed(Err(RecvError::Lagged(n))) => {
                 tracing::info!(
                     skipped_batches = n,

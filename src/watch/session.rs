@@ -48,6 +48,12 @@ use super::{fragment, Hub, RevisionEvents};
 /// etcd's limit on the revisions one history response carries (`watchBatchMaxRevs`).
 pub const MAX_REVISIONS_PER_RESPONSE: usize = 1000;
 
+/// Live revisions waiting on the feed at which a stream stops sending one response per revision
+/// and folds each watcher's events of the whole backlog into responses of up to
+/// [`MAX_REVISIONS_PER_RESPONSE`] revisions — as etcd's slow-watcher path does. Below it, every
+/// revision gets its own response with no delay.
+pub const COALESCE_BACKLOG: usize = 16;
+
 /// The watch ID etcd uses for responses tied to no watcher, and for failed creates.
 pub const INVALID_WATCH_ID: i64 = -1;
 
@@ -111,6 +117,18 @@ pub struct Session {
     watchers: BTreeMap<i64, Watcher>,
     /// Where the search for the next automatic watch ID starts.
     next_id: i64,
+    /// While a backlog is folded: each watcher's events not sent yet (see [`COALESCE_BACKLOG`]).
+    folding: Option<BTreeMap<i64, Folded>>,
+    /// Backlog (in revisions) from which batches are folded.
+    fold_at: usize,
+}
+
+/// A watcher's events of a folded backlog, not sent yet.
+struct Folded {
+    events: Vec<Event>,
+    revisions: usize,
+    last_revision: i64,
+    fragment: bool,
 }
 
 impl Session {
@@ -132,6 +150,8 @@ impl Session {
             cursor,
             watchers: BTreeMap::new(),
             next_id: 0,
+            folding: None,
+            fold_at: COALESCE_BACKLOG,
         };
         (session, feed)
     }
@@ -189,6 +209,52 @@ impl Session {
             self.cursor = r.revision;
         }
         self.sync(out);
+    }
+
+    /// Hands several batches from the feed to the watchers. A backlog of at least
+    /// [`COALESCE_BACKLOG`] revisions is folded: each watcher gets its events of many revisions
+    /// in one response (every revision still whole, in order), so a stream that fell behind
+    /// catches up with fewer, larger responses instead of falling further behind.
+    pub fn on_batches(
+        &mut self,
+        batches: &[Arc<Vec<RevisionEvents>>],
+        out: &mut Vec<WatchResponse>,
+    ) {
+        let revisions: usize = batches.iter().map(|b| b.len()).sum();
+        if revisions >= self.fold_at {
+            self.folding = Some(BTreeMap::new());
+        }
+        for b in batches {
+            self.on_batch(b, out);
+        }
+        self.unfold(out);
+        self.folding = None;
+    }
+
+    /// Folds backlogs of `revisions` or more from now on (default [`COALESCE_BACKLOG`]; tests
+    /// lower it to fold small backlogs).
+    pub fn fold_backlogs_from(&mut self, revisions: usize) {
+        self.fold_at = revisions.max(1);
+    }
+
+    /// Sends every folded response.
+    fn unfold(&mut self, out: &mut Vec<WatchResponse>) {
+        let Some(folded) = self.folding.as_mut().map(std::mem::take) else {
+            return;
+        };
+        let mut headers: BTreeMap<i64, ResponseHeader> = BTreeMap::new();
+        for (id, f) in folded {
+            let header = *headers
+                .entry(f.last_revision)
+                .or_insert_with(|| (self.header)(f.last_revision));
+            let resp = WatchResponse {
+                header: Some(header),
+                watch_id: id,
+                events: f.events,
+                ..Default::default()
+            };
+            self.emit(id, f.fragment, resp, out);
+        }
     }
 
     /// The feed dropped batches: catch every watcher up from history to the store's current
@@ -321,10 +387,37 @@ impl Session {
                 sends.push((*id, w.fragment, events));
             }
         }
+        if sends.is_empty() {
+            return;
+        }
+        if self.folding.is_some() {
+            let mut full = false;
+            let folding = self.folding.as_mut().expect("checked");
+            for (id, fragment, events) in sends {
+                let f = folding.entry(id).or_insert_with(|| Folded {
+                    events: Vec::new(),
+                    revisions: 0,
+                    last_revision: 0,
+                    fragment,
+                });
+                f.events.extend(events);
+                f.revisions += 1;
+                f.last_revision = r.revision;
+                full |= f.revisions >= MAX_REVISIONS_PER_RESPONSE;
+            }
+            if full {
+                self.unfold(out);
+                self.folding = Some(BTreeMap::new());
+            }
+            return;
+        }
+        let header = (self.header)(r.revision);
         for (id, fragment, events) in sends {
             let resp = WatchResponse {
+                header: Some(header),
+                watch_id: id,
                 events,
-                ..self.response(r.revision, id)
+                ..Default::default()
             };
             self.emit(id, fragment, resp, out);
         }
@@ -339,6 +432,11 @@ impl Session {
             .filter(|(_, w)| !w.compacted && w.next_rev <= cursor)
             .map(|(id, _)| *id)
             .collect();
+        if !behind.is_empty() && self.folding.is_some() {
+            // Folded events come before anything read from history.
+            self.unfold(out);
+            self.folding = Some(BTreeMap::new());
+        }
         for id in behind {
             let w = self.watchers.get(&id).expect("listed above").clone();
             let read = history::read(
