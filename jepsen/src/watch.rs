@@ -28,6 +28,16 @@
 //! Events that do not exist in the write history (or differ from it, or lie
 //! outside the watched range) are reported as phantoms. The write history
 //! must be complete for the watched ranges.
+//!
+//! A watch that outlives its streams ([`ResumedWatch`], checked by
+//! [`check_resumed_watches`]) is what etcd's clients keep: when a stream
+//! breaks (its member crashed, lost its leader, or was cut off), the client
+//! opens a new one at the revision after the newest one the broken stream
+//! reported. Each stream is judged as above; across them, **resumable** also
+//! means each new stream starts exactly there (earlier would deliver
+//! duplicates, later or "from now" could lose events), and **reliable** means
+//! that a watch that ran until the store reached some revision delivered
+//! every matching event it covered up to it, whichever stream carried it.
 
 use crate::checker::Verdict;
 use crate::report::Section;
@@ -36,7 +46,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Put or delete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The key was written.
@@ -192,6 +202,16 @@ pub enum WatchViolation {
         /// What was wrong.
         detail: String,
     },
+    /// A resumed watch never delivered a matching event it covered,
+    /// although it ran until the store was past it.
+    Incomplete {
+        /// The resumed watch's name.
+        watch: String,
+        /// The missing event.
+        missing: WatchEvent,
+        /// The revision the watch ran until.
+        caught_up_to: u64,
+    },
     /// An event that was never committed (or differs from the committed
     /// one, or is outside the watched range).
     Phantom {
@@ -248,6 +268,15 @@ impl fmt::Display for WatchViolation {
                 progress,
                 detail,
             } => write!(f, "[bookmarkable] {stream}: progress {progress}: {detail}"),
+            WatchViolation::Incomplete {
+                watch,
+                missing,
+                caught_up_to,
+            } => write!(
+                f,
+                "[reliable] {watch}: event {}@{} ({:?}) never delivered although the watch ran until revision {caught_up_to}",
+                missing.key, missing.revision, missing.kind
+            ),
             WatchViolation::Phantom {
                 stream,
                 event,
@@ -304,12 +333,17 @@ fn same_change(a: &WatchEvent, b: &WatchEvent) -> bool {
     a.kind == b.kind && (a.kind == EventKind::Delete || a.value == b.value)
 }
 
+/// The write history indexed by (revision, key).
+fn index(writes: &[WatchEvent]) -> BTreeMap<(u64, &str), &WatchEvent> {
+    writes
+        .iter()
+        .map(|w| ((w.revision, w.key.as_str()), w))
+        .collect()
+}
+
 /// Checks every stream against the write history.
 pub fn check_watches(h: &WatchHistory) -> WatchReport {
-    let mut log: BTreeMap<(u64, &str), &WatchEvent> = BTreeMap::new();
-    for w in &h.writes {
-        log.insert((w.revision, w.key.as_str()), w);
-    }
+    let log = index(&h.writes);
     let mut report = WatchReport {
         streams: h.streams.len(),
         ..WatchReport::default()
@@ -320,11 +354,136 @@ pub fn check_watches(h: &WatchHistory) -> WatchReport {
     report
 }
 
+/// One logical watch kept going over several streams, as etcd's clients do:
+/// after a stream breaks, the next one starts at the revision after the
+/// newest one reported so far (the last event's or a progress
+/// notification's; for a "from now" stream with nothing since, its creation
+/// revision).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumedWatch {
+    /// A name for reports.
+    pub name: String,
+    /// Its streams, in the order they were opened; all watch the same range.
+    pub segments: Vec<WatchStream>,
+    /// The revision the store had reached when the watch was last known to
+    /// be caught up with it (the client got a progress notification at or
+    /// past it); every matching event the watch covers up to here must have
+    /// been delivered by one of its streams. `None`: judge only what arrived.
+    #[serde(default)]
+    pub caught_up_to: Option<u64>,
+}
+
+/// Checks resumed watches against the write history: each stream as
+/// [`check_watches`] does, plus the guarantees that span streams (see the
+/// module docs). `streams` in the report counts streams, not watches.
+pub fn check_resumed_watches(writes: &[WatchEvent], watches: &[ResumedWatch]) -> WatchReport {
+    let log = index(writes);
+    let mut report = WatchReport::default();
+    for w in watches {
+        report.streams += w.segments.len();
+        let first_violation = report.violations.len();
+        // Newest revision reported by the streams so far; `None` before the first.
+        let mut reported: Option<u64> = None;
+        let mut cover_from = None;
+        let mut delivered = BTreeSet::new();
+        for (i, seg) in w.segments.iter().enumerate() {
+            let first = &w.segments[0];
+            if (&seg.key, &seg.range_end) != (&first.key, &first.range_end) {
+                report.violations.push(WatchViolation::BadResume {
+                    stream: seg.name.clone(),
+                    start_revision: seg.start_revision,
+                    detail: format!("resumed {} on another range", w.name),
+                });
+            }
+            if let Some(prev) = reported {
+                if seg.start_revision != prev + 1 {
+                    let detail = if seg.start_revision == 0 {
+                        format!(
+                            "resumed {} from now after its streams reported up to {prev}: \
+                             events after {prev} may be lost",
+                            w.name
+                        )
+                    } else {
+                        format!(
+                            "resumed {} at {} after its streams reported up to {prev} \
+                             (the continuation starts at {})",
+                            w.name,
+                            seg.start_revision,
+                            prev + 1
+                        )
+                    };
+                    report.violations.push(WatchViolation::BadResume {
+                        stream: seg.name.clone(),
+                        start_revision: seg.start_revision,
+                        detail,
+                    });
+                }
+            }
+            let summary = check_stream(seg, &log, &mut report);
+            if i == 0 {
+                cover_from = summary.cover_from;
+            }
+            reported = Some(reported.map_or(summary.reported, |r| r.max(summary.reported)));
+            delivered.extend(summary.delivered);
+        }
+        let (Some(until), Some(from), Some(first)) =
+            (w.caught_up_to, cover_from, w.segments.first())
+        else {
+            continue;
+        };
+        // Events a stream's own check already reported missing are not repeated.
+        let mut known = BTreeSet::new();
+        let mut split = BTreeSet::new();
+        for v in &report.violations[first_violation..] {
+            match v {
+                WatchViolation::Gap { missing, .. } => {
+                    known.insert((missing.revision, missing.key.clone()));
+                }
+                WatchViolation::NotAtomic { revision, .. } => {
+                    split.insert(*revision);
+                }
+                _ => {}
+            }
+        }
+        for e in log.range((from, "")..) {
+            let ((rev, key), e) = e;
+            if *rev > until {
+                break;
+            }
+            let id = (*rev, key.to_string());
+            if first.matches(key)
+                && !delivered.contains(&id)
+                && !known.contains(&id)
+                && !split.contains(rev)
+            {
+                report.violations.push(WatchViolation::Incomplete {
+                    watch: w.name.clone(),
+                    missing: (*e).clone(),
+                    caught_up_to: until,
+                });
+            }
+        }
+    }
+    report
+}
+
+/// What one stream's check learned, for the checks that span a resumed watch's streams.
+struct StreamSummary {
+    /// The first revision the stream provably covers (see the module docs); `None` if unknown.
+    cover_from: Option<u64>,
+    /// The newest revision the stream reported to its client: its last event's, a progress
+    /// notification's, or (before either) the revision just before its start. A client resumes
+    /// right after it.
+    reported: u64,
+    /// Every (revision, key) delivered.
+    delivered: BTreeSet<(u64, String)>,
+}
+
 fn check_stream(
     s: &WatchStream,
     log: &BTreeMap<(u64, &str), &WatchEvent>,
     report: &mut WatchReport,
-) {
+) -> StreamSummary {
     let name = s.name.clone();
     let v = &mut report.violations;
     // The first revision the stream must cover, when known up front.
@@ -509,5 +668,263 @@ fn check_stream(
                 });
             }
         }
+    }
+    StreamSummary {
+        cover_from: cover,
+        reported: last_rev
+            .max(max_progress)
+            .max(known_start.map_or(0, |k| k - 1)),
+        delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(revision: u64, key: &str, value: &str) -> WatchEvent {
+        WatchEvent {
+            revision,
+            key: key.into(),
+            kind: EventKind::Put,
+            value: Some(value.into()),
+        }
+    }
+
+    fn del(revision: u64, key: &str) -> WatchEvent {
+        WatchEvent {
+            revision,
+            key: key.into(),
+            kind: EventKind::Delete,
+            value: None,
+        }
+    }
+
+    /// rev 2: a=1; rev 3: b=1; rev 4: a=2 and b=2 (one txn); rev 5: delete a;
+    /// rev 6: c=1 (outside "a".."c"); rev 7: b=3.
+    fn writes() -> Vec<WatchEvent> {
+        vec![
+            put(2, "a", "1"),
+            put(3, "b", "1"),
+            put(4, "a", "2"),
+            put(4, "b", "2"),
+            del(5, "a"),
+            put(6, "c", "1"),
+            put(7, "b", "3"),
+        ]
+    }
+
+    fn events(e: Vec<WatchEvent>) -> WatchResponse {
+        WatchResponse::Events { events: e }
+    }
+
+    /// A stream on "a".."c"; `created` is its creation revision when it
+    /// starts from now (`start` 0).
+    fn seg(
+        name: &str,
+        start: u64,
+        created: Option<u64>,
+        responses: Vec<WatchResponse>,
+    ) -> WatchStream {
+        WatchStream {
+            name: name.into(),
+            key: "a".into(),
+            range_end: Some("c".into()),
+            start_revision: start,
+            created_revision: created,
+            responses,
+        }
+    }
+
+    fn watch(segments: Vec<WatchStream>, caught_up_to: Option<u64>) -> ResumedWatch {
+        ResumedWatch {
+            name: "w".into(),
+            segments,
+            caught_up_to,
+        }
+    }
+
+    fn check(w: ResumedWatch) -> Vec<WatchViolation> {
+        check_resumed_watches(&writes(), &[w]).violations
+    }
+
+    /// Broken after rev 3, resumed at 4; broken after a progress
+    /// notification at 6, resumed at 7; ran until 7.
+    fn clean() -> ResumedWatch {
+        watch(
+            vec![
+                seg(
+                    "w#0",
+                    0,
+                    Some(1),
+                    vec![
+                        events(vec![put(2, "a", "1")]),
+                        events(vec![put(3, "b", "1")]),
+                    ],
+                ),
+                seg(
+                    "w#1",
+                    4,
+                    None,
+                    vec![
+                        events(vec![put(4, "a", "2"), put(4, "b", "2")]),
+                        events(vec![del(5, "a")]),
+                        WatchResponse::Progress { revision: 6 },
+                    ],
+                ),
+                seg("w#2", 7, None, vec![events(vec![put(7, "b", "3")])]),
+            ],
+            Some(7),
+        )
+    }
+
+    #[test]
+    fn a_watch_resumed_right_after_what_it_saw_passes() {
+        let r = check_resumed_watches(&writes(), &[clean()]);
+        assert!(r.is_valid(), "{:?}", r.violations);
+        assert_eq!((r.streams, r.events), (3, 6));
+    }
+
+    #[test]
+    fn a_stream_that_saw_nothing_resumes_after_its_creation_or_start() {
+        let w = watch(
+            vec![
+                seg("w#0", 0, Some(3), vec![]),
+                seg("w#1", 4, None, vec![]),
+                seg(
+                    "w#2",
+                    4,
+                    None,
+                    vec![
+                        events(vec![put(4, "a", "2"), put(4, "b", "2")]),
+                        events(vec![del(5, "a")]),
+                    ],
+                ),
+            ],
+            Some(6),
+        );
+        assert_eq!(check(w), vec![]);
+    }
+
+    #[test]
+    fn resuming_late_or_from_now_loses_events_and_is_caught() {
+        let mut late = clean();
+        late.segments[1] = seg("w#1", 5, None, vec![events(vec![del(5, "a")])]);
+        late.segments[2].start_revision = 6;
+        let v = check(late);
+        assert!(
+            v.iter().any(|v| matches!(v, WatchViolation::BadResume { stream, start_revision: 5, .. } if stream == "w#1")),
+            "{v:?}"
+        );
+        let lost: Vec<(u64, &str)> = v
+            .iter()
+            .filter_map(|v| match v {
+                WatchViolation::Incomplete { missing, .. } => {
+                    Some((missing.revision, missing.key.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lost, vec![(4, "a"), (4, "b")], "{v:?}");
+
+        let mut from_now = clean();
+        from_now.segments[2].start_revision = 0;
+        let v = check(from_now);
+        assert!(
+            v.iter().any(|v| matches!(v, WatchViolation::BadResume { stream, start_revision: 0, .. } if stream == "w#2")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn resuming_early_is_caught() {
+        let mut early = clean();
+        early.segments[2] = seg("w#2", 6, None, vec![events(vec![put(7, "b", "3")])]);
+        let v = check(early);
+        assert!(
+            matches!(&v[..], [WatchViolation::BadResume { start_revision: 6, detail, .. }] if detail.contains("continuation starts at 7")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_watch_that_stops_short_of_where_it_ran_to_is_incomplete() {
+        let short = watch(
+            vec![seg(
+                "w#0",
+                2,
+                None,
+                vec![
+                    events(vec![put(2, "a", "1")]),
+                    events(vec![put(3, "b", "1")]),
+                ],
+            )],
+            Some(5),
+        );
+        let v = check(short.clone());
+        let lost: Vec<(u64, &str)> = v
+            .iter()
+            .filter_map(|v| match v {
+                WatchViolation::Incomplete {
+                    missing,
+                    caught_up_to: 5,
+                    ..
+                } => Some((missing.revision, missing.key.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lost, vec![(4, "a"), (4, "b"), (5, "a")], "{v:?}");
+        // Without the claim that it ran that far, what arrived is consistent.
+        assert_eq!(check(watch(short.segments, None)), vec![]);
+    }
+
+    #[test]
+    fn a_gap_inside_a_stream_is_reported_once() {
+        let w = watch(
+            vec![seg(
+                "w#0",
+                2,
+                None,
+                vec![
+                    events(vec![put(2, "a", "1")]),
+                    events(vec![put(4, "a", "2"), put(4, "b", "2")]),
+                ],
+            )],
+            Some(5),
+        );
+        let v = check(w);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(matches!(&v[0], WatchViolation::Gap { missing, .. } if missing.revision == 3));
+        assert!(
+            matches!(&v[1], WatchViolation::Incomplete { missing, .. } if missing.revision == 5)
+        );
+    }
+
+    #[test]
+    fn a_resumed_stream_replaying_what_came_before_it_is_caught() {
+        let mut replay = clean();
+        replay.segments[2] = seg(
+            "w#2",
+            7,
+            None,
+            vec![events(vec![del(5, "a")]), events(vec![put(7, "b", "3")])],
+        );
+        let v = check(replay);
+        assert!(
+            v.iter()
+                .any(|v| matches!(v, WatchViolation::BadResume { stream, .. } if stream == "w#2")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_resumed_stream_on_another_range_is_caught() {
+        let mut other = clean();
+        other.segments[1].range_end = None;
+        let v = check(other);
+        assert!(
+            v.iter().any(|v| matches!(v, WatchViolation::BadResume { detail, .. } if detail.contains("another range"))),
+            "{v:?}"
+        );
     }
 }
