@@ -13,6 +13,10 @@ pub mod trace;
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod lease_workload;
+#[cfg(madsim)]
 pub mod run;
+#[cfg(madsim)]
+pub mod watch_workload;
 #[cfg(madsim)]
 pub mod workload;
