@@ -7,11 +7,14 @@
 
 pub mod cli;
 pub mod nemesis;
+pub mod replay;
 pub mod shrink;
 pub mod trace;
 
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod invariants;
 #[cfg(madsim)]
 pub mod lease_workload;
 #[cfg(madsim)]

@@ -104,11 +104,13 @@ fn shorten(mut best: Schedule, fails: &mut impl FnMut(&Schedule) -> bool) -> Sch
 #[cfg(madsim)]
 mod print {
     use std::io::Write;
+    use std::path::Path;
 
     use super::{shrink, DEFAULT_BUDGET};
     use crate::cli::replay_command;
     use crate::nemesis::Schedule;
-    use crate::run::{run_schedule, RunConfig};
+    use crate::run::isolated::run_isolated;
+    use crate::run::RunConfig;
 
     /// The part of a failure message that names the kind of failure ("panic", "invariant
     /// violated", …): a smaller schedule must fail the same way.
@@ -116,10 +118,15 @@ mod print {
         message.split(':').next().unwrap_or(message)
     }
 
-    /// Shrinks a failing run of `config` and prints the minimal schedule, where it was saved,
-    /// and the command that replays it.
-    pub fn shrink_and_print(config: &RunConfig, schedule: &Schedule, out: &mut impl Write) {
-        let original = run_schedule(config, schedule);
+    /// Shrinks a failing run of `config` (each candidate run in a fresh `worker` process) and
+    /// prints the minimal schedule, where it was saved, and the command that replays it.
+    pub fn shrink_and_print(
+        config: &RunConfig,
+        schedule: &Schedule,
+        worker: &Path,
+        out: &mut impl Write,
+    ) {
+        let original = run_isolated(worker, config, schedule);
         let Some(failure) = original.failure else {
             let _ = writeln!(
                 out,
@@ -137,7 +144,7 @@ mod print {
             schedule.duration_ms
         );
         let fails = |s: &Schedule| {
-            run_schedule(config, s)
+            run_isolated(worker, config, s)
                 .failure
                 .is_some_and(|f| category(&f.message) == want)
         };
@@ -167,10 +174,10 @@ pub use print::shrink_and_print;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::{generate, Action, FaultKind, ALL_FAULTS};
+    use crate::nemesis::{generate, Action, FaultKind, EVERY_FAULT};
 
     fn big() -> Schedule {
-        let all: BTreeSet<FaultKind> = ALL_FAULTS.into_iter().collect();
+        let all: BTreeSet<FaultKind> = EVERY_FAULT.into_iter().collect();
         (0..100)
             .map(|seed| generate::random(seed, 3, 10_000, &all))
             .find(|s| {

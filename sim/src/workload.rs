@@ -14,13 +14,27 @@ use detcd_jepsen::{
 };
 use rand::Rng;
 
-use crate::cluster::kv_client;
+use detcd::proto::etcdserverpb::kv_client::KvClient;
+use tonic::transport::Channel;
 
 /// One recorded operation.
 pub type KvOp = Op<KvInput, KvOutput>;
 
 /// The keys the clients share.
 pub const KEYS: [&str; 3] = ["x", "y", "z"];
+
+/// Connects to the first member that accepts, starting at `*target` and moving on (members
+/// may be down, stopped or removed); `None` after ten simulated seconds of refusals.
+async fn connect_any(urls: &[String], target: &mut usize) -> Option<KvClient<Channel>> {
+    for _ in 0..100 {
+        if let Ok(c) = KvClient::connect(urls[*target].clone()).await {
+            return Some(c);
+        }
+        *target = (*target + 1) % urls.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
 
 fn nanos_since(start: tokio::time::Instant) -> u64 {
     tokio::time::Instant::now().duration_since(start).as_nanos() as u64
@@ -39,7 +53,9 @@ pub async fn client(
     log: Arc<Mutex<Vec<KvOp>>>,
 ) {
     let mut target = process as usize % urls.len();
-    let mut kv = kv_client(&urls[target]).await;
+    let Some(mut kv) = connect_any(&urls, &mut target).await else {
+        return;
+    };
     for i in 0..ops {
         if tokio::time::Instant::now().duration_since(start) >= until {
             return;
@@ -95,7 +111,10 @@ pub async fn client(
         });
         if failed {
             target = (target + 1) % urls.len();
-            kv = kv_client(&urls[target]).await;
+            match connect_any(&urls, &mut target).await {
+                Some(c) => kv = c,
+                None => return,
+            }
         }
     }
 }

@@ -9,7 +9,8 @@ fn exec(argv: &[&str]) -> (i32, String) {
     let args = Args::try_parse_from(std::iter::once("detcd-sim").chain(argv.iter().copied()))
         .expect("arguments parse");
     let mut out = Vec::new();
-    let code = execute(&args, &mut out);
+    let worker = std::path::Path::new(env!("CARGO_BIN_EXE_detcd-sim"));
+    let code = execute(&args, worker, &mut out);
     (code, String::from_utf8(out).unwrap())
 }
 

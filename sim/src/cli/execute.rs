@@ -12,11 +12,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::summary::Summary;
 use super::Args;
 use crate::nemesis::Schedule;
-use crate::run::{run_schedule, Failure, RunConfig, RunReport};
+use crate::run::isolated::run_isolated;
+use crate::run::{Failure, RunConfig, RunReport};
 
-/// Runs what `args` asks for, printing to `out`; returns the process exit code: 0 when every
-/// seed passed, 1 when one failed, 2 for a usage error.
-pub fn execute(args: &Args, out: &mut impl Write) -> i32 {
+/// Runs what `args` asks for, each simulation in a fresh `worker` process (the `detcd-sim`
+/// binary), printing to `out`; returns the process exit code: 0 when every seed passed, 1 when
+/// one failed, 2 for a usage error.
+pub fn execute(args: &Args, worker: &Path, out: &mut impl Write) -> i32 {
     let base = RunConfig {
         seed: 0,
         nodes: args.nodes as usize,
@@ -26,8 +28,8 @@ pub fn execute(args: &Args, out: &mut impl Write) -> i32 {
         report_dir: args.report_dir.clone(),
     };
     let result = match (args.seed, &args.seeds) {
-        (Some(seed), _) => replay(args, &base.with_seed(seed), out),
-        (None, Some(seeds)) => Ok(sweep(args, &base, seeds.clone(), out)),
+        (Some(seed), _) => replay(args, worker, &base.with_seed(seed), out),
+        (None, Some(seeds)) => Ok(sweep(args, worker, &base, seeds.clone(), out)),
         (None, None) => Err("give --seed S (one run) or --seeds A..B (a sweep)".to_string()),
     };
     match result {
@@ -40,7 +42,12 @@ pub fn execute(args: &Args, out: &mut impl Write) -> i32 {
 }
 
 /// One seed, verbosely.
-fn replay(args: &Args, config: &RunConfig, out: &mut impl Write) -> Result<i32, String> {
+fn replay(
+    args: &Args,
+    worker: &Path,
+    config: &RunConfig,
+    out: &mut impl Write,
+) -> Result<i32, String> {
     let schedule = match &args.schedule {
         Some(path) => read_schedule(path)?,
         None => config.schedule(),
@@ -50,7 +57,11 @@ fn replay(args: &Args, config: &RunConfig, out: &mut impl Write) -> Result<i32, 
         "seed {} on {} members\n{schedule}",
         config.seed, config.nodes
     );
-    let r = checked_run(args, config, &schedule);
+    let r = checked_run(args, worker, config, &schedule);
+    // The trace after the schedule: what each step did, restarts, the outcome.
+    for line in r.trace.iter().skip(1) {
+        let _ = writeln!(out, "  | {line}");
+    }
     let _ = writeln!(
         out,
         "trace hash {:016x}; {} ops, {:?}, {:.1} s simulated",
@@ -65,13 +76,19 @@ fn replay(args: &Args, config: &RunConfig, out: &mut impl Write) -> Result<i32, 
     }
     report_failure(config, &r, out);
     if args.shrink {
-        crate::shrink::shrink_and_print(config, &r.schedule, out);
+        crate::shrink::shrink_and_print(config, &r.schedule, worker, out);
     }
     Ok(1)
 }
 
 /// Many seeds, with a progress bar and a summary table.
-fn sweep(args: &Args, base: &RunConfig, seeds: std::ops::Range<u64>, out: &mut impl Write) -> i32 {
+fn sweep(
+    args: &Args,
+    worker: &Path,
+    base: &RunConfig,
+    seeds: std::ops::Range<u64>,
+    out: &mut impl Write,
+) -> i32 {
     let bar = ProgressBar::new(seeds.end - seeds.start);
     bar.set_style(
         ProgressStyle::with_template(
@@ -84,7 +101,7 @@ fn sweep(args: &Args, base: &RunConfig, seeds: std::ops::Range<u64>, out: &mut i
     let mut first_failure: Option<(RunConfig, RunReport)> = None;
     for seed in seeds {
         let config = base.with_seed(seed);
-        let r = checked_run(args, &config, &config.schedule());
+        let r = checked_run(args, worker, &config, &config.schedule());
         summary.add(&r);
         if !r.passed() {
             bar.suspend(|| report_failure(&config, &r, out));
@@ -97,7 +114,7 @@ fn sweep(args: &Args, base: &RunConfig, seeds: std::ops::Range<u64>, out: &mut i
     summary.wall = began.elapsed();
     let _ = write!(out, "{}", summary.table());
     if let (true, Some((config, r))) = (args.shrink, first_failure) {
-        crate::shrink::shrink_and_print(&config, &r.schedule, out);
+        crate::shrink::shrink_and_print(&config, &r.schedule, worker, out);
     }
     if summary.failed.is_empty() {
         0
@@ -107,10 +124,10 @@ fn sweep(args: &Args, base: &RunConfig, seeds: std::ops::Range<u64>, out: &mut i
 }
 
 /// A run, and with `--check-determinism` a second one whose trace hash must match.
-fn checked_run(args: &Args, config: &RunConfig, schedule: &Schedule) -> RunReport {
-    let mut r = run_schedule(config, schedule);
+fn checked_run(args: &Args, worker: &Path, config: &RunConfig, schedule: &Schedule) -> RunReport {
+    let mut r = run_isolated(worker, config, schedule);
     if args.check_determinism && r.failure.is_none() {
-        let again = run_schedule(config, schedule);
+        let again = run_isolated(worker, config, schedule);
         if again.trace_hash != r.trace_hash {
             let at = r
                 .trace

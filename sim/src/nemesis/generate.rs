@@ -39,6 +39,30 @@ impl Builder {
     }
 }
 
+/// Per-generation state: which members exist, and until when each resource is busy (one
+/// network fault, one membership change, one message-latency and one loss episode at a time;
+/// a member is crashed or paused by one episode at a time).
+struct Plan {
+    members: Vec<usize>,
+    next_member: usize,
+    down_until: Vec<u64>,
+    disk_until: Vec<u64>,
+    net_until: u64,
+    delay_until: u64,
+    loss_until: u64,
+    membership_until: u64,
+}
+
+impl Plan {
+    fn grow(&mut self) -> usize {
+        let j = self.next_member;
+        self.next_member += 1;
+        self.down_until.push(0);
+        self.disk_until.push(0);
+        j
+    }
+}
+
 /// A random schedule over `duration_ms` for `nodes` members. Swarm testing: a random non-empty
 /// subset of `allowed` is enabled for this seed.
 pub fn random(
@@ -65,54 +89,34 @@ pub fn random(
         kinds.insert(*allowed.choose(&mut rng).expect("non-empty"));
     }
     let enabled: Vec<FaultKind> = kinds.iter().copied().collect();
+    // Swarm: each enabled kind also gets its own weight, so some seeds are dominated by one.
+    let weights: Vec<u32> = enabled.iter().map(|_| rng.gen_range(1..=4)).collect();
     let mut b = Builder {
         steps: Vec::new(),
         episode: 0,
     };
-    // Member i is unavailable (crashed or paused) until down_until[i].
-    let mut down_until = vec![0u64; nodes];
-    let mut partitioned_until = 0u64;
+    let mut p = Plan {
+        members: (0..nodes).collect(),
+        next_member: nodes,
+        down_until: vec![0; nodes],
+        disk_until: vec![0; nodes],
+        net_until: 0,
+        delay_until: 0,
+        loss_until: 0,
+        membership_until: 0,
+    };
     let mut t = 200;
     while t < duration_ms {
-        let kind = *enabled.choose(&mut rng).expect("non-empty");
-        let node = rng.gen_range(0..nodes);
-        let back = t + rng.gen_range(300..2000);
-        match kind {
-            FaultKind::Crash if down_until[node] <= t => {
-                let e = b.begin();
-                b.push(e, kind, t, Action::Crash(node));
-                b.push(e, kind, back, Action::Restart(node));
-                down_until[node] = back;
-            }
-            FaultKind::Pause if down_until[node] <= t => {
-                let e = b.begin();
-                b.push(e, kind, t, Action::Pause(node));
-                b.push(e, kind, back, Action::Resume(node));
-                down_until[node] = back;
-            }
-            FaultKind::Partition if partitioned_until <= t && nodes > 1 => {
-                let mut members: Vec<usize> = (0..nodes).collect();
-                members.shuffle(&mut rng);
-                let size = rng.gen_range(1..nodes);
-                let mut side: Vec<usize> = members[..size].to_vec();
-                side.sort_unstable();
-                let e = b.begin();
-                b.push(e, kind, t, Action::Partition(side));
-                b.push(e, kind, back, Action::Heal);
-                partitioned_until = back;
-            }
-            FaultKind::ClockSkew => {
-                let offset = rng.gen_range(-2000..=2000);
-                let ppm = rng.gen_range(-20_000..=20_000);
-                let e = b.begin();
-                b.push(e, kind, t, Action::Skew(node, offset, ppm));
-            }
-            FaultKind::SlowDisk => {
-                let e = b.begin();
-                b.push(e, kind, t, Action::SlowDisk(node, rng.gen_range(0..30)));
-            }
-            _ => {}
+        let total: u32 = weights.iter().sum();
+        let mut pick = rng.gen_range(0..total);
+        let mut k = 0;
+        while pick >= weights[k] {
+            pick -= weights[k];
+            k += 1;
         }
+        let kind = enabled[k];
+        let back = t + rng.gen_range(300..2000);
+        draw(&mut rng, &mut b, &mut p, kind, t, back);
         t += rng.gen_range(150..700);
     }
     b.steps.sort_by_key(|s| s.at_ms);
@@ -123,14 +127,169 @@ pub fn random(
     }
 }
 
+/// A random split of `members` into two non-empty sides (sorted).
+fn split(rng: &mut ChaCha8Rng, members: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut m = members.to_vec();
+    m.shuffle(rng);
+    let size = rng.gen_range(1..m.len());
+    let (mut a, mut b) = (m[..size].to_vec(), m[size..].to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    (a, b)
+}
+
+/// Adds one episode of `kind` starting at `t` (undone at `back`), if its resource is free.
+fn draw(rng: &mut ChaCha8Rng, b: &mut Builder, p: &mut Plan, kind: FaultKind, t: u64, back: u64) {
+    let node = *p.members.choose(rng).expect("at least one member");
+    let many = p.members.len() > 1;
+    let net_free = p.net_until <= t && many;
+    match kind {
+        FaultKind::Crash | FaultKind::Pause if p.down_until[node] <= t => {
+            let e = b.begin();
+            let (down, up) = if kind == FaultKind::Crash {
+                (Action::Crash(node), Action::Restart(node))
+            } else {
+                (Action::Pause(node), Action::Resume(node))
+            };
+            b.push(e, kind, t, down);
+            b.push(e, kind, back, up);
+            p.down_until[node] = back;
+        }
+        FaultKind::Partition | FaultKind::OneWay if net_free => {
+            let (side, rest) = split(rng, &p.members);
+            let e = b.begin();
+            let cut = if kind == FaultKind::Partition {
+                Action::Partition(side)
+            } else {
+                Action::OneWay(side, rest)
+            };
+            b.push(e, kind, t, cut);
+            b.push(e, kind, back, Action::Heal);
+            p.net_until = back;
+        }
+        FaultKind::Bridge if net_free && p.members.len() >= 3 => {
+            let mut m = p.members.clone();
+            m.shuffle(rng);
+            let bridge = m[0];
+            let (left, right) = split(rng, &m[1..]);
+            let e = b.begin();
+            b.push(e, kind, t, Action::Bridge(left, bridge, right));
+            b.push(e, kind, back, Action::Heal);
+            p.net_until = back;
+        }
+        FaultKind::IsolateLeader if net_free => {
+            let e = b.begin();
+            b.push(e, kind, t, Action::IsolateLeader);
+            b.push(e, kind, back, Action::Heal);
+            p.net_until = back;
+        }
+        FaultKind::Swizzle if net_free => {
+            let mut links: Vec<(usize, usize)> = p
+                .members
+                .iter()
+                .flat_map(|a| {
+                    p.members
+                        .iter()
+                        .filter(move |b| *b != a)
+                        .map(move |b| (*a, *b))
+                })
+                .collect();
+            links.shuffle(rng);
+            links.truncate(rng.gen_range(1..=links.len()));
+            let e = b.begin();
+            let mut at = t;
+            for (x, y) in &links {
+                b.push(e, kind, at, Action::Clog(*x, *y));
+                at += rng.gen_range(20..150);
+            }
+            at += rng.gen_range(200..1000);
+            links.shuffle(rng);
+            for (x, y) in &links {
+                b.push(e, kind, at, Action::Unclog(*x, *y));
+                at += rng.gen_range(20..150);
+            }
+            p.net_until = at;
+        }
+        FaultKind::ClockSkew => {
+            let offset = rng.gen_range(-2000..=2000);
+            let ppm = rng.gen_range(-20_000..=20_000);
+            let e = b.begin();
+            b.push(e, kind, t, Action::Skew(node, offset, ppm));
+        }
+        FaultKind::ClockJump => {
+            let mut ms: i64 = rng.gen_range(100..=5000);
+            if rng.gen_bool(0.5) {
+                ms = -ms;
+            }
+            let e = b.begin();
+            b.push(e, kind, t, Action::ClockJump(node, ms));
+        }
+        FaultKind::SlowDisk => {
+            let e = b.begin();
+            b.push(e, kind, t, Action::SlowDisk(node, rng.gen_range(0..30)));
+        }
+        FaultKind::NetDelay if p.delay_until <= t => {
+            let lo = rng.gen_range(1..20);
+            let hi = lo + rng.gen_range(10..300);
+            let e = b.begin();
+            b.push(e, kind, t, Action::Delay(lo, hi));
+            b.push(e, kind, back, Action::DelayEnd);
+            p.delay_until = back;
+        }
+        FaultKind::NetLoss if p.loss_until <= t => {
+            let e = b.begin();
+            b.push(e, kind, t, Action::Loss(rng.gen_range(10..150)));
+            b.push(e, kind, back, Action::LossEnd);
+            p.loss_until = back;
+        }
+        FaultKind::DiskError if p.disk_until[node] <= t => {
+            let (w, s) = match rng.gen_range(0..3) {
+                0 => (rng.gen_range(1..100), 0),
+                1 => (0, rng.gen_range(1..100)),
+                _ => (rng.gen_range(1..100), rng.gen_range(1..100)),
+            };
+            let e = b.begin();
+            b.push(e, kind, t, Action::DiskErrors(node, w, s));
+            b.push(e, kind, back, Action::DiskOk(node));
+            p.disk_until[node] = back;
+        }
+        FaultKind::Membership if p.membership_until <= t && p.members.len() >= 3 => {
+            let old = node;
+            let new = p.grow();
+            let e = b.begin();
+            let end = if rng.gen_bool(0.5) {
+                // Replace: remove a member, then add a fresh one and promote it.
+                let add = t + rng.gen_range(300..800);
+                let promote = add + rng.gen_range(1000..2500);
+                b.push(e, kind, t, Action::Remove(old));
+                b.push(e, kind, add, Action::AddLearner(new));
+                b.push(e, kind, promote, Action::Promote(new));
+                promote
+            } else {
+                // Grow, then shrink: add a learner, promote it, remove an old member.
+                let promote = t + rng.gen_range(1000..2500);
+                let remove = promote + rng.gen_range(200..800);
+                b.push(e, kind, t, Action::AddLearner(new));
+                b.push(e, kind, promote, Action::Promote(new));
+                b.push(e, kind, remove, Action::Remove(old));
+                remove
+            };
+            p.members.retain(|m| *m != old);
+            p.members.push(new);
+            p.membership_until = end;
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::ALL_FAULTS;
+    use crate::nemesis::EVERY_FAULT;
 
     #[test]
     fn the_same_seed_draws_the_same_schedule_and_others_differ() {
-        let all: BTreeSet<FaultKind> = ALL_FAULTS.into_iter().collect();
+        let all: BTreeSet<FaultKind> = EVERY_FAULT.into_iter().collect();
         let a = random(7, 3, 6000, &all);
         assert_eq!(a, random(7, 3, 6000, &all));
         assert_ne!(a, random(8, 3, 6000, &all));

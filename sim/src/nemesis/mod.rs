@@ -35,9 +35,50 @@ pub enum FaultKind {
     ClockSkew,
     /// Make a member's fsyncs slow.
     SlowDisk,
+    /// Slow every message down (a wider latency range: messages on different connections
+    /// overtake each other).
+    NetDelay,
+    /// Lose packets (connections refused, retransmissions delayed).
+    NetLoss,
+    /// Cut links in one direction only.
+    OneWay,
+    /// Two halves that both still reach one bridge member.
+    Bridge,
+    /// Cut the current leader off from the rest.
+    IsolateLeader,
+    /// Clog member links one by one in random order, then unclog them in another.
+    Swizzle,
+    /// Jump a member's clock forward or back.
+    ClockJump,
+    /// Failing disk writes and fsyncs (the member stops, as etcd does, and is restarted).
+    DiskError,
+    /// Add a learner, promote it, remove a member.
+    Membership,
 }
 
-/// Every fault kind.
+/// Every fault kind: what `--faults all` and [`RunConfig::new`](crate::run::RunConfig::new)
+/// enable.
+pub const EVERY_FAULT: [FaultKind; 14] = [
+    FaultKind::Crash,
+    FaultKind::Partition,
+    FaultKind::Pause,
+    FaultKind::ClockSkew,
+    FaultKind::SlowDisk,
+    FaultKind::NetDelay,
+    FaultKind::NetLoss,
+    FaultKind::OneWay,
+    FaultKind::Bridge,
+    FaultKind::IsolateLeader,
+    FaultKind::Swizzle,
+    FaultKind::ClockJump,
+    FaultKind::DiskError,
+    FaultKind::Membership,
+];
+
+/// The first catalogue (crash, partition, pause, clock skew, slow disk), which the watch,
+/// lease and lock workloads were written against: none of them changes the membership, stops
+/// a member on a disk error, or makes messages slow or lossy. Workloads ready for more use
+/// [`EVERY_FAULT`].
 pub const ALL_FAULTS: [FaultKind; 5] = [
     FaultKind::Crash,
     FaultKind::Partition,
@@ -55,6 +96,15 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::SlowDisk => "slow-disk",
+            FaultKind::NetDelay => "delay",
+            FaultKind::NetLoss => "loss",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Bridge => "bridge",
+            FaultKind::IsolateLeader => "isolate-leader",
+            FaultKind::Swizzle => "swizzle",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::DiskError => "disk-error",
+            FaultKind::Membership => "membership",
         }
     }
 }
@@ -69,27 +119,31 @@ impl FromStr for FaultKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ALL_FAULTS
+        EVERY_FAULT
             .iter()
             .copied()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                let names: Vec<&str> = ALL_FAULTS.iter().map(|k| k.name()).collect();
+                let names: Vec<&str> = EVERY_FAULT.iter().map(|k| k.name()).collect();
                 format!("unknown fault {s:?}; known: {}", names.join(","))
             })
     }
 }
 
-/// Parses a comma-separated fault list; `all` means every kind.
+/// Parses a comma-separated fault list: names add kinds, `all` adds every kind, `-name`
+/// removes one (`all,-membership`).
 pub fn parse_faults(list: &str) -> Result<BTreeSet<FaultKind>, String> {
-    if list.trim() == "all" {
-        return Ok(ALL_FAULTS.into_iter().collect());
+    let mut kinds = BTreeSet::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "all" {
+            kinds.extend(EVERY_FAULT);
+        } else if let Some(name) = item.strip_prefix('-') {
+            kinds.remove(&name.parse::<FaultKind>()?);
+        } else {
+            kinds.insert(item.parse::<FaultKind>()?);
+        }
     }
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(FaultKind::from_str)
-        .collect()
+    Ok(kinds)
 }
 
 /// One thing the nemesis does. Members are numbered from 0 (printed as n1, n2, …).
@@ -111,6 +165,36 @@ pub enum Action {
     Skew(usize, i64, i64),
     /// Set a member's fsync latency (ms).
     SlowDisk(usize, u64),
+    /// Message latency range (min ms, max ms) for every link.
+    Delay(u64, u64),
+    /// Back to the default latency.
+    DelayEnd,
+    /// Packet loss rate, in per mille, for every link.
+    Loss(u32),
+    /// No more packet loss.
+    LossEnd,
+    /// Cut the links from the first group to the second (one way).
+    OneWay(Vec<usize>, Vec<usize>),
+    /// Cut the two halves off from each other; the bridge member reaches both.
+    Bridge(Vec<usize>, usize, Vec<usize>),
+    /// Cut whoever leads now off from the rest (resolved when applied).
+    IsolateLeader,
+    /// Cut the link from one member to another.
+    Clog(usize, usize),
+    /// Restore the link from one member to another.
+    Unclog(usize, usize),
+    /// Move a member's clock by this many ms (monotonic time never goes back).
+    ClockJump(usize, i64),
+    /// A member's disk fails writes and fsyncs with these rates (per mille).
+    DiskErrors(usize, u32, u32),
+    /// A member's disk stops failing.
+    DiskOk(usize),
+    /// Add this (next) member as a learner and start it.
+    AddLearner(usize),
+    /// Promote this learner.
+    Promote(usize),
+    /// Remove this member from the cluster.
+    Remove(usize),
 }
 
 fn names(members: &[usize]) -> String {
@@ -129,6 +213,27 @@ impl fmt::Display for Action {
             Action::Resume(i) => write!(f, "resume n{}", i + 1),
             Action::Skew(i, off, ppm) => write!(f, "skew n{} by {off} ms at {ppm} ppm", i + 1),
             Action::SlowDisk(i, ms) => write!(f, "n{} fsync takes {ms} ms", i + 1),
+            Action::Delay(lo, hi) => write!(f, "messages take {lo}..{hi} ms"),
+            Action::DelayEnd => write!(f, "message latency back to normal"),
+            Action::Loss(pm) => write!(f, "lose {pm} per mille of packets"),
+            Action::LossEnd => write!(f, "no more packet loss"),
+            Action::OneWay(from, to) => write!(f, "cut [{}] -> [{}]", names(from), names(to)),
+            Action::Bridge(a, b, c) => {
+                write!(f, "bridge [{}] <- n{} -> [{}]", names(a), b + 1, names(c))
+            }
+            Action::IsolateLeader => write!(f, "isolate the leader"),
+            Action::Clog(a, b) => write!(f, "clog n{} -> n{}", a + 1, b + 1),
+            Action::Unclog(a, b) => write!(f, "unclog n{} -> n{}", a + 1, b + 1),
+            Action::ClockJump(i, ms) => write!(f, "n{} clock jumps {ms:+} ms", i + 1),
+            Action::DiskErrors(i, w, s) => write!(
+                f,
+                "n{} disk fails {w} per mille of writes, {s} per mille of fsyncs",
+                i + 1
+            ),
+            Action::DiskOk(i) => write!(f, "n{} disk healthy", i + 1),
+            Action::AddLearner(i) => write!(f, "add n{} as a learner", i + 1),
+            Action::Promote(i) => write!(f, "promote n{}", i + 1),
+            Action::Remove(i) => write!(f, "remove n{}", i + 1),
         }
     }
 }
@@ -243,21 +348,24 @@ mod tests {
     #[test]
     fn fault_lists_parse_and_reject_unknown_names() {
         let all = parse_faults("all").unwrap();
-        assert_eq!(all.len(), ALL_FAULTS.len());
+        assert_eq!(all.len(), EVERY_FAULT.len());
         let two = parse_faults("crash, pause").unwrap();
         assert_eq!(
             two.into_iter().collect::<Vec<_>>(),
             vec![FaultKind::Crash, FaultKind::Pause]
         );
         assert!(parse_faults("crash,meteor").is_err());
-        for k in ALL_FAULTS {
+        let most = parse_faults("all,-membership,-crash").unwrap();
+        assert_eq!(most.len(), EVERY_FAULT.len() - 2);
+        assert!(!most.contains(&FaultKind::Membership));
+        for k in EVERY_FAULT {
             assert_eq!(k.name().parse::<FaultKind>().unwrap(), k);
         }
     }
 
     #[test]
     fn schedules_round_trip_through_json_and_shrink_by_episode() {
-        let s = generate::random(42, 3, 6000, &ALL_FAULTS.into_iter().collect());
+        let s = generate::random(42, 3, 6000, &EVERY_FAULT.into_iter().collect());
         assert!(!s.steps.is_empty());
         let back = Schedule::from_json(&s.to_json()).unwrap();
         assert_eq!(back, s);

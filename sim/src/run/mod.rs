@@ -6,7 +6,18 @@
 //! trace. A violation — a non-linearizable history, a broken invariant, a panic anywhere in
 //! the simulated cluster, no convergence after healing — never panics out of the runner: it is
 //! caught and reported as a [`Failure`], with the checker's explanation and an HTML report.
+//!
+//! **One run per process.** A run is a pure function of (config, schedule) only as the first
+//! simulation in its process: tokio keeps a process-wide counter that seeds each thread's
+//! generator for `select!` branch order and `sync::watch` wake-up order (both used under the
+//! server, by openraft among others), and some libraries seed process-wide state on first use.
+//! A second run in the same process therefore takes another, equally valid, path — fine for
+//! finding bugs, useless for replaying them. [`isolated`] runs each simulation in a child
+//! process (`detcd-sim --worker`); the CLI always does, and so must anything that compares or
+//! replays runs.
 
+mod converge;
+pub mod isolated;
 mod outcome;
 mod panics;
 mod simulate;
@@ -17,12 +28,14 @@ use std::time::Duration;
 
 use detcd_jepsen::Verdict;
 
-use crate::nemesis::{generate, FaultKind, Schedule, ALL_FAULTS};
+use serde::{Deserialize, Serialize};
+
+use crate::nemesis::{generate, FaultKind, Schedule, EVERY_FAULT};
 
 pub use panics::quiet_panics;
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     /// The simulator's seed: fixes the schedule, every message delay, every random choice.
     pub seed: u64,
@@ -45,7 +58,7 @@ impl RunConfig {
         RunConfig {
             seed,
             nodes: 3,
-            faults: ALL_FAULTS.into_iter().collect(),
+            faults: EVERY_FAULT.into_iter().collect(),
             duration: Duration::from_secs(6),
             clients: 5,
             report_dir: std::env::temp_dir().join("detcd-sim"),
@@ -72,7 +85,7 @@ impl RunConfig {
 }
 
 /// Why a run failed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Failure {
     /// One line: what went wrong.
     pub message: String,
@@ -83,7 +96,7 @@ pub struct Failure {
 }
 
 /// What one run did and found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// The seed.
     pub seed: u64,

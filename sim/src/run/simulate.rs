@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use detcd::proto::etcdserverpb::RangeRequest;
-
-use super::RunConfig;
-use crate::cluster::{kv_client, wait_leader, SimCluster};
-use crate::nemesis::{apply, FaultKind, Schedule};
+use super::{converge, RunConfig};
+use crate::cluster::{wait_leader, SimCluster};
+use crate::invariants::{self, Monitor};
+use crate::nemesis::apply::{self, RestartPolicy};
+use crate::nemesis::{FaultKind, Schedule};
 use crate::trace::Trace;
-use crate::workload::{self, KvOp, KEYS};
+use crate::workload::{self, KvOp};
 
-/// How long after healing the members get to agree on the same contents.
-const CONVERGE_ROUNDS: usize = 100;
+/// How often the monitor polls the members during the faulty phase.
+const MONITOR_EVERY: Duration = Duration::from_millis(250);
 /// Simulated time allowed beyond the faulty phase before the run counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(300);
 
@@ -30,34 +29,6 @@ pub(super) struct Simulated {
     /// Invariant violations found while running (empty if all held).
     pub violations: Vec<String>,
     pub simulated: Duration,
-}
-
-/// Every member's view of the keys by a local read: (key, value, mod_revision) triples.
-async fn contents(url: String) -> Option<Vec<(String, String, i64)>> {
-    let mut kv = kv_client(&url).await;
-    let req = RangeRequest {
-        key: Bytes::from_static(b"\0"),
-        range_end: Bytes::from_static(b"\0"),
-        serializable: true,
-        ..Default::default()
-    };
-    let r = tokio::time::timeout(Duration::from_secs(2), kv.range(req))
-        .await
-        .ok()?
-        .ok()?
-        .into_inner();
-    Some(
-        r.kvs
-            .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(&kv.key).into_owned(),
-                    String::from_utf8_lossy(&kv.value).into_owned(),
-                    kv.mod_revision,
-                )
-            })
-            .collect(),
-    )
 }
 
 /// Runs the seed in a fresh runtime. Panics (from the server or the harness) propagate; the
@@ -72,7 +43,7 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
     let schedule = schedule.clone();
     rt.block_on(async move {
         let began = tokio::time::Instant::now();
-        let cluster = SimCluster::new(nodes);
+        let cluster = SimCluster::as_etcd(nodes);
         let urls = cluster.client_urls();
         let u = urls.clone();
         cluster.client(async move { wait_leader(&u).await }).await;
@@ -99,7 +70,13 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
                 t.await.expect("client task");
             }
         });
-        let applied = apply::run(&schedule, &cluster).await;
+        let mut monitor = Monitor::default();
+        // Biased: tokio's select otherwise picks a branch with its own (unseeded) randomness.
+        let applied = tokio::select! {
+            biased;
+            applied = apply::run_with(&schedule, &cluster, Some(RestartPolicy::default())) => applied,
+            _ = monitor.run(&cluster, MONITOR_EVERY) => unreachable!("the monitor never returns"),
+        };
         for line in applied.log {
             trace.record(line);
         }
@@ -109,30 +86,35 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
 
         // Liveness and convergence: after healing, every member serves the same contents.
         let mut violations = Vec::new();
-        let mut last = Vec::new();
-        let mut converged = false;
-        for _ in 0..CONVERGE_ROUNDS {
-            let mut views = Vec::new();
-            for url in &urls {
-                views.push(cluster.client(contents(url.clone())).await);
+        // The restart policy stays on: a member may fail on a write issued just before the
+        // disks were healed.
+        let restarts = std::cell::RefCell::new(Vec::new());
+        let converged = tokio::select! {
+            biased;
+            c = converge::converge(&cluster) => c,
+            _ = apply::supervise(&cluster, RestartPolicy::default(), start, &restarts) => {
+                unreachable!("the restart policy never returns")
             }
-            if views.iter().all(|v| v.is_some() && *v == views[0]) {
-                let data = views[0].clone().unwrap_or_default();
-                if let Some((k, _, _)) = data.iter().find(|(k, _, _)| !KEYS.contains(&k.as_str())) {
-                    violations.push(format!("a key no client wrote appeared: {k:?}"));
-                }
-                trace.record(format!("converged: {data:?}"));
-                converged = true;
-                break;
-            }
-            last = views;
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        for line in restarts.into_inner() {
+            trace.record(line);
         }
-        if !converged {
-            violations.push(format!(
-                "members did not converge within {} s of healing: {last:?}",
-                CONVERGE_ROUNDS / 5
-            ));
+        match converged {
+            Ok(data) => {
+                trace.record(format!("converged: {data:?}"));
+                violations.extend(invariants::acked_writes_survive(&ops, &data));
+                // Once converged, every member's history must hash the same.
+                monitor.poll(&cluster).await;
+            }
+            Err(e) => violations.push(e),
+        }
+        trace.record(format!(
+            "monitor: {} polls, {} hash checks",
+            monitor.polls, monitor.hash_checks
+        ));
+        violations.extend(std::mem::take(&mut monitor.violations));
+        for v in &violations {
+            trace.record(format!("violation: {v}"));
         }
         let simulated = began.elapsed();
         trace.record(format!("simulated time {simulated:?}"));
