@@ -106,7 +106,7 @@ mod print {
     use std::io::Write;
     use std::path::Path;
 
-    use super::{shrink, DEFAULT_BUDGET};
+    use super::shrink;
     use crate::cli::replay_command;
     use crate::nemesis::Schedule;
     use crate::run::isolated::run_isolated;
@@ -124,6 +124,7 @@ mod print {
         config: &RunConfig,
         schedule: &Schedule,
         worker: &Path,
+        budget: usize,
         out: &mut impl Write,
     ) {
         let original = run_isolated(worker, config, schedule);
@@ -148,7 +149,7 @@ mod print {
                 .failure
                 .is_some_and(|f| category(&f.message) == want)
         };
-        let shrunk = shrink(schedule, fails, DEFAULT_BUDGET);
+        let shrunk = shrink(schedule, fails, budget);
         let name = format!("seed-{}.min.schedule.json", config.seed);
         let path = config.report_dir.join(&name);
         let saved = std::fs::create_dir_all(&config.report_dir).is_ok()

@@ -77,3 +77,50 @@ fn the_binary_runs_a_sweep() {
         "{stdout}"
     );
 }
+
+/// The number after `prefix` in the first line that has it.
+fn number_after(out: &str, prefix: &str) -> usize {
+    out.lines()
+        .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest.to_string()))
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{out}"))
+}
+
+#[test]
+fn a_canary_failure_shrinks_to_a_smaller_schedule_that_still_fails() {
+    let dir = format!("{}/shrink", env!("CARGO_TARGET_TMPDIR"));
+    // Acknowledging appends before fsync loses acknowledged writes across power cuts.
+    let (code, out) = exec(&[
+        "--seed",
+        "100",
+        "--faults",
+        "crash",
+        "--canary",
+        "ack-before-fsync",
+        "--shrink",
+        "--shrink-budget",
+        "20",
+        "--report-dir",
+        &dir,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let before = number_after(&out, "shrinking seed 100 (");
+    let after = number_after(&out, "tries (");
+    assert!(after < before, "{before} steps shrank to {after}:\n{out}");
+    // The minimal schedule, replayed from its file, still fails.
+    let min = format!("{dir}/seed-100.min.schedule.json");
+    let (code, again) = exec(&[
+        "--seed",
+        "100",
+        "--canary",
+        "ack-before-fsync",
+        "--schedule",
+        &min,
+        "--report-dir",
+        &dir,
+    ]);
+    assert_eq!(code, 1, "{again}");
+}

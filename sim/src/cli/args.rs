@@ -41,6 +41,13 @@ pub struct Args {
     /// Play this schedule (JSON, as saved next to a failure's report) instead of drawing one.
     #[arg(long, requires = "seed")]
     pub schedule: Option<PathBuf>,
+    /// Candidate runs a shrink may try.
+    #[arg(long, default_value_t = crate::shrink::DEFAULT_BUDGET)]
+    pub shrink_budget: usize,
+    /// Switch a canary on (a deliberately wrong server behaviour the sweep should catch),
+    /// e.g. `stale-reads`; repeatable.
+    #[arg(long = "canary")]
+    pub canaries: Vec<String>,
     /// Where failure reports (HTML) and failing schedules (JSON) go.
     #[arg(long, default_value = "target/detcd-sim")]
     pub report_dir: PathBuf,

@@ -26,6 +26,7 @@ pub fn execute(args: &Args, worker: &Path, out: &mut impl Write) -> i32 {
         duration: args.duration,
         clients: args.clients,
         report_dir: args.report_dir.clone(),
+        canaries: args.canaries.clone(),
     };
     let result = match (args.seed, &args.seeds) {
         (Some(seed), _) => replay(args, worker, &base.with_seed(seed), out),
@@ -76,7 +77,7 @@ fn replay(
     }
     report_failure(config, &r, out);
     if args.shrink {
-        crate::shrink::shrink_and_print(config, &r.schedule, worker, out);
+        crate::shrink::shrink_and_print(config, &r.schedule, worker, args.shrink_budget, out);
     }
     Ok(1)
 }
@@ -114,7 +115,7 @@ fn sweep(
     summary.wall = began.elapsed();
     let _ = write!(out, "{}", summary.table());
     if let (true, Some((config, r))) = (args.shrink, first_failure) {
-        crate::shrink::shrink_and_print(&config, &r.schedule, worker, out);
+        crate::shrink::shrink_and_print(&config, &r.schedule, worker, args.shrink_budget, out);
     }
     if summary.failed.is_empty() {
         0
@@ -171,6 +172,9 @@ pub fn replay_command(config: &RunConfig, path: Option<&Path>) -> String {
         "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo run -p detcd-sim -- --seed {} --nodes {} --clients {}",
         config.seed, config.nodes, config.clients
     );
+    for c in &config.canaries {
+        cmd.push_str(&format!(" --canary {c}"));
+    }
     match path {
         Some(p) => cmd.push_str(&format!(" --schedule {}", p.display())),
         None => {

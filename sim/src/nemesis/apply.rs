@@ -128,7 +128,7 @@ pub async fn supervise(
                 continue;
             };
             let failed = match node.exit() {
-                Exit::Failed(why) => Some(why),
+                Exit::Failed(why) => Some(why.chars().take(120).collect::<String>()),
                 _ => None,
             };
             match failed {

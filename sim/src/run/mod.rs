@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use detcd_jepsen::Verdict;
 
+use detcd::io::canary::{self, Canary};
 use serde::{Deserialize, Serialize};
 
 use crate::nemesis::{generate, FaultKind, Schedule, EVERY_FAULT};
@@ -49,6 +50,10 @@ pub struct RunConfig {
     pub clients: u64,
     /// Where HTML reports of failing runs go.
     pub report_dir: PathBuf,
+    /// Canaries (deliberately wrong server behaviours, `detcd::io::canary`) switched on for
+    /// the run, by name; empty for the real server.
+    #[serde(default)]
+    pub canaries: Vec<String>,
 }
 
 impl RunConfig {
@@ -62,6 +67,7 @@ impl RunConfig {
             duration: Duration::from_secs(6),
             clients: 5,
             report_dir: std::env::temp_dir().join("detcd-sim"),
+            canaries: Vec::new(),
         }
     }
 
@@ -133,6 +139,11 @@ pub fn run(config: &RunConfig) -> RunReport {
 /// Runs `config`'s seed with `schedule` instead of the drawn one (its `duration_ms` wins over
 /// `config.duration`).
 pub fn run_schedule(config: &RunConfig, schedule: &Schedule) -> RunReport {
+    let canaries: Result<Vec<Canary>, String> = config.canaries.iter().map(|c| c.parse()).collect();
+    let _on = match canaries {
+        Ok(c) => canary::enable(c),
+        Err(e) => return outcome::judge(config, schedule, Err(format!("bad canary: {e}"))),
+    };
     let simulated = panics::catching(|| simulate::simulate(config, schedule));
     outcome::judge(config, schedule, simulated)
 }
