@@ -37,6 +37,9 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 const MEMBER_ID_KEY: &[u8] = b"c/member_id";
 const CLUSTER_ID_KEY: &[u8] = b"c/cluster_id";
+/// Present when this member joined a running cluster: it must never bootstrap a membership of
+/// its own, even if it restarts before the leader first replicated to it.
+const JOINED_KEY: &[u8] = b"c/joined";
 
 /// A running member.
 pub struct Server {
@@ -79,6 +82,10 @@ async fn identity(
             .and_then(|v| v[..].try_into().ok().map(u64::from_be_bytes)))
     };
     if let (Some(me), Some(cid)) = (read(MEMBER_ID_KEY)?, read(CLUSTER_ID_KEY)?) {
+        if disk.get(JOINED_KEY)?.is_some() {
+            // It learns the membership from the leader, however it was started this time.
+            return Ok((me, cid, BTreeMap::new()));
+        }
         return Ok((me, cid, members));
     }
     if !cfg.initial_cluster_new {
@@ -107,18 +114,21 @@ async fn identity(
                     mine.join(",")
                 )
             })?;
-        persist_identity(disk, me, cid).await?;
+        persist_identity(disk, me, cid, true).await?;
         return Ok((me, cid, BTreeMap::new()));
     }
     let me = member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
     let ids: Vec<u64> = members.keys().copied().collect();
     let cid = cluster_id(&ids);
-    persist_identity(disk, me, cid).await?;
+    persist_identity(disk, me, cid, false).await?;
     Ok((me, cid, members))
 }
 
-async fn persist_identity(disk: &Disk, me: u64, cid: u64) -> Result<(), StartError> {
+async fn persist_identity(disk: &Disk, me: u64, cid: u64, joined: bool) -> Result<(), StartError> {
     let mut b = WriteBatch::new();
+    if joined {
+        b.put(Bytes::from_static(JOINED_KEY), vec![1]);
+    }
     b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
     b.put(
         Bytes::from_static(CLUSTER_ID_KEY),
