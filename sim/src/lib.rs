@@ -18,6 +18,8 @@ pub mod invariants;
 #[cfg(madsim)]
 pub mod lease_workload;
 #[cfg(madsim)]
+pub mod lock_workload;
+#[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
 pub mod watch_workload;

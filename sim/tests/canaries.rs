@@ -1,0 +1,83 @@
+//! The simulator's power, measured: each canary (a deliberately wrong behaviour compiled in
+//! only for the simulator, see `detcd::io::canary`) must be caught by its sweep within
+//! [`BOUND`] seeds. A canary that survives means the faults, workloads or checkers went blind.
+
+#![cfg(madsim)]
+
+use std::collections::BTreeSet;
+
+use detcd::io::canary::{self, Canary};
+use detcd_sim::nemesis::FaultKind;
+use detcd_sim::run::{run, RunConfig};
+use detcd_sim::{lease_workload, lock_workload, watch_workload};
+
+/// Seeds a canary may survive before the test fails.
+const BOUND: u64 = 20;
+/// The sweeps start here (the default sweeps' first seed).
+const FIRST: u64 = 100;
+
+/// Runs `scenario` with `canary` on for seeds from [`FIRST`] until one fails; returns that seed
+/// and the failure, or panics after [`BOUND`] seeds.
+fn caught(canary: Canary, scenario: impl Fn(u64) -> Result<(), String>) -> (u64, String) {
+    let _on = canary::enable([canary]);
+    for seed in FIRST..FIRST + BOUND {
+        if let Err(why) = scenario(seed) {
+            let first_line = why.lines().next().unwrap_or_default();
+            eprintln!(
+                "canary {canary} caught by seed {seed} ({} seeds): {first_line}",
+                seed - FIRST + 1
+            );
+            return (seed, why);
+        }
+    }
+    panic!("canary {canary} survived {BOUND} seeds");
+}
+
+fn register(seed: u64, faults: &[FaultKind]) -> Result<(), String> {
+    let mut config = RunConfig::new(seed);
+    if !faults.is_empty() {
+        config.faults = faults.iter().copied().collect::<BTreeSet<_>>();
+    }
+    config.report_dir = std::env::temp_dir().join("detcd-canaries");
+    let report = run(&config);
+    match report.failure {
+        Some(f) => Err(f.message),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn stale_reads_are_caught() {
+    caught(Canary::StaleReads, |seed| register(seed, &[]));
+}
+
+#[test]
+fn acknowledging_before_fsync_is_caught() {
+    caught(Canary::AckBeforeFsync, |seed| {
+        register(seed, &[FaultKind::Crash])
+    });
+}
+
+#[test]
+fn a_leader_change_without_lease_extension_is_caught() {
+    let params = lease_workload::Params::default();
+    caught(Canary::NoLeaseExtension, |seed| {
+        lease_workload::run(seed, &params).map(|_| ())
+    });
+}
+
+#[test]
+fn a_watch_event_lost_in_catch_up_is_caught() {
+    let params = watch_workload::Params::default();
+    caught(Canary::WatchLosesCatchUpEvent, |seed| {
+        watch_workload::run(seed, &params).map(|_| ())
+    });
+}
+
+#[test]
+fn a_lock_granted_out_of_turn_is_caught() {
+    let params = lock_workload::Params::default();
+    caught(Canary::LockSkipsQueue, |seed| {
+        lock_workload::run(seed, &params).map(|_| ())
+    });
+}
