@@ -32,6 +32,9 @@ pub struct Args {
     /// Concurrent workload clients.
     #[arg(long, default_value_t = 5)]
     pub clients: u64,
+    /// Simulations run at once in a sweep (each is its own process).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
     /// Run every seed twice and compare the trace hashes.
     #[arg(long)]
     pub check_determinism: bool,

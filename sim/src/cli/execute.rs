@@ -100,17 +100,42 @@ fn sweep(
     let began = std::time::Instant::now();
     let mut summary = Summary::default();
     let mut first_failure: Option<(RunConfig, RunReport)> = None;
-    for seed in seeds {
-        let config = base.with_seed(seed);
-        let r = checked_run(args, worker, &config, &config.schedule());
-        summary.add(&r);
-        if !r.passed() {
-            bar.suspend(|| report_failure(&config, &r, out));
-            bar.set_message(format!("({} failed)", summary.failed.len()));
-            first_failure.get_or_insert((config, r));
+    // `--jobs` threads each hand seeds to worker processes; results come back in completion
+    // order (each run is its own process, so the order changes nothing in any run).
+    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            let (tx, next, seeds) = (tx.clone(), &next, seeds.clone());
+            scope.spawn(move || loop {
+                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seed >= seeds.end {
+                    return;
+                }
+                let config = base.with_seed(seed);
+                let r = checked_run(args, worker, &config, &config.schedule());
+                if tx.send((config, r)).is_err() {
+                    return;
+                }
+            });
         }
-        bar.inc(1);
-    }
+        drop(tx);
+        for (config, r) in rx {
+            summary.add(&r);
+            if !r.passed() {
+                bar.suspend(|| report_failure(&config, &r, out));
+                bar.set_message(format!("({} failed)", summary.failed.len()));
+                if first_failure
+                    .as_ref()
+                    .is_none_or(|(c, _)| c.seed > config.seed)
+                {
+                    first_failure = Some((config, r));
+                }
+            }
+            bar.inc(1);
+        }
+    });
+    summary.failed.sort_unstable();
     bar.finish_and_clear();
     summary.wall = began.elapsed();
     let _ = write!(out, "{}", summary.table());

@@ -18,7 +18,7 @@ pub struct Summary {
     pub ops: usize,
     /// Simulated time, summed.
     pub simulated: Duration,
-    /// Wall time of the sweep.
+    /// Wall time of the sweep (with `--jobs`, shared by the parallel runs).
     pub wall: Duration,
     /// Per fault kind: (seeds in which it occurred, episodes in all).
     pub faults: BTreeMap<FaultKind, (u64, usize)>,
