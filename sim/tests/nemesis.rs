@@ -36,21 +36,23 @@ fn detcd_sim(args: &[&str]) -> (bool, String) {
 
 fn sweep(first: u64, seeds: u64, faults: &str) {
     let range = format!("{first}..{}", first + seeds);
-    let (ok, out) = detcd_sim(&["--seeds", &range, "--faults", faults]);
+    // Two worker processes at once: one per core of the CI machine.
+    let (ok, out) = detcd_sim(&["--seeds", &range, "--faults", faults, "--jobs", "2"]);
     eprintln!("{out}");
     assert!(ok, "seeds {range} with faults {faults}:\n{out}");
 }
 
 #[test]
 fn linearizable_and_convergent_under_random_faults() {
-    // A tenth of the sweep size (`DETCD_SIM_SEEDS`, default 60 → 6 seeds; CI runs 300 → 30).
-    let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 10).max(1);
+    // Half the sweep size (`DETCD_SIM_SEEDS`, default 60 → 30 seeds; CI runs 300 → 150).
+    let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 2).max(1);
     sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, SWEEP_FAULTS);
 }
 
 #[test]
 fn membership_changes_under_faults() {
-    let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 30).max(1);
+    // A sixth of the sweep size (default 10 seeds; CI runs 50).
+    let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 6).max(1);
     sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, MEMBERSHIP_FAULTS);
 }
 
