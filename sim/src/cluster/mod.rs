@@ -338,6 +338,15 @@ impl SimCluster {
         n.disk.crash()
     }
 
+    /// Kills member `i`'s process (unfreezing it first): its tasks die, but what it wrote
+    /// survives, synced or not, as the OS page cache keeps it.
+    pub fn kill(&self, i: usize) {
+        let Some(n) = self.node(i) else { return };
+        self.resume(i);
+        lock(&self.crashed).insert(i);
+        self.runtime.kill(n.handle.id());
+    }
+
     /// The madsim node of member `i`.
     ///
     /// # Panics
@@ -428,12 +437,17 @@ impl SimCluster {
         }
     }
 
-    /// Boots member `i` again from what its disk kept.
+    /// Boots member `i` again from what its disk kept. A running member is killed first (a
+    /// process restart: its unsynced writes survive, as in the OS page cache).
     pub fn restart(&self, i: usize) {
         let Some(n) = self.node(i) else { return };
         lock(&self.crashed).remove(&i);
         *lock(&self.restarts).entry(i).or_insert(0) += 1;
         *lock(&n.exit) = Exit::Running;
+        // madsim's restart alone leaves the old instance's sockets bound: the new one then
+        // never receives a connection (found when a member restarted while it ran stayed
+        // unreachable as the raft leader). Killing first releases them.
+        self.runtime.kill(n.handle.id());
         self.runtime.restart(n.handle.id());
     }
 }

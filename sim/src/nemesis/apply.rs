@@ -226,6 +226,12 @@ async fn apply(cluster: &SimCluster, action: &Action, state: &mut InForce) -> Op
                 state.crashed.insert(*i);
             }
         }
+        Action::Kill(i) => {
+            if !cluster.is_crashed(*i) {
+                cluster.kill(*i);
+                state.crashed.insert(*i);
+            }
+        }
         Action::Restart(i) => {
             if state.crashed.remove(i) && cluster.is_crashed(*i) {
                 cluster.restart(*i);

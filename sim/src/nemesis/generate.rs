@@ -144,12 +144,12 @@ fn draw(rng: &mut ChaCha8Rng, b: &mut Builder, p: &mut Plan, kind: FaultKind, t:
     let many = p.members.len() > 1;
     let net_free = p.net_until <= t && many;
     match kind {
-        FaultKind::Crash | FaultKind::Pause if p.down_until[node] <= t => {
+        FaultKind::Crash | FaultKind::Kill | FaultKind::Pause if p.down_until[node] <= t => {
             let e = b.begin();
-            let (down, up) = if kind == FaultKind::Crash {
-                (Action::Crash(node), Action::Restart(node))
-            } else {
-                (Action::Pause(node), Action::Resume(node))
+            let (down, up) = match kind {
+                FaultKind::Crash => (Action::Crash(node), Action::Restart(node)),
+                FaultKind::Kill => (Action::Kill(node), Action::Restart(node)),
+                _ => (Action::Pause(node), Action::Resume(node)),
             };
             b.push(e, kind, t, down);
             b.push(e, kind, back, up);

@@ -54,11 +54,13 @@ pub enum FaultKind {
     DiskError,
     /// Add a learner, promote it, remove a member.
     Membership,
+    /// Kill a member's process and later restart it (unsynced writes survive).
+    Kill,
 }
 
 /// Every fault kind: what `--faults all` and [`RunConfig::new`](crate::run::RunConfig::new)
 /// enable.
-pub const EVERY_FAULT: [FaultKind; 14] = [
+pub const EVERY_FAULT: [FaultKind; 15] = [
     FaultKind::Crash,
     FaultKind::Partition,
     FaultKind::Pause,
@@ -73,6 +75,7 @@ pub const EVERY_FAULT: [FaultKind; 14] = [
     FaultKind::ClockJump,
     FaultKind::DiskError,
     FaultKind::Membership,
+    FaultKind::Kill,
 ];
 
 /// The first catalogue (crash, partition, pause, clock skew, slow disk), which the watch,
@@ -105,6 +108,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::DiskError => "disk-error",
             FaultKind::Membership => "membership",
+            FaultKind::Kill => "kill",
         }
     }
 }
@@ -151,6 +155,8 @@ pub fn parse_faults(list: &str) -> Result<BTreeSet<FaultKind>, String> {
 pub enum Action {
     /// Power-cut member.
     Crash(usize),
+    /// Kill member's process (its disk keeps everything written).
+    Kill(usize),
     /// Restart member.
     Restart(usize),
     /// Cut the given side off from the rest.
@@ -206,6 +212,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Crash(i) => write!(f, "crash n{}", i + 1),
+            Action::Kill(i) => write!(f, "kill n{}", i + 1),
             Action::Restart(i) => write!(f, "restart n{}", i + 1),
             Action::Partition(side) => write!(f, "partition [{}] from the rest", names(side)),
             Action::Heal => write!(f, "heal"),
