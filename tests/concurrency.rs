@@ -571,3 +571,87 @@ fn an_abandoned_lock_request_withdraws_its_key() {
         assert_eq!(got.key, format!("gate/{next:x}").into_bytes());
     });
 }
+
+/// A member stops on SIGTERM even while calls that never end by themselves are in progress: a
+/// Lock waiting behind a held lock, an Observe stream and a Watch stream. (A graceful shutdown
+/// waits for every call; these must end when the member stops.)
+#[test]
+fn sigterm_ends_waiting_locks_and_open_streams() {
+    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
+    use detcd::proto::etcdserverpb::watch_client::WatchClient;
+    use detcd::proto::etcdserverpb::watch_request::RequestUnion;
+    use detcd::proto::etcdserverpb::{LeaseGrantRequest, WatchCreateRequest, WatchRequest};
+    use detcd::proto::v3electionpb::election_client::ElectionClient;
+    use detcd::proto::v3electionpb::LeaderRequest;
+    use detcd::proto::v3lockpb::lock_client::LockClient;
+    use detcd::proto::v3lockpb::LockRequest;
+    use futures::StreamExt;
+    use tonic::transport::Channel;
+
+    let mut s = Server::detcd();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = s.endpoint();
+    let waiting = rt.block_on(async move {
+        let ch = Channel::from_shared(format!("http://{endpoint}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut leases = LeaseClient::new(ch.clone());
+        let mut grant = async || {
+            leases
+                .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+                .id
+        };
+        let (holder, waiter) = (grant().await, grant().await);
+        let lock = |lease| LockRequest {
+            name: b"busy".to_vec().into(),
+            lease,
+        };
+        LockClient::new(ch.clone())
+            .lock(lock(holder))
+            .await
+            .unwrap();
+        let mut l = LockClient::new(ch.clone());
+        let waiting = tokio::spawn(async move { l.lock(lock(waiter)).await });
+        let observe = ElectionClient::new(ch.clone())
+            .observe(LeaderRequest {
+                name: b"nobody".to_vec().into(),
+            })
+            .await
+            .unwrap();
+        let create = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: b"w".to_vec().into(),
+                ..Default::default()
+            })),
+        };
+        let watch = WatchClient::new(ch)
+            .watch(futures::stream::iter(vec![create]).chain(futures::stream::pending()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the lock is held: the second Lock waits"
+        );
+        (waiting, observe, watch)
+    });
+    // Server::stop panics if the member has not exited within its bound after SIGTERM.
+    let status = s.stop();
+    assert!(status.success(), "detcd exited with {status}");
+    let (waiting, _observe, _watch) = waiting;
+    let answer =
+        rt.block_on(async move { tokio::time::timeout(Duration::from_secs(5), waiting).await });
+    assert!(
+        matches!(answer, Ok(Ok(Err(_)))),
+        "the waiting Lock fails when the member stops: {answer:?}"
+    );
+}

@@ -21,6 +21,8 @@ use super::observe;
 pub const NO_LEADER: &str = "election: no leader";
 /// etcd's error for Proclaim by a candidate that no longer leads.
 pub const NOT_LEADER: &str = "election: not leader";
+/// The error of a Campaign whose key vanished (its lease expired) while it waited.
+pub const SESSION_EXPIRED: &str = "election: session expired";
 /// etcd's error for Proclaim and Resign without a leader key.
 pub const MISSING_LEADER_KEY: &str = "\"leader\" field must be provided";
 
@@ -95,9 +97,28 @@ impl Election for ElectionService {
                 }
             }
         }
-        let guard = Withdraw::new(c, &key, leader.rev);
+        // As for locks: only the request that created the key withdraws it if abandoned.
+        let guard = resp.succeeded.then(|| Withdraw::new(c, &key, leader.rev));
         wait_deletes(c, &prefix(&r.name), leader.rev - 1).await?;
-        guard.keep();
+        // A candidacy whose lease expired while it waited is gone: it does not lead. (etcd
+        // answers success here; leadership without the key would contradict Proclaim's and
+        // Resign's fencing.)
+        let mine = c
+            .range(crate::proto::etcdserverpb::RangeRequest {
+                key: key.clone(),
+                ..Default::default()
+            })
+            .await?;
+        if mine
+            .kvs
+            .first()
+            .is_none_or(|kv| kv.create_revision != leader.rev)
+        {
+            return Err(Status::unknown(SESSION_EXPIRED));
+        }
+        if let Some(g) = guard {
+            g.keep();
+        }
         Ok(Response::new(CampaignResponse {
             header: resp.header,
             leader: Some(leader),
@@ -109,9 +130,11 @@ impl Election for ElectionService {
         req: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         let r = req.into_inner();
-        let leader = r
+        let mut leader = r
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
+        // Like etcd, a leader key without a lease proclaims under a fresh session lease.
+        leader.lease = self.client.session_lease(leader.lease).await?;
         let header = proclaim(&self.client, &leader, r.value).await?;
         Ok(Response::new(ProclaimResponse { header }))
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tonic::{Request, Status};
 
 use crate::lease::service::LeaseService;
@@ -47,12 +48,25 @@ pub struct Embedded {
     node: RaftNode,
     kv: KvService,
     lease: LeaseService,
+    stopping: watch::Receiver<bool>,
 }
 
 impl Embedded {
-    /// A client of `node` through its KV and Lease services.
-    pub fn new(node: RaftNode, kv: KvService, lease: LeaseService) -> Self {
-        Embedded { node, kv, lease }
+    /// A client of `node` through its KV and Lease services. Its watches end when `stopping`
+    /// turns true, so a request waiting for a lock or a leadership cannot hold up the member's
+    /// shutdown (a graceful server shutdown waits for every call in progress).
+    pub fn new(
+        node: RaftNode,
+        kv: KvService,
+        lease: LeaseService,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Embedded {
+            node,
+            kv,
+            lease,
+            stopping,
+        }
     }
 
     /// The member this client talks to.
@@ -110,7 +124,13 @@ impl Embedded {
 
     /// Watches `[key, range_end)` from `start_revision`, on this member.
     pub fn watch(&self, key: Bytes, range_end: Bytes, start_revision: i64) -> KeyWatch {
-        KeyWatch::start(&self.node, key, range_end, start_revision)
+        KeyWatch::start(
+            &self.node,
+            key,
+            range_end,
+            start_revision,
+            self.stopping.clone(),
+        )
     }
 }
 
@@ -204,10 +224,17 @@ pub struct KeyWatch {
     session: Session,
     feed: Feed,
     pending: VecDeque<WatchResponse>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl KeyWatch {
-    fn start(node: &RaftNode, key: Bytes, range_end: Bytes, start_revision: i64) -> Self {
+    fn start(
+        node: &RaftNode,
+        key: Bytes,
+        range_end: Bytes,
+        start_revision: i64,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
         let n = node.clone();
         let header: HeaderFn = Arc::new(move |rev| n.header(rev));
         // Nothing here fragments: the watcher does not allow it.
@@ -230,11 +257,12 @@ impl KeyWatch {
             session,
             feed,
             pending: out.into(),
+            stopping,
         }
     }
 
     /// The next response carrying events. Fails when the start revision was compacted, or the
-    /// member shuts down.
+    /// member stops.
     pub async fn next(&mut self) -> Result<WatchResponse, Status> {
         loop {
             while let Some(r) = self.pending.pop_front() {
@@ -249,7 +277,12 @@ impl KeyWatch {
                 }
             }
             let mut out = Vec::new();
-            match self.feed.recv().await {
+            let received = tokio::select! {
+                biased;
+                _ = self.stopping.wait_for(|s| *s) => return Err(Status::unknown(LOST_WATCHER)),
+                r = self.feed.recv() => r,
+            };
+            match received {
                 Ok(batch) => self.session.on_batch(&batch, &mut out),
                 Err(RecvError::Lagged(_)) => self.session.on_lagged(&mut out),
                 Err(RecvError::Closed) => return Err(Status::unknown(LOST_WATCHER)),

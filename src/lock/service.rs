@@ -80,7 +80,10 @@ impl Lock for LockService {
                 key: key.to_vec().into(),
             }));
         }
-        let guard = Withdraw::new(c, &key, my_rev);
+        // Only the request that put the key in the line takes it out again if its client goes
+        // away: a request that found the key (a retry with the same lease) must not delete the
+        // key another request of that lease may already hold.
+        let guard = resp.succeeded.then(|| Withdraw::new(c, &key, my_rev));
         let header = wait_deletes(c, &prefix, my_rev - 1).await?;
         // A key whose lease expired while it waited is gone: the lock is not ours. (etcd 3.4
         // answered success here; later versions check, and mutual exclusion needs the check.)
@@ -97,7 +100,9 @@ impl Lock for LockService {
         {
             return Err(Status::unknown(SESSION_EXPIRED));
         }
-        guard.keep();
+        if let Some(g) = guard {
+            g.keep();
+        }
         Ok(Response::new(LockResponse {
             header: Some(header),
             key: key.to_vec().into(),

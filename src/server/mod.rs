@@ -199,7 +199,8 @@ impl Server {
                     max_request_bytes: cfg.max_request_bytes,
                     progress_notify_interval: cfg.watch_progress_notify_interval,
                     election_timeout: cfg.election,
-                }),
+                })
+                .ending_on(stopped.clone()),
         )
         .max_decoding_message_size(max_decode);
         if cfg.lease_checkpoint {
@@ -212,6 +213,7 @@ impl Server {
             node.clone(),
             kv::KvService::new(node.clone(), cfg.max_txn_ops),
             leases,
+            stopped.clone(),
         );
         let election = ElectionServer::new(crate::election::service::ElectionService::new(
             embedded.clone(),

@@ -79,6 +79,7 @@ pub struct WatchService {
     node: RaftNode,
     hub: Arc<Hub>,
     settings: WatchSettings,
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl WatchService {
@@ -89,6 +90,7 @@ impl WatchService {
             node,
             hub,
             settings: WatchSettings::default(),
+            stopping: None,
         }
     }
 
@@ -108,6 +110,13 @@ impl WatchService {
     /// The same service with `settings`.
     pub fn with_settings(mut self, settings: WatchSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Ends every stream when `stopping` turns true: a graceful server shutdown waits for every
+    /// call in progress, and a watch never ends by itself.
+    pub fn ending_on(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
         self
     }
 }
@@ -155,10 +164,21 @@ impl Watch for WatchService {
             }
         });
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        tokio::spawn(drive(session, feed, requests, tx, period, leader));
+        let stopping = self.stopping.clone();
+        tokio::spawn(drive(session, feed, requests, tx, period, leader, stopping));
         let stream =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Resolves when the member starts stopping (never, without a signal).
+async fn member_stopping(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stopping {
+        Some(s) => {
+            let _ = s.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -200,6 +220,7 @@ async fn drive(
     tx: mpsc::Sender<Result<WatchResponse, Status>>,
     period: Duration,
     leader: Option<LeaderCheck>,
+    mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let clock = Clock;
     let mut next_tick = clock.now() + period;
@@ -213,6 +234,7 @@ async fn drive(
             // checks; requests before the feed, so a busy store cannot starve the client.
             biased;
             _ = tx.closed() => Wake::Gone,
+            _ = member_stopping(&mut stopping) => Wake::Gone,
             _ = clock.sleep_until(next_tick) => Wake::Tick,
             _ = clock.sleep_until(next_leader_check), if leader.is_some() => Wake::LeaderCheck,
             r = requests.message(), if requests_open => Wake::Request(r),
