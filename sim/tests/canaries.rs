@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use detcd::io::canary::{self, Canary};
 use detcd_sim::nemesis::FaultKind;
 use detcd_sim::run::{run, RunConfig};
-use detcd_sim::{lease_workload, lock_workload, watch_workload};
+use detcd_sim::{lease_workload, lock_workload, txn_workload, watch_workload};
 
 /// Seeds a canary may survive before the test fails.
 const BOUND: u64 = 20;
@@ -79,5 +79,13 @@ fn a_lock_granted_out_of_turn_is_caught() {
     let params = lock_workload::Params::default();
     caught(Canary::LockSkipsQueue, |seed| {
         lock_workload::run(seed, &params).map(|_| ())
+    });
+}
+
+#[test]
+fn stale_reads_are_caught_in_multi_key_transactions_too() {
+    let params = txn_workload::Params::default();
+    caught(Canary::StaleReads, |seed| {
+        txn_workload::run(seed, &params).map(|_| ())
     });
 }
