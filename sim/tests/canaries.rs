@@ -89,3 +89,39 @@ fn stale_reads_are_caught_in_multi_key_transactions_too() {
         txn_workload::run(seed, &params).map(|_| ())
     });
 }
+
+/// A failing seed replays bit for bit: the same failure, the same trace hash, run after run,
+/// and again from the schedule file the failure saved.
+#[test]
+fn a_failing_seed_replays_with_the_same_trace_hash() {
+    let dir = format!("{}/failing-replay", env!("CARGO_TARGET_TMPDIR"));
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_detcd-sim"))
+            .args([
+                "--seed",
+                "100",
+                "--canary",
+                "stale-reads",
+                "--report-dir",
+                &dir,
+            ])
+            .args(extra)
+            .output()
+            .expect("detcd-sim runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "the canary run fails:\n{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix("trace hash "))
+            .map(|h| h.split(';').next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no trace hash in:\n{text}"))
+    };
+    let first = run(&[]);
+    assert_eq!(first, run(&[]), "the failing seed replayed differently");
+    let saved = format!("{dir}/seed-100.schedule.json");
+    assert_eq!(
+        first,
+        run(&["--schedule", &saved]),
+        "replay from the saved schedule"
+    );
+}
