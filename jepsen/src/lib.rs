@@ -38,7 +38,7 @@ pub use lock::{check_locks, LockHistory, LockReport};
 pub use model::{Footprint, Model};
 pub use register::{RegisterInput, RegisterModel, RegisterOutput};
 pub use report::{Report, Section};
-pub use watch::{check_watches, WatchHistory, WatchReport};
+pub use watch::{check_resumed_watches, check_watches, ResumedWatch, WatchHistory, WatchReport};
 
 /// The crate README, compiled as a doctest so that its example stays true.
 #[doc = include_str!("../README.md")]
