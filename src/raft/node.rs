@@ -695,6 +695,12 @@ impl RaftNode {
     /// Retries until committed (a quorum must be up), or until raft stops.
     pub async fn publish_attributes(&self, me: Member) -> Result<(), Error> {
         loop {
+            // Raft may stop on a storage error while the publish still succeeds through the
+            // leader: the local membership then never changes and this would loop forever,
+            // with the member neither serving nor stopping (found by the simulator).
+            if self.raft.metrics().borrow().running_state.is_err() {
+                return Err(Error::Stopped);
+            }
             let current = self
                 .raft
                 .metrics()
