@@ -282,12 +282,26 @@ mod raw {
     }
 }
 
-fn run_script(s: &Server) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A runtime for a test's raw gRPC clients.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A gRPC channel to `endpoint` (host:port).
+async fn connect(endpoint: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn run_script(s: &Server) -> Vec<String> {
+    let rt = runtime();
     rt.block_on(raw::script(&s.endpoint()))
 }
 
@@ -433,20 +447,11 @@ fn lock_service_excludes_and_fences() {
     use detcd::proto::etcdserverpb::{LeaseGrantRequest, RangeRequest};
     use detcd::proto::v3lockpb::lock_client::LockClient;
     use detcd::proto::v3lockpb::{LockRequest, UnlockRequest};
-    use tonic::transport::Channel;
 
     let s = Server::detcd();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let tokens = rt.block_on(async {
-        let ch = Channel::from_shared(format!("http://{}", s.endpoint()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let ch = connect(&s.endpoint()).await;
         let busy = Arc::new(AtomicBool::new(false));
         let tokens = Arc::new(Mutex::new(Vec::new()));
         let workers: Vec<_> = (0..4)
@@ -510,20 +515,11 @@ fn an_abandoned_lock_request_withdraws_its_key() {
     use detcd::proto::etcdserverpb::{LeaseGrantRequest, RangeRequest};
     use detcd::proto::v3lockpb::lock_client::LockClient;
     use detcd::proto::v3lockpb::{LockRequest, UnlockRequest};
-    use tonic::transport::Channel;
 
     let s = Server::detcd();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
-        let ch = Channel::from_shared(format!("http://{}", s.endpoint()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let ch = connect(&s.endpoint()).await;
         let mut leases = LeaseClient::new(ch.clone());
         let mut kv = KvClient::new(ch.clone());
         let mut locks = LockClient::new(ch);
@@ -586,21 +582,12 @@ fn sigterm_ends_waiting_locks_and_open_streams() {
     use detcd::proto::v3lockpb::lock_client::LockClient;
     use detcd::proto::v3lockpb::LockRequest;
     use futures::StreamExt;
-    use tonic::transport::Channel;
 
     let mut s = Server::detcd();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let endpoint = s.endpoint();
     let waiting = rt.block_on(async move {
-        let ch = Channel::from_shared(format!("http://{endpoint}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let ch = connect(&endpoint).await;
         let mut leases = LeaseClient::new(ch.clone());
         let mut grant = async || {
             leases

@@ -66,6 +66,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{status, wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
+use crate::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The prefix of the leased keys.
@@ -79,8 +80,6 @@ const TTLS: std::ops::RangeInclusive<i64> = 2..=5;
 /// Time allowed, after healing and beyond the longest TTL, for every abandoned lease to be
 /// revoked: a leader election, an expiry tick, a lost revocation's retry, the commit.
 const EXPIRY_SLACK: Duration = Duration::from_secs(15);
-/// Simulated time after which a run counts as hung.
-const HANG_LIMIT: Duration = Duration::from_secs(300);
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -140,29 +139,12 @@ pub struct Stats {
     pub expiry_ms: u64,
 }
 
-/// A passing run: its trace (for same-seed replay checks), simulated time and figures.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// What the clients observed, in order.
-    pub trace: Trace,
-    /// Simulated time the run took, cluster start-up included.
-    pub simulated: Duration,
-    /// Figures.
-    pub stats: Stats,
-}
+/// A passing run of this scenario.
+pub type Outcome = Passed<Stats>;
 
 /// Runs one seed in a fresh simulator; `Err` describes every violation, with the schedule.
 pub fn run(seed: u64, params: &Params) -> Result<Outcome, String> {
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let params = params.clone();
-    rt.block_on(async move {
-        match tokio::time::timeout(HANG_LIMIT, scenario(seed, params)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "lease seed {seed}: hung (no verdict within {HANG_LIMIT:?} simulated)"
-            )),
-        }
-    })
+    run_seed("lease", seed, scenario(seed, params.clone()))
 }
 
 /// Milliseconds since the start of the run (true, simulated time).
@@ -343,7 +325,7 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         return Err(failure(seed, &schedule, &trace, &problems));
     }
     trace.record(format!("{stats:?}"));
-    Ok(Outcome {
+    Ok(Passed {
         trace,
         simulated: began.elapsed(),
         stats,

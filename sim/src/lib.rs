@@ -22,6 +22,8 @@ pub mod lock_workload;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
+pub mod scenario;
+#[cfg(madsim)]
 pub mod txn_workload;
 #[cfg(madsim)]
 pub mod watch_workload;

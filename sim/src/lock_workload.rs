@@ -51,6 +51,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
+use crate::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The lock's name.
@@ -61,8 +62,6 @@ pub const RESOURCE: &str = "resource";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// The clients' lease TTL in seconds; they renew every third of it.
 const TTL: i64 = 3;
-/// Simulated time after which a run counts as hung.
-const HANG_LIMIT: Duration = Duration::from_secs(300);
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -115,29 +114,12 @@ pub struct Stats {
     pub failed_locks: usize,
 }
 
-/// A passing run: its trace (for same-seed replay checks), simulated time and figures.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The schedule, the holds and the checker's verdict.
-    pub trace: Trace,
-    /// Simulated time the run took, cluster start-up included.
-    pub simulated: Duration,
-    /// Figures.
-    pub stats: Stats,
-}
+/// A passing run of this scenario.
+pub type Outcome = Passed<Stats>;
 
 /// Runs one seed in a fresh simulator; `Err` describes the violations, with the schedule.
 pub fn run(seed: u64, params: &Params) -> Result<Outcome, String> {
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let params = params.clone();
-    rt.block_on(async move {
-        match tokio::time::timeout(HANG_LIMIT, scenario(seed, params)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "lock seed {seed}: hung (no verdict within {HANG_LIMIT:?} simulated)"
-            )),
-        }
-    })
+    run_seed("lock", seed, scenario(seed, params.clone()))
 }
 
 #[derive(Default)]
@@ -228,7 +210,7 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         return Err(failure(seed, &schedule, "no client ever held the lock"));
     }
     trace.record(format!("{stats:?}"));
-    Ok(Outcome {
+    Ok(Passed {
         trace,
         simulated: began.elapsed(),
         stats,

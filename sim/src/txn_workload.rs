@@ -23,13 +23,14 @@ use detcd::proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, T
 use detcd_jepsen::kv::{
     CmpOp, Compare as KvCompare, CompareTarget as KvTarget, TxnOp, TxnOpResult,
 };
-use detcd_jepsen::{KvInput, KvOutput, Op, Outcome, Verdict};
+use detcd_jepsen::{KvInput, KvOutput, Op, Outcome as OpOutcome, Verdict};
 use rand::Rng;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
+use crate::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 use crate::workload::{check, KvOp};
 
@@ -39,8 +40,6 @@ pub const ACCOUNTS: [&str; 4] = ["acct0", "acct1", "acct2", "acct3"];
 pub const OPENING: i64 = 100;
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-/// Simulated time after which a run counts as hung.
-const HANG_LIMIT: Duration = Duration::from_secs(300);
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -82,13 +81,9 @@ impl Default for Params {
     }
 }
 
-/// A passing run.
-#[derive(Debug, Clone)]
-pub struct Passed {
-    /// The schedule and what was checked.
-    pub trace: Trace,
-    /// Simulated time, start-up included.
-    pub simulated: Duration,
+/// What a passing run measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
     /// Operations checked.
     pub ops: usize,
     /// Transfers that committed.
@@ -97,16 +92,12 @@ pub struct Passed {
     pub audits: usize,
 }
 
+/// A passing run of this scenario.
+pub type Outcome = Passed<Stats>;
+
 /// Runs one seed in a fresh simulator; `Err` describes the violation, with the schedule.
-pub fn run(seed: u64, params: &Params) -> Result<Passed, String> {
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let params = params.clone();
-    rt.block_on(async move {
-        match tokio::time::timeout(HANG_LIMIT, scenario(seed, params)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("txn seed {seed}: hung")),
-        }
-    })
+pub fn run(seed: u64, params: &Params) -> Result<Outcome, String> {
+    run_seed("txn", seed, scenario(seed, params.clone()))
 }
 
 #[derive(Default)]
@@ -120,7 +111,7 @@ struct Logs {
 
 type Shared = Arc<Mutex<Logs>>;
 
-async fn scenario(seed: u64, p: Params) -> Result<Passed, String> {
+async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     let cluster = SimCluster::new(p.nodes);
     let urls = cluster.client_urls();
@@ -182,9 +173,11 @@ async fn scenario(seed: u64, p: Params) -> Result<Passed, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
-        ops: n,
-        transfers: logs.transfers,
-        audits: logs.audits,
+        stats: Stats {
+            ops: n,
+            transfers: logs.transfers,
+            audits: logs.audits,
+        },
     })
 }
 
@@ -259,7 +252,7 @@ async fn open_accounts(urls: &[String], start: Instant, logs: &Shared) -> bool {
                         .collect(),
                     failure: Vec::new(),
                 },
-                outcome: Outcome::Ok(KvOutput::Txn {
+                outcome: OpOutcome::Ok(KvOutput::Txn {
                     succeeded: true,
                     results: Vec::new(),
                     revision: r.header.map(|h| h.revision as u64),
@@ -370,9 +363,9 @@ async fn client(
                         ));
                     }
                     l.audits += 1;
-                    Outcome::Ok(read_output(values, *rev))
+                    OpOutcome::Ok(read_output(values, *rev))
                 }
-                None => Outcome::Fail,
+                None => OpOutcome::Fail,
             };
             l.ops.push(Op {
                 process: c,
@@ -392,8 +385,8 @@ async fn client(
                 complete: nanos(start),
                 input: read_input(&keys),
                 outcome: match &got {
-                    Some((values, rev)) => Outcome::Ok(read_output(values, *rev)),
-                    None => Outcome::Fail,
+                    Some((values, rev)) => OpOutcome::Ok(read_output(values, *rev)),
+                    None => OpOutcome::Fail,
                 },
             });
             match got {
@@ -465,7 +458,7 @@ async fn transfer(
                 l.transfers += 1;
             }
             (
-                Outcome::Ok(KvOutput::Txn {
+                OpOutcome::Ok(KvOutput::Txn {
                     succeeded: r.succeeded,
                     results: Vec::new(),
                     revision: r.header.map(|h| h.revision as u64),
@@ -474,7 +467,7 @@ async fn transfer(
             )
         }
         // It may still take effect.
-        _ => (Outcome::Info, false),
+        _ => (OpOutcome::Info, false),
     };
     l.ops.push(Op {
         process: c,

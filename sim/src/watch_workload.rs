@@ -54,6 +54,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule, ALL_FAULTS};
+use crate::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The watched prefix.
@@ -73,8 +74,6 @@ const SILENT: Duration = Duration::from_millis(700);
 const DEAD: Duration = Duration::from_secs(2);
 /// How long watchers get, after the final revision is known, to be told about it.
 const CATCH_UP: Duration = Duration::from_secs(30);
-/// Simulated time after which a run counts as hung.
-const HANG_LIMIT: Duration = Duration::from_secs(300);
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -123,30 +122,13 @@ pub struct Stats {
     pub progress: usize,
 }
 
-/// A passing run: its trace (for same-seed replay checks), simulated time and figures.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// What the clients observed, in order.
-    pub trace: Trace,
-    /// Simulated time the run took, cluster start-up included.
-    pub simulated: Duration,
-    /// Figures.
-    pub stats: Stats,
-}
+/// A passing run of this scenario.
+pub type Outcome = Passed<Stats>;
 
 /// Runs one seed in a fresh simulator; `Err` describes every broken guarantee, with the
 /// schedule, so the seed can be replayed.
 pub fn run(seed: u64, params: &Params) -> Result<Outcome, String> {
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let params = params.clone();
-    rt.block_on(async move {
-        match tokio::time::timeout(HANG_LIMIT, scenario(seed, params)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "watch seed {seed}: hung (no verdict within {HANG_LIMIT:?} simulated)"
-            )),
-        }
-    })
+    run_seed("watch", seed, scenario(seed, params.clone()))
 }
 
 /// One acknowledged write: the revision its response named and the changes it made under
@@ -301,7 +283,7 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         return Err(failure(seed, &schedule, &problems));
     }
     trace.record(format!("{stats:?}"));
-    Ok(Outcome {
+    Ok(Passed {
         trace,
         simulated: began.elapsed(),
         stats,

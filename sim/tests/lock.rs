@@ -4,26 +4,13 @@
 #![cfg(madsim)]
 
 use detcd_sim::lock_workload::{self, Params};
-use detcd_sim::replay;
-
-/// Seeds: a tenth of `DETCD_SIM_SEEDS` (default 60 → 6; CI's 300 → 30), from `DETCD_SIM_FIRST`
-/// (default 100).
-fn seeds() -> std::ops::Range<u64> {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let first = env("DETCD_SIM_FIRST", 100);
-    first..first + (env("DETCD_SIM_SEEDS", 60) / 10).max(1)
-}
+use detcd_sim::{replay, scenario};
 
 #[test]
 fn locks_are_mutually_exclusive_by_fencing_token() {
     let params = Params::default();
     let mut failures = Vec::new();
-    for seed in seeds() {
+    for seed in scenario::sweep(10) {
         match lock_workload::run(seed, &params) {
             Ok(o) => eprintln!(
                 "lock seed {seed}: {:?} in {:?} simulated",

@@ -4,29 +4,18 @@
 
 #![cfg(madsim)]
 
-use detcd_sim::replay;
 use detcd_sim::txn_workload::{self, Params};
-
-fn seeds() -> std::ops::Range<u64> {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let first = env("DETCD_SIM_FIRST", 100);
-    first..first + (env("DETCD_SIM_SEEDS", 60) / 10).max(1)
-}
+use detcd_sim::{replay, scenario};
 
 #[test]
 fn transfers_conserve_the_total_and_are_linearizable() {
     let params = Params::default();
     let mut failures = Vec::new();
-    for seed in seeds() {
+    for seed in scenario::sweep(10) {
         match txn_workload::run(seed, &params) {
             Ok(o) => eprintln!(
-                "txn seed {seed}: {} ops, {} transfers, {} audits in {:?} simulated",
-                o.ops, o.transfers, o.audits, o.simulated
+                "txn seed {seed}: {:?} in {:?} simulated",
+                o.stats, o.simulated
             ),
             Err(e) => failures.push(e),
         }

@@ -7,20 +7,7 @@
 #![cfg(madsim)]
 
 use detcd_sim::trace::Trace;
-use detcd_sim::{lease_workload, replay, watch_workload};
-
-/// Seeds per scenario: a quarter of `DETCD_SIM_SEEDS` (default 60 → 15; CI's 300 → 75, about
-/// 35 s of wall time for the whole file on two idle cores), from `DETCD_SIM_FIRST` (default 100).
-fn seeds() -> std::ops::Range<u64> {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let first = env("DETCD_SIM_FIRST", 100);
-    first..first + (env("DETCD_SIM_SEEDS", 60) / 4).max(1)
-}
+use detcd_sim::{lease_workload, replay, scenario, watch_workload};
 
 /// Prints a passing run's trace when `DETCD_SIM_TRACE` is set.
 fn show(trace: &Trace) {
@@ -35,7 +22,7 @@ fn show(trace: &Trace) {
 fn watch_guarantees_hold_across_leader_changes_and_partitions() {
     let params = watch_workload::Params::default();
     let mut failures = Vec::new();
-    for seed in seeds() {
+    for seed in scenario::sweep(4) {
         match watch_workload::run(seed, &params) {
             Ok(o) => {
                 eprintln!(
@@ -54,7 +41,7 @@ fn watch_guarantees_hold_across_leader_changes_and_partitions() {
 fn kept_alive_leases_survive_clock_skew_and_abandoned_ones_expire() {
     let params = lease_workload::Params::default();
     let mut failures = Vec::new();
-    for seed in seeds() {
+    for seed in scenario::sweep(4) {
         match lease_workload::run(seed, &params) {
             Ok(o) => {
                 eprintln!(

@@ -5,7 +5,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::lock::embedded::{by_create, created_at, op_delete, op_get, op_put, range_of, Embedded};
-use crate::lock::queue::{wait_deletes, withdraw, Withdraw};
+use crate::lock::queue::{still_queued, wait_deletes, withdraw, Withdraw};
 use crate::lock::service::{prefix, waiter_key};
 use crate::proto::etcdserverpb::range_request::SortOrder;
 use crate::proto::etcdserverpb::{ResponseHeader, TxnRequest};
@@ -103,17 +103,7 @@ impl Election for ElectionService {
         // A candidacy whose lease expired while it waited is gone: it does not lead. (etcd
         // answers success here; leadership without the key would contradict Proclaim's and
         // Resign's fencing.)
-        let mine = c
-            .range(crate::proto::etcdserverpb::RangeRequest {
-                key: key.clone(),
-                ..Default::default()
-            })
-            .await?;
-        if mine
-            .kvs
-            .first()
-            .is_none_or(|kv| kv.create_revision != leader.rev)
-        {
+        if !still_queued(c, &key, leader.rev).await? {
             return Err(Status::unknown(SESSION_EXPIRED));
         }
         if let Some(g) = guard {

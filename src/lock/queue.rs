@@ -13,7 +13,7 @@ use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::mvccpb::event::EventType;
 
 use super::embedded::{by_create, created_at, op_delete, Embedded};
-use crate::proto::etcdserverpb::TxnRequest;
+use crate::proto::etcdserverpb::{RangeRequest, TxnRequest};
 
 /// Waits until no key under `prefix` has a create revision at or below `max_create_revision`;
 /// returns the header of the read that found none (etcd's `waitDeletes`).
@@ -46,6 +46,18 @@ pub async fn wait_delete(client: &Embedded, key: Bytes, rev: i64) -> Result<(), 
             return Ok(());
         }
     }
+}
+
+/// Whether `key` still exists as created at `rev` (a linearizable read): a waiter whose lease
+/// expired while it waited has lost its place even if the keys ahead of it went.
+pub async fn still_queued(client: &Embedded, key: &Bytes, rev: i64) -> Result<bool, Status> {
+    let r = client
+        .range(RangeRequest {
+            key: key.clone(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(r.kvs.first().is_some_and(|kv| kv.create_revision == rev))
 }
 
 /// Deletes `key` if it is still the one created at `rev` (a lock or candidacy given up: the key

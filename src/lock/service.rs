@@ -5,12 +5,12 @@ use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::range_request::SortOrder;
-use crate::proto::etcdserverpb::{RangeRequest, TxnRequest};
+use crate::proto::etcdserverpb::TxnRequest;
 use crate::proto::v3lockpb::lock_server::Lock;
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 
 use super::embedded::{by_create, created_at, op_get, op_put, op_range, range_of, Embedded};
-use super::queue::{wait_deletes, Withdraw};
+use super::queue::{still_queued, wait_deletes, Withdraw};
 
 /// etcd's error when the lock key vanished (its lease expired) while the request waited.
 pub const SESSION_EXPIRED: &str = "mutex: session is expired";
@@ -87,17 +87,7 @@ impl Lock for LockService {
         let header = wait_deletes(c, &prefix, my_rev - 1).await?;
         // A key whose lease expired while it waited is gone: the lock is not ours. (etcd 3.4
         // answered success here; later versions check, and mutual exclusion needs the check.)
-        let mine = c
-            .range(RangeRequest {
-                key: key.clone(),
-                ..Default::default()
-            })
-            .await?;
-        if mine
-            .kvs
-            .first()
-            .is_none_or(|kv| kv.create_revision != my_rev)
-        {
+        if !still_queued(c, &key, my_rev).await? {
             return Err(Status::unknown(SESSION_EXPIRED));
         }
         if let Some(g) = guard {

@@ -171,6 +171,24 @@ fn drained(s: &mut Session, feed: &mut Feed) -> Vec<WatchResponse> {
     out
 }
 
+/// Puts `values` to `key` straight into the store, bypassing the hub (as a snapshot install
+/// does).
+fn bypass_hub(rig: &Rig, key: &str, values: &[&str]) {
+    for v in values {
+        let mut w = rig.store.writer();
+        w.put(
+            &PutRequest {
+                key: b(key),
+                value: b(v),
+                ..Default::default()
+            },
+            &NoLeases,
+        )
+        .unwrap();
+        w.finish(|_| Ok::<_, ()>(())).unwrap();
+    }
+}
+
 #[test]
 fn live_events_arrive_one_response_per_revision() {
     let mut rig = Rig::new(16);
@@ -453,19 +471,7 @@ fn revisions_the_feed_never_carried_are_read_from_history() {
     let (mut s, mut feed) = rig.session();
     step(&mut s, &mut feed, req(create("a", "", 0)));
     // Writes that bypass the hub (as a snapshot install does), then a published one.
-    for v in ["1", "2"] {
-        let mut w = rig.store.writer();
-        w.put(
-            &PutRequest {
-                key: b("a"),
-                value: b(v),
-                ..Default::default()
-            },
-            &NoLeases,
-        )
-        .unwrap();
-        w.finish(|_| Ok::<_, ()>(())).unwrap();
-    }
+    bypass_hub(&rig, "a", &["1", "2"]);
     rig.put("a", "3");
     let out = drained(&mut s, &mut feed);
     let revs: Vec<Vec<i64>> = out
@@ -481,19 +487,7 @@ fn a_replaced_store_is_read_from_history_at_once() {
     let (mut s, mut feed) = rig.session();
     step(&mut s, &mut feed, req(create("a", "", 0)));
     // Writes that bypass the hub, as a snapshot install does, then the hub's marker.
-    for v in ["1", "2"] {
-        let mut w = rig.store.writer();
-        w.put(
-            &PutRequest {
-                key: b("a"),
-                value: b(v),
-                ..Default::default()
-            },
-            &NoLeases,
-        )
-        .unwrap();
-        w.finish(|_| Ok::<_, ()>(())).unwrap();
-    }
+    bypass_hub(&rig, "a", &["1", "2"]);
     rig.hub.store_replaced(rig.store.current_revision());
     let out = drained(&mut s, &mut feed);
     assert_eq!(out.len(), 1);
@@ -739,19 +733,7 @@ fn folded_events_go_out_before_history_read_for_a_gap() {
     step(&mut s, &mut feed, req(create("a", "", 0)));
     rig.put("a", "live");
     // Writes that bypass the hub (as a snapshot install does), then a published one.
-    for v in ["1", "2"] {
-        let mut w = rig.store.writer();
-        w.put(
-            &PutRequest {
-                key: b("a"),
-                value: b(v),
-                ..Default::default()
-            },
-            &NoLeases,
-        )
-        .unwrap();
-        w.finish(|_| Ok::<_, ()>(())).unwrap();
-    }
+    bypass_hub(&rig, "a", &["1", "2"]);
     rig.put("a", "3");
     let mut batches = Vec::new();
     while let Ok(b) = feed.try_recv() {
