@@ -44,10 +44,15 @@ pub struct MemberInfo {
     pub learner: bool,
 }
 
-/// The members of a raft node's current membership, in ID order.
+/// The members of a raft node's current (latest, possibly not yet committed) membership, in ID
+/// order: what membership changes are validated against.
 pub fn members(raft: &Raft<TypeConfig>) -> Vec<MemberInfo> {
     let metrics = raft.metrics().borrow().clone();
-    let m = metrics.membership_config.membership();
+    members_of(metrics.membership_config.membership())
+}
+
+/// The members of membership `m`, in ID order.
+pub fn members_of(m: &openraft::Membership<u64, Member>) -> Vec<MemberInfo> {
     let voters: BTreeSet<u64> = m.voter_ids().collect();
     m.nodes()
         .map(|(id, node)| MemberInfo {

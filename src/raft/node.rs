@@ -76,6 +76,8 @@ pub struct RaftNode {
     applied: Arc<AppliedWaiters>,
     /// This member's clock (request deadlines, retries).
     clock: Clock,
+    /// The state machine, for its applied membership.
+    machine: StateMachine,
 }
 
 /// Requests waiting until this member has applied a given log index, woken in index order (then
@@ -205,6 +207,7 @@ impl RaftNode {
         let store = sm.store();
         let lessor = sm.lessor();
         let network = Network { me: id, cluster_id };
+        let machine = sm.clone();
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         let applied = Arc::new(AppliedWaiters::default());
         tokio::spawn(AppliedWaiters::follow(raft.clone(), applied.clone()));
@@ -230,9 +233,16 @@ impl RaftNode {
             applied,
             clock,
             lessor,
+            machine,
         };
         node.start_lease_expiry();
         Ok(node)
+    }
+
+    /// The members of the last applied (so committed) membership, in ID order: what a member
+    /// joining the cluster may rely on.
+    pub fn applied_members(&self) -> Vec<MemberInfo> {
+        crate::cluster::membership::members_of(&self.machine.applied_membership())
     }
 
     /// The lessor (leases as applied here; expiries if this member leads).
@@ -496,11 +506,15 @@ impl RaftNode {
         }
     }
 
-    /// Asks the members at `peer_urls` for the cluster ID and membership (for joining).
+    /// Asks the members at `peer_urls` for the cluster ID and their committed membership (for
+    /// joining): the first answer that `wanted` accepts (one that lists the joining member — a
+    /// member that has not applied the addition yet may not), else the last answer received.
     pub async fn cluster_info(
         clock: &Clock,
         peer_urls: &[String],
+        wanted: impl Fn(&[MemberInfo]) -> bool,
     ) -> Result<(u64, Vec<MemberInfo>), Error> {
+        let mut last = None;
         for url in peer_urls {
             let probe = Member {
                 name: String::new(),
@@ -520,12 +534,19 @@ impl RaftNode {
                 client.cluster_info(msg),
             );
             if let Ok(Ok(reply)) = call.await {
-                return decode(&reply.into_inner().payload).map_err(Error::Internal);
+                let info: (u64, Vec<MemberInfo>) =
+                    decode(&reply.into_inner().payload).map_err(Error::Internal)?;
+                if wanted(&info.1) {
+                    return Ok(info);
+                }
+                last = Some(info);
             }
         }
-        Err(Error::Internal(format!(
-            "could not reach any of {peer_urls:?} to join the cluster"
-        )))
+        last.ok_or_else(|| {
+            Error::Internal(format!(
+                "could not reach any of {peer_urls:?} to join the cluster"
+            ))
+        })
     }
 
     /// Hands leadership to voter `target` (etcd's MoveLeader); only the leader may ask. Waits

@@ -29,6 +29,8 @@ pub struct PeerService {
     cluster_id: u64,
     /// The lessor and store, for lease calls forwarded to the leader.
     lease: Option<(Arc<Lessor>, Arc<Store>)>,
+    /// The committed membership, for joining members.
+    applied_members: Option<Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync>>,
 }
 
 impl PeerService {
@@ -38,7 +40,18 @@ impl PeerService {
             raft,
             cluster_id,
             lease: None,
+            applied_members: None,
         }
+    }
+
+    /// Answers membership queries of joining members with `applied_members` (the committed
+    /// membership) rather than raft's latest, which may not be committed.
+    pub fn with_applied_members(
+        mut self,
+        applied_members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync>,
+    ) -> Self {
+        self.applied_members = Some(applied_members);
+        self
     }
 
     /// Also answers forwarded lease calls, from `lessor` and `store`.
@@ -148,7 +161,11 @@ impl Peer for PeerService {
         &self,
         _req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let info: (u64, Vec<MemberInfo>) = (self.cluster_id, membership::members(&self.raft));
+        let members = match &self.applied_members {
+            Some(applied) => applied(),
+            None => membership::members(&self.raft),
+        };
+        let info: (u64, Vec<MemberInfo>) = (self.cluster_id, members);
         self.reply(encode(&info))
     }
 

@@ -73,6 +73,17 @@ fn bad_data(m: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
+    /// The membership of the last applied membership entry: committed, unlike the latest one in
+    /// the log, which a new leader may still roll back.
+    pub fn applied_membership(&self) -> openraft::Membership<u64, Member> {
+        self.meta
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .membership
+            .membership()
+            .clone()
+    }
+
     /// Opens the state machine on `disk`, rebuilding the store from it; applied events go to `hub`.
     pub fn open(disk: Disk, hub: Arc<Hub>) -> io::Result<Self> {
         let store = Arc::new(Store::open(&disk)?);

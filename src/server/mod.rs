@@ -10,10 +10,12 @@ pub mod unimplemented;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::cluster::membership::MemberInfo;
 use crate::cluster::{cluster_id, member_id, Member};
 use crate::config::Config;
 use crate::io::disk::WriteBatch;
@@ -97,16 +99,18 @@ async fn identity(
             .filter(|m| m.name != cfg.name)
             .flat_map(|m| m.peer_urls.clone())
             .collect();
-        let (cid, current) = RaftNode::cluster_info(&Clock, &others).await?;
         let mut mine = cfg.initial_advertise_peer_urls.clone();
         mine.sort();
+        let is_me = |m: &MemberInfo| {
+            let mut urls = m.member.peer_urls.clone();
+            urls.sort();
+            urls == mine
+        };
+        let (cid, current) =
+            RaftNode::cluster_info(&Clock, &others, |ms| ms.iter().any(is_me)).await?;
         let me = current
             .iter()
-            .find(|m| {
-                let mut urls = m.member.peer_urls.clone();
-                urls.sort();
-                urls == mine
-            })
+            .find(|m| is_me(m))
             .map(|m| m.id)
             .ok_or_else(|| {
                 format!(
@@ -155,7 +159,11 @@ impl Server {
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
         let peer = PeerServer::new(
             PeerService::new(node.raft().clone(), cid)
-                .with_lease(node.lessor().clone(), node.store().clone()),
+                .with_lease(node.lessor().clone(), node.store().clone())
+                .with_applied_members({
+                    let node = node.clone();
+                    Arc::new(move || node.applied_members())
+                }),
         )
         .max_decoding_message_size(PEER_MESSAGE_LIMIT)
         .max_encoding_message_size(PEER_MESSAGE_LIMIT);
