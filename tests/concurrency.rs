@@ -166,11 +166,7 @@ mod raw {
 
     /// The script's responses, as text.
     pub async fn script(endpoint: &str) -> Vec<String> {
-        let ch = Channel::from_shared(format!("http://{endpoint}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect");
+        let ch = super::connect(endpoint).await;
         let mut leases = LeaseClient::new(ch.clone());
         let mut e = ElectionClient::new(ch.clone());
         let mut lk = LockClient::new(ch.clone());
@@ -298,6 +294,18 @@ async fn connect(endpoint: &str) -> tonic::transport::Channel {
         .connect()
         .await
         .unwrap()
+}
+
+/// A fresh lease of `ttl` seconds, server-chosen ID.
+async fn grant(ch: &tonic::transport::Channel, ttl: i64) -> i64 {
+    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
+    use detcd::proto::etcdserverpb::LeaseGrantRequest;
+    LeaseClient::new(ch.clone())
+        .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
 }
 
 fn run_script(s: &Server) -> Vec<String> {
@@ -443,8 +451,7 @@ fn lock_service_excludes_and_fences() {
     use std::sync::{Arc, Mutex};
 
     use detcd::proto::etcdserverpb::kv_client::KvClient;
-    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
-    use detcd::proto::etcdserverpb::{LeaseGrantRequest, RangeRequest};
+    use detcd::proto::etcdserverpb::RangeRequest;
     use detcd::proto::v3lockpb::lock_client::LockClient;
     use detcd::proto::v3lockpb::{LockRequest, UnlockRequest};
 
@@ -458,12 +465,7 @@ fn lock_service_excludes_and_fences() {
             .map(|_| {
                 let (ch, busy, tokens) = (ch.clone(), busy.clone(), tokens.clone());
                 tokio::spawn(async move {
-                    let lease = LeaseClient::new(ch.clone())
-                        .lease_grant(LeaseGrantRequest { ttl: 30, id: 0 })
-                        .await
-                        .unwrap()
-                        .into_inner()
-                        .id;
+                    let lease = grant(&ch, 30).await;
                     let mut locks = LockClient::new(ch.clone());
                     let mut kv = KvClient::new(ch);
                     for _ in 0..5 {
@@ -511,8 +513,7 @@ fn lock_service_excludes_and_fences() {
 #[test]
 fn an_abandoned_lock_request_withdraws_its_key() {
     use detcd::proto::etcdserverpb::kv_client::KvClient;
-    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
-    use detcd::proto::etcdserverpb::{LeaseGrantRequest, RangeRequest};
+    use detcd::proto::etcdserverpb::RangeRequest;
     use detcd::proto::v3lockpb::lock_client::LockClient;
     use detcd::proto::v3lockpb::{LockRequest, UnlockRequest};
 
@@ -520,18 +521,13 @@ fn an_abandoned_lock_request_withdraws_its_key() {
     let rt = runtime();
     rt.block_on(async {
         let ch = connect(&s.endpoint()).await;
-        let mut leases = LeaseClient::new(ch.clone());
         let mut kv = KvClient::new(ch.clone());
-        let mut locks = LockClient::new(ch);
-        let mut grant = async || {
-            leases
-                .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
-                .await
-                .unwrap()
-                .into_inner()
-                .id
-        };
-        let (holder, quitter, next) = (grant().await, grant().await, grant().await);
+        let mut locks = LockClient::new(ch.clone());
+        let (holder, quitter, next) = (
+            grant(&ch, 60).await,
+            grant(&ch, 60).await,
+            grant(&ch, 60).await,
+        );
         let lock = |lease| LockRequest {
             name: b"gate".to_vec().into(),
             lease,
@@ -573,10 +569,9 @@ fn an_abandoned_lock_request_withdraws_its_key() {
 /// waits for every call; these must end when the member stops.)
 #[test]
 fn sigterm_ends_waiting_locks_and_open_streams() {
-    use detcd::proto::etcdserverpb::lease_client::LeaseClient;
     use detcd::proto::etcdserverpb::watch_client::WatchClient;
     use detcd::proto::etcdserverpb::watch_request::RequestUnion;
-    use detcd::proto::etcdserverpb::{LeaseGrantRequest, WatchCreateRequest, WatchRequest};
+    use detcd::proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
     use detcd::proto::v3electionpb::election_client::ElectionClient;
     use detcd::proto::v3electionpb::LeaderRequest;
     use detcd::proto::v3lockpb::lock_client::LockClient;
@@ -588,16 +583,7 @@ fn sigterm_ends_waiting_locks_and_open_streams() {
     let endpoint = s.endpoint();
     let waiting = rt.block_on(async move {
         let ch = connect(&endpoint).await;
-        let mut leases = LeaseClient::new(ch.clone());
-        let mut grant = async || {
-            leases
-                .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
-                .await
-                .unwrap()
-                .into_inner()
-                .id
-        };
-        let (holder, waiter) = (grant().await, grant().await);
+        let (holder, waiter) = (grant(&ch, 60).await, grant(&ch, 60).await);
         let lock = |lease| LockRequest {
             name: b"busy".to_vec().into(),
             lease,
