@@ -20,7 +20,7 @@ use detcd::proto::etcdserverpb::{HashKvRequest, StatusRequest};
 use detcd_jepsen::{KvInput, KvOutput, Outcome};
 
 use crate::cluster::SimCluster;
-use crate::workload::KvOp;
+use crate::workloads::register::KvOp;
 
 /// How long one poll waits for a member.
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);

@@ -16,16 +16,6 @@ pub mod cluster;
 #[cfg(madsim)]
 pub mod invariants;
 #[cfg(madsim)]
-pub mod lease_workload;
-#[cfg(madsim)]
-pub mod lock_workload;
-#[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
-pub mod scenario;
-#[cfg(madsim)]
-pub mod txn_workload;
-#[cfg(madsim)]
-pub mod watch_workload;
-#[cfg(madsim)]
-pub mod workload;
+pub mod workloads;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use detcd::io::canary::{self, Canary};
 use detcd_sim::nemesis::FaultKind;
 use detcd_sim::run::{run, RunConfig};
-use detcd_sim::{lease_workload, lock_workload, txn_workload, watch_workload};
+use detcd_sim::workloads::{lease, lock, txn, watch};
 
 /// Seeds a canary may survive before the test fails.
 const BOUND: u64 = 20;
@@ -60,33 +60,33 @@ fn acknowledging_before_fsync_is_caught() {
 
 #[test]
 fn a_leader_change_without_lease_extension_is_caught() {
-    let params = lease_workload::Params::default();
+    let params = lease::Params::default();
     caught(Canary::NoLeaseExtension, |seed| {
-        lease_workload::run(seed, &params).map(|_| ())
+        lease::run(seed, &params).map(|_| ())
     });
 }
 
 #[test]
 fn a_watch_event_lost_in_catch_up_is_caught() {
-    let params = watch_workload::Params::default();
+    let params = watch::Params::default();
     caught(Canary::WatchLosesCatchUpEvent, |seed| {
-        watch_workload::run(seed, &params).map(|_| ())
+        watch::run(seed, &params).map(|_| ())
     });
 }
 
 #[test]
 fn a_lock_granted_out_of_turn_is_caught() {
-    let params = lock_workload::Params::default();
+    let params = lock::Params::default();
     caught(Canary::LockSkipsQueue, |seed| {
-        lock_workload::run(seed, &params).map(|_| ())
+        lock::run(seed, &params).map(|_| ())
     });
 }
 
 #[test]
 fn stale_reads_are_caught_in_multi_key_transactions_too() {
-    let params = txn_workload::Params::default();
+    let params = txn::Params::default();
     caught(Canary::StaleReads, |seed| {
-        txn_workload::run(seed, &params).map(|_| ())
+        txn::run(seed, &params).map(|_| ())
     });
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use detcd_jepsen::{Outcome, Verdict};
 use detcd_sim::cluster::{wait_leader, SimCluster};
-use detcd_sim::workload;
+use detcd_sim::workloads::register;
 
 const CLIENTS: u64 = 5;
 const OPS_PER_CLIENT: usize = 40;
@@ -30,7 +30,7 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
             let tasks: Vec<_> = (0..CLIENTS)
                 .map(|p| {
                     let log = l.clone();
-                    tokio::spawn(workload::client(
+                    tokio::spawn(register::client(
                         p,
                         u.clone(),
                         start,
@@ -55,7 +55,7 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
             .filter(|o| !matches!(o.outcome, Outcome::Ok(_)))
             .count();
         let n = ops.len();
-        let r = workload::check(ops);
+        let r = register::check(ops);
         if r.verdict != Verdict::Linearizable {
             if let Some(e) = &r.explanation {
                 eprintln!("seed {seed}:\n{}", e.summary());

@@ -3,15 +3,16 @@
 
 #![cfg(madsim)]
 
-use detcd_sim::lock_workload::{self, Params};
-use detcd_sim::{replay, scenario};
+use detcd_sim::replay;
+use detcd_sim::workloads::lock::{self, Params};
+use detcd_sim::workloads::scenario;
 
 #[test]
 fn locks_are_mutually_exclusive_by_fencing_token() {
     let params = Params::default();
     let mut failures = Vec::new();
     for seed in scenario::sweep(10) {
-        match lock_workload::run(seed, &params) {
+        match lock::run(seed, &params) {
             Ok(o) => eprintln!(
                 "lock seed {seed}: {:?} in {:?} simulated",
                 o.stats, o.simulated
@@ -28,7 +29,7 @@ fn locks_are_mutually_exclusive_by_fencing_token() {
 fn a_lock_run_replays_bit_for_bit() {
     const NAME: &str = "a_lock_run_replays_bit_for_bit";
     if let Some(seed) = replay::requested_seed() {
-        let run = lock_workload::run(seed, &Params::default()).expect("the replayed seed passes");
+        let run = lock::run(seed, &Params::default()).expect("the replayed seed passes");
         replay::report(run.trace.hash());
         return;
     }

@@ -4,15 +4,16 @@
 
 #![cfg(madsim)]
 
-use detcd_sim::txn_workload::{self, Params};
-use detcd_sim::{replay, scenario};
+use detcd_sim::replay;
+use detcd_sim::workloads::scenario;
+use detcd_sim::workloads::txn::{self, Params};
 
 #[test]
 fn transfers_conserve_the_total_and_are_linearizable() {
     let params = Params::default();
     let mut failures = Vec::new();
     for seed in scenario::sweep(10) {
-        match txn_workload::run(seed, &params) {
+        match txn::run(seed, &params) {
             Ok(o) => eprintln!(
                 "txn seed {seed}: {:?} in {:?} simulated",
                 o.stats, o.simulated
@@ -28,7 +29,7 @@ fn transfers_conserve_the_total_and_are_linearizable() {
 fn a_txn_run_replays_bit_for_bit() {
     const NAME: &str = "a_txn_run_replays_bit_for_bit";
     if let Some(seed) = replay::requested_seed() {
-        let run = txn_workload::run(seed, &Params::default()).expect("the replayed seed passes");
+        let run = txn::run(seed, &Params::default()).expect("the replayed seed passes");
         replay::report(run.trace.hash());
         return;
     }

@@ -7,7 +7,8 @@
 #![cfg(madsim)]
 
 use detcd_sim::trace::Trace;
-use detcd_sim::{lease_workload, replay, scenario, watch_workload};
+use detcd_sim::replay;
+use detcd_sim::workloads::{lease, scenario, watch};
 
 /// Prints a passing run's trace when `DETCD_SIM_TRACE` is set.
 fn show(trace: &Trace) {
@@ -20,10 +21,10 @@ fn show(trace: &Trace) {
 
 #[test]
 fn watch_guarantees_hold_across_leader_changes_and_partitions() {
-    let params = watch_workload::Params::default();
+    let params = watch::Params::default();
     let mut failures = Vec::new();
     for seed in scenario::sweep(4) {
-        match watch_workload::run(seed, &params) {
+        match watch::run(seed, &params) {
             Ok(o) => {
                 eprintln!(
                     "watch seed {seed}: {:?}, {:?} simulated",
@@ -39,10 +40,10 @@ fn watch_guarantees_hold_across_leader_changes_and_partitions() {
 
 #[test]
 fn kept_alive_leases_survive_clock_skew_and_abandoned_ones_expire() {
-    let params = lease_workload::Params::default();
+    let params = lease::Params::default();
     let mut failures = Vec::new();
     for seed in scenario::sweep(4) {
-        match lease_workload::run(seed, &params) {
+        match lease::run(seed, &params) {
             Ok(o) => {
                 eprintln!(
                     "lease seed {seed}: {:?}, {:?} simulated",
@@ -62,10 +63,10 @@ fn kept_alive_leases_survive_clock_skew_and_abandoned_ones_expire() {
 fn a_watch_run_and_a_lease_run_replay_bit_for_bit() {
     const NAME: &str = "a_watch_run_and_a_lease_run_replay_bit_for_bit";
     if let Some(seed) = replay::requested_seed() {
-        let watch = watch_workload::run(seed, &watch_workload::Params::default())
+        let watch = watch::run(seed, &watch::Params::default())
             .expect("watch run passes")
             .trace;
-        let lease = lease_workload::run(seed, &lease_workload::Params::default())
+        let lease = lease::run(seed, &lease::Params::default())
             .expect("lease run passes")
             .trace;
         replay::report(watch.hash() ^ lease.hash().rotate_left(1));

@@ -10,7 +10,7 @@ use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::RangeRequest;
 
 use crate::cluster::SimCluster;
-use crate::workload::KEYS;
+use crate::workloads::register::KEYS;
 
 /// Polls of the members' contents (200 ms apart) before giving up.
 const ROUNDS: usize = 100;

@@ -8,7 +8,7 @@ use detcd_jepsen::{History, Report, Section, Verdict};
 use super::simulate::Simulated;
 use super::{Failure, RunConfig, RunReport};
 use crate::nemesis::Schedule;
-use crate::workload::{self, KvOp};
+use crate::workloads::register::{self, KvOp};
 
 /// Turns what the simulation produced (or the panic that ended it) into a report; writes the
 /// HTML report of a failure.
@@ -53,7 +53,7 @@ pub(super) fn judge(
     report.faults_seen = sim.seen;
     report.simulated = sim.simulated;
     let history = history_of(&sim.ops);
-    let check = workload::check(sim.ops);
+    let check = register::check(sim.ops);
     report.verdict = check.verdict;
     trace.record(format!("verdict {:?}", check.verdict));
     report.trace_hash = trace.hash();

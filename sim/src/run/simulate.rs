@@ -14,7 +14,7 @@ use crate::invariants::{self, Monitor};
 use crate::nemesis::apply::{self, RestartPolicy};
 use crate::nemesis::{FaultKind, Schedule};
 use crate::trace::Trace;
-use crate::workload::{self, KvOp};
+use crate::workloads::register::{self, KvOp};
 
 /// How often the monitor polls the members during the faulty phase.
 const MONITOR_EVERY: Duration = Duration::from_millis(250);
@@ -56,7 +56,7 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
         let work = cluster.spawn_client(async move {
             let tasks: Vec<_> = (0..clients)
                 .map(|p| {
-                    tokio::spawn(workload::client(
+                    tokio::spawn(register::client(
                         p,
                         u.clone(),
                         start,

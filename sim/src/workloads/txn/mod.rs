@@ -30,9 +30,9 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::scenario::{run_seed, Passed};
+use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
-use crate::workload::{check, KvOp};
+use crate::workloads::register::{check, KvOp};
 
 /// The accounts.
 pub const ACCOUNTS: [&str; 4] = ["acct0", "acct1", "acct2", "acct3"];

@@ -54,7 +54,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule, ALL_FAULTS};
-use crate::scenario::{run_seed, Passed};
+use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The watched prefix.

@@ -51,7 +51,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::scenario::{run_seed, Passed};
+use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The lock's name.

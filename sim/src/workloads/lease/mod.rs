@@ -66,7 +66,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{status, wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::scenario::{run_seed, Passed};
+use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
 
 /// The prefix of the leased keys.

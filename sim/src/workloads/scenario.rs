@@ -1,6 +1,6 @@
-//! What the workload scenarios (`watch_workload`, `lease_workload`, `lock_workload`,
-//! `txn_workload`) share: running one seed in a fresh simulator with a hang limit, the shape of
-//! a passing run, and the seed range a test sweeps.
+//! What the workload scenarios ([`watch`](super::watch), [`lease`](super::lease),
+//! [`lock`](super::lock), [`txn`](super::txn)) share: running one seed in a fresh simulator
+//! with a hang limit, the shape of a passing run, and the seed range a test sweeps.
 
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]

@@ -1,0 +1,19 @@
+//! The workloads: what clients do to a simulated cluster while the nemesis breaks it, and how
+//! each history is judged.
+//!
+//! - [`register`]: puts and gets on a few keys, judged linearizable by detcd-jepsen (the CLI's
+//!   workload, run by [`crate::run`]);
+//! - [`txn`]: bank transfers by compare-and-swap transactions that must conserve the total;
+//! - [`watch`]: watches followed across broken streams, judged by the watch guarantees;
+//! - [`lease`]: leases kept alive under clock skew must not expire early, abandoned ones must;
+//! - [`lock`]: clients contending for one lock, fenced by its token, judged mutually exclusive.
+//!
+//! The last four are scenarios: each runs one seed in a fresh simulator through
+//! [`scenario::run_seed`] and returns a [`scenario::Passed`] or a failure report.
+
+pub mod lease;
+pub mod lock;
+pub mod register;
+pub mod scenario;
+pub mod txn;
+pub mod watch;
