@@ -6,8 +6,8 @@
 
 #![cfg(madsim)]
 
-use detcd_sim::trace::Trace;
 use detcd_sim::replay;
+use detcd_sim::trace::Trace;
 use detcd_sim::workloads::{lease, scenario, watch};
 
 /// Prints a passing run's trace when `DETCD_SIM_TRACE` is set.

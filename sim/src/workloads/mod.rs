@@ -9,8 +9,10 @@
 //! - [`lock`]: clients contending for one lock, fenced by its token, judged mutually exclusive.
 //!
 //! The last four are scenarios: each runs one seed in a fresh simulator through
-//! [`scenario::run_seed`] and returns a [`scenario::Passed`] or a failure report.
+//! [`scenario::run_seed`] and returns a [`scenario::Passed`] or a [`scenario::failure`] report.
+//! Their clients connect, build requests and renew leases through the shared [`client`].
 
+pub mod client;
 pub mod lease;
 pub mod lock;
 pub mod register;

@@ -1,6 +1,7 @@
 //! What the workload scenarios ([`watch`](super::watch), [`lease`](super::lease),
 //! [`lock`](super::lock), [`txn`](super::txn)) share: running one seed in a fresh simulator
-//! with a hang limit, the shape of a passing run, and the seed range a test sweeps.
+//! with a hang limit, the shape of a passing run, the report of a failing one, and the seed
+//! range a test sweeps.
 
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
@@ -9,6 +10,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::nemesis::Schedule;
 use crate::trace::Trace;
 
 /// Simulated time after which a scenario counts as hung.
@@ -40,6 +42,43 @@ where
             )),
         }
     })
+}
+
+/// How many problems a [`failure`] report lists; the rest are only counted.
+const SHOWN: usize = 25;
+
+/// A failing run's report, so that the seed can be replayed and the failure understood: the
+/// scenario (`what`), the seed and the number of problems; the command that replays the seed
+/// (`test` is the test binary and filter, e.g. `watch_lease lease`); the problems (at most
+/// [`SHOWN`]); the fault schedule; and, if given, the scenario's trace.
+pub fn failure(
+    what: &str,
+    seed: u64,
+    test: &str,
+    problems: &[String],
+    schedule: &Schedule,
+    trace: Option<&Trace>,
+) -> String {
+    let mut s = format!(
+        "{what} seed {seed}: {} problem(s)\n  replay: DETCD_SIM_FIRST={seed} DETCD_SIM_SEEDS=10 \
+         RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo test -p detcd-sim \
+         --test {test}\n",
+        problems.len()
+    );
+    for p in problems.iter().take(SHOWN) {
+        s.push_str(&format!("  {p}\n"));
+    }
+    if problems.len() > SHOWN {
+        s.push_str(&format!("  … and {} more\n", problems.len() - SHOWN));
+    }
+    s.push_str(&format!("schedule:\n{schedule}"));
+    if let Some(trace) = trace {
+        s.push_str("\ntrace:\n");
+        for e in trace.events() {
+            s.push_str(&format!("  {e}\n"));
+        }
+    }
+    s
 }
 
 /// The seeds a test sweeps: `DETCD_SIM_SEEDS / divisor` of them (at least one; the variable

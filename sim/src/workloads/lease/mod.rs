@@ -52,22 +52,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use detcd::io::clock::{set_node_skew, Skew};
-use detcd::proto::etcdserverpb::kv_client::KvClient;
-use detcd::proto::etcdserverpb::lease_client::LeaseClient;
-use detcd::proto::etcdserverpb::{
-    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, PutRequest, RangeRequest,
-};
-use detcd_jepsen::watch::WatchStream;
+use detcd::proto::etcdserverpb::{LeaseGrantRequest, LeaseLeasesRequest, PutRequest, RangeRequest};
 use rand::Rng;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use crate::cluster::{status, wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
+use crate::workloads::client::{
+    connect_kv, connect_lease, keep_alive_once, ms_since, prefix_request, put_request,
+    random_member, text,
+};
+use crate::workloads::scenario::{self, run_seed, Passed};
 
 /// The prefix of the leased keys.
 pub const PREFIX: &str = "l/";
@@ -82,6 +79,8 @@ const TTLS: std::ops::RangeInclusive<i64> = 2..=5;
 const EXPIRY_SLACK: Duration = Duration::from_secs(15);
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client waits for a member to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -333,24 +332,14 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
 }
 
 fn failure(seed: u64, schedule: &Schedule, trace: &Trace, problems: &[String]) -> String {
-    const SHOWN: usize = 25;
-    let mut s = format!(
-        "lease seed {seed}: {} problem(s)\n  replay: DETCD_SIM_FIRST={seed} DETCD_SIM_SEEDS=10 \
-         RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo test -p detcd-sim \
-         --test watch_lease lease\n",
-        problems.len()
-    );
-    for p in problems.iter().take(SHOWN) {
-        s.push_str(&format!("  {p}\n"));
-    }
-    if problems.len() > SHOWN {
-        s.push_str(&format!("  … and {} more\n", problems.len() - SHOWN));
-    }
-    s.push_str(&format!("schedule:\n{schedule}\ntrace:\n"));
-    for e in trace.events() {
-        s.push_str(&format!("  {e}\n"));
-    }
-    s
+    scenario::failure(
+        "lease",
+        seed,
+        "watch_lease lease",
+        problems,
+        schedule,
+        Some(trace),
+    )
 }
 
 /// The latest instant a renewal protects its lease until: `sent + ttl / (1 + ρ)`, in ms.
@@ -437,31 +426,6 @@ fn protected_pairs(logs: &Logs) -> usize {
         .sum()
 }
 
-async fn kv_connect(url: &str) -> Option<KvClient<Channel>> {
-    tokio::time::timeout(Duration::from_secs(1), KvClient::connect(url.to_string()))
-        .await
-        .ok()?
-        .ok()
-}
-
-async fn lease_connect(url: &str) -> Option<LeaseClient<Channel>> {
-    tokio::time::timeout(
-        Duration::from_secs(1),
-        LeaseClient::connect(url.to_string()),
-    )
-    .await
-    .ok()?
-    .ok()
-}
-
-fn ms(start: Instant) -> Ms {
-    start.elapsed().as_millis() as Ms
-}
-
-fn random_member(urls: &[String]) -> usize {
-    madsim::rand::thread_rng().gen_range(0..urls.len())
-}
-
 /// One client: grants leases (client-chosen IDs, so even a grant whose answer was lost is
 /// known), puts a key with each, and keeps most of them alive — every TTL/3, through a random
 /// member each time — until the faulty phase ends; some it abandons at once, some after a few
@@ -506,8 +470,8 @@ async fn client(c: u64, urls: Vec<String>, start: Instant, until: Duration, logs
 }
 
 async fn grant(urls: &[String], start: Instant, id: i64, ttl: i64) -> Option<LeaseLog> {
-    let mut lc = lease_connect(&urls[random_member(urls)]).await?;
-    let sent = ms(start);
+    let mut lc = connect_lease(&urls[random_member(urls)], CONNECT_TIMEOUT).await?;
+    let sent = ms_since(start);
     let r = tokio::time::timeout(
         REQUEST_TIMEOUT,
         lc.lease_grant(LeaseGrantRequest { ttl, id }),
@@ -521,7 +485,7 @@ async fn grant(urls: &[String], start: Instant, id: i64, ttl: i64) -> Option<Lea
         key: format!("{PREFIX}{id:x}"),
         renewals: vec![Renewal {
             sent,
-            answered: ms(start),
+            answered: ms_since(start),
             ttl: r.ttl,
         }],
         ..LeaseLog::default()
@@ -529,17 +493,15 @@ async fn grant(urls: &[String], start: Instant, id: i64, ttl: i64) -> Option<Lea
 }
 
 async fn put(urls: &[String], start: Instant, key: &str, lease: i64, index: usize, logs: &Shared) {
-    let Some(mut kv) = kv_connect(&urls[random_member(urls)]).await else {
+    let Some(mut kv) = connect_kv(&urls[random_member(urls)], CONNECT_TIMEOUT).await else {
         return;
     };
     let req = PutRequest {
-        key: Bytes::from(key.to_string()),
-        value: Bytes::from_static(b"alive"),
         lease,
-        ..Default::default()
+        ..put_request(key, "alive")
     };
     if let Ok(Ok(_)) = tokio::time::timeout(REQUEST_TIMEOUT, kv.put(req)).await {
-        logs.lock().unwrap().leases[index].put_acked = Some(ms(start));
+        logs.lock().unwrap().leases[index].put_acked = Some(ms_since(start));
     }
 }
 
@@ -593,7 +555,7 @@ async fn renew_for(
             return;
         }
         renewals -= 1;
-        let sent = ms(start);
+        let sent = ms_since(start);
         let answer = renew(&urls[random_member(urls)], id, ttl).await;
         let mut l = logs.lock().unwrap();
         let lease = &mut l.leases[index];
@@ -602,13 +564,13 @@ async fn renew_for(
                 ttl = t;
                 lease.renewals.push(Renewal {
                     sent,
-                    answered: ms(start),
+                    answered: ms_since(start),
                     ttl: t,
                 });
             }
             Ok(_) => {
                 lease.failed.push((sent, "gone".into()));
-                lease.seen_gone = Some(ms(start));
+                lease.seen_gone = Some(ms_since(start));
                 return;
             }
             Err(why) => lease.failed.push((sent, why)),
@@ -619,31 +581,13 @@ async fn renew_for(
 /// One keep-alive on a fresh stream through `url`: the TTL answered (0: the lease is gone), or
 /// why it failed (no connection, an error, no answer within a third of the TTL).
 async fn renew(url: &str, id: i64, ttl: i64) -> Result<i64, String> {
-    let mut lc = lease_connect(url).await.ok_or("no connection")?;
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    // etcd sends a stream's response headers with its first response: ask before waiting.
-    tx.send(LeaseKeepAliveRequest { id })
+    let mut lc = connect_lease(url, CONNECT_TIMEOUT)
         .await
-        .map_err(|_| "send")?;
-    let requests =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        .ok_or("no connection")?;
     let wait = Duration::from_millis(ttl as u64 * 1000 / 3);
-    let answer = tokio::time::timeout(wait, async {
-        let mut responses = lc
-            .lease_keep_alive(requests)
-            .await
-            .map_err(|e| e.message().to_string())?
-            .into_inner();
-        match responses.message().await {
-            Ok(Some(r)) => Ok(r.ttl),
-            Ok(None) => Err("stream closed".to_string()),
-            Err(e) => Err(e.message().to_string()),
-        }
-    })
-    .await
-    .map_err(|_| "timeout".to_string())?;
-    drop(tx);
-    answer
+    tokio::time::timeout(wait, keep_alive_once(&mut lc, id))
+        .await
+        .map_err(|_| "timeout".to_string())?
 }
 
 /// Linearizable reads of the prefix through random members until the faulty phase ends.
@@ -657,26 +601,19 @@ async fn reader(urls: Vec<String>, start: Instant, until: Duration, logs: Shared
 
 /// One linearizable read of the prefix through a random member, recorded if it succeeds.
 async fn read_once(urls: &[String], start: Instant, logs: &Shared) {
-    let Some(mut kv) = kv_connect(&urls[random_member(urls)]).await else {
+    let Some(mut kv) = connect_kv(&urls[random_member(urls)], CONNECT_TIMEOUT).await else {
         return;
     };
     let req = RangeRequest {
-        key: Bytes::from_static(PREFIX.as_bytes()),
-        range_end: Bytes::from(WatchStream::prefix_end(PREFIX)),
         keys_only: true,
-        ..Default::default()
+        ..prefix_request(PREFIX)
     };
-    let invoked = ms(start);
+    let invoked = ms_since(start);
     if let Ok(Ok(r)) = tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
-        let keys = r
-            .into_inner()
-            .kvs
-            .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-            .collect();
+        let keys = r.into_inner().kvs.iter().map(|kv| text(&kv.key)).collect();
         logs.lock().unwrap().reads.push(Read {
             invoked,
-            completed: ms(start),
+            completed: ms_since(start),
             keys,
         });
     }
@@ -689,15 +626,15 @@ async fn all_gone(urls: &[String], limit: Duration) -> Result<(), String> {
     let mut left = String::from("nothing could be read");
     while Instant::now() < deadline {
         for url in urls {
-            let (Some(mut kv), Some(mut lc)) = (kv_connect(url).await, lease_connect(url).await)
-            else {
+            let (Some(mut kv), Some(mut lc)) = (
+                connect_kv(url, CONNECT_TIMEOUT).await,
+                connect_lease(url, CONNECT_TIMEOUT).await,
+            ) else {
                 continue;
             };
             let req = RangeRequest {
-                key: Bytes::from_static(PREFIX.as_bytes()),
-                range_end: Bytes::from(WatchStream::prefix_end(PREFIX)),
                 keys_only: true,
-                ..Default::default()
+                ..prefix_request(PREFIX)
             };
             let Ok(Ok(keys)) = tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await else {
                 continue;
@@ -712,7 +649,7 @@ async fn all_gone(urls: &[String], limit: Duration) -> Result<(), String> {
                 .into_inner()
                 .kvs
                 .iter()
-                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+                .map(|kv| text(&kv.key))
                 .collect();
             let leases: Vec<String> = leases
                 .into_inner()

@@ -38,8 +38,7 @@ use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::lease_client::LeaseClient;
 use detcd::proto::etcdserverpb::request_op::Request as Op;
 use detcd::proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use detcd::proto::v3lockpb::lock_client::LockClient;
 use detcd::proto::v3lockpb::{LockRequest, UnlockRequest};
@@ -51,8 +50,9 @@ use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
+use crate::workloads::client::{channel, keep_alive_once, nanos_since, put_request, random_member};
+use crate::workloads::scenario::{self, run_seed, Passed};
 
 /// The lock's name.
 pub const LOCK: &str = "lock";
@@ -218,28 +218,13 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
 }
 
 fn failure(seed: u64, schedule: &Schedule, problem: &str) -> String {
-    format!(
-        "lock seed {seed}: {problem}\nschedule:\n{schedule}\nreplay: DETCD_SIM_FIRST={seed} \
-         DETCD_SIM_SEEDS=10 RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo test \
-         -p detcd-sim --test lock"
-    )
+    let problems = [problem.to_string()];
+    scenario::failure("lock", seed, "lock", &problems, schedule, None)
 }
 
-fn nanos(start: Instant) -> u64 {
-    start.elapsed().as_nanos() as u64
-}
-
-fn random_member(urls: &[String]) -> String {
-    urls[madsim::rand::thread_rng().gen_range(0..urls.len())].clone()
-}
-
-async fn channel(url: &str) -> Option<Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).ok()?;
-    let connect = endpoint.connect();
-    tokio::time::timeout(REQUEST_TIMEOUT, connect)
-        .await
-        .ok()?
-        .ok()
+/// Connects to a random member within the request timeout.
+async fn any_member(urls: &[String]) -> Option<Channel> {
+    channel(&urls[random_member(urls)], REQUEST_TIMEOUT).await
 }
 
 /// A lease of [`TTL`] and the flag that stops its keep-alive task.
@@ -255,7 +240,7 @@ impl Drop for KeptLease {
 }
 
 async fn grant(urls: &[String]) -> Option<KeptLease> {
-    let ch = channel(&random_member(urls)).await?;
+    let ch = any_member(urls).await?;
     let req = LeaseGrantRequest { ttl: TTL, id: 0 };
     let id = tokio::time::timeout(REQUEST_TIMEOUT, LeaseClient::new(ch).lease_grant(req))
         .await
@@ -272,24 +257,12 @@ async fn grant(urls: &[String]) -> Option<KeptLease> {
 async fn keep_alive(urls: Vec<String>, id: i64, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(TTL as u64 * 1000 / 3)).await;
-        let Some(ch) = channel(&random_member(&urls)).await else {
+        let Some(ch) = any_member(&urls).await else {
             continue;
         };
-        let renewal =
-            async {
-                let (tx, rx) = tokio::sync::mpsc::channel(1);
-                tx.send(LeaseKeepAliveRequest { id }).await.ok()?;
-                let reqs = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|r| (r, rx))
-                });
-                let mut resps = LeaseClient::new(ch)
-                    .lease_keep_alive(reqs)
-                    .await
-                    .ok()?
-                    .into_inner();
-                resps.message().await.ok()?.map(|r| r.ttl)
-            };
-        if let Ok(Some(0)) = tokio::time::timeout(REQUEST_TIMEOUT, renewal).await {
+        let mut lc = LeaseClient::new(ch);
+        if let Ok(Ok(0)) = tokio::time::timeout(REQUEST_TIMEOUT, keep_alive_once(&mut lc, id)).await
+        {
             return; // the lease is gone
         }
     }
@@ -340,12 +313,12 @@ async fn client(
             }
         }
         let id = lease.as_ref().map_or(0, |l| l.id);
-        let Some(ch) = channel(&random_member(&urls)).await else {
+        let Some(ch) = any_member(&urls).await else {
             continue;
         };
         let mut locks = LockClient::new(ch.clone());
         let mut kv = KvClient::new(ch);
-        let acquire_invoke = nanos(start);
+        let acquire_invoke = nanos_since(start);
         let req = LockRequest {
             name: Bytes::from_static(LOCK.as_bytes()),
             lease: id,
@@ -364,9 +337,9 @@ async fn client(
                 continue;
             }
         };
-        let acquire_complete = nanos(start);
+        let acquire_complete = nanos_since(start);
         // The token: the key's create revision (this read also shows the key still exists).
-        let seen_at = nanos(start);
+        let seen_at = nanos_since(start);
         let read = RangeRequest {
             key: key.clone(),
             ..Default::default()
@@ -391,22 +364,18 @@ async fn client(
             key_seen_at: Some(seen_at),
         };
         // The guarded access.
-        let access_start = nanos(start);
-        let write = Op::RequestPut(PutRequest {
-            key: Bytes::from_static(RESOURCE.as_bytes()),
-            value: Bytes::from(format!("{c}:{token}")),
-            ..Default::default()
-        });
+        let access_start = nanos_since(start);
+        let write = Op::RequestPut(put_request(RESOURCE, &format!("{c}:{token}")));
         if fenced_txn(&mut kv, &key, token, write).await == Some(true) {
             hold.accesses.push(Access {
                 start: access_start,
-                end: nanos(start),
+                end: nanos_since(start),
             });
         }
         let pause = madsim::rand::thread_rng().gen_range(0..50);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         // The release.
-        let invoke = nanos(start);
+        let invoke = nanos_since(start);
         if fenced_release {
             let delete = Op::RequestDeleteRange(DeleteRangeRequest {
                 key: key.clone(),
@@ -416,7 +385,7 @@ async fn client(
                 Some(still_held) => {
                     hold.release = Some(Release {
                         invoke,
-                        complete: nanos(start),
+                        complete: nanos_since(start),
                         still_held,
                     })
                 }

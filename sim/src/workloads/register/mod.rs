@@ -7,8 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use detcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 use detcd_jepsen::{
     check_with, CheckOptions, CheckResult, History, KvInput, KvModel, KvOutput, Op, Outcome,
 };
@@ -16,6 +14,8 @@ use rand::Rng;
 
 use detcd::proto::etcdserverpb::kv_client::KvClient;
 use tonic::transport::Channel;
+
+use crate::workloads::client::{dial, get_request, nanos_since, put_request, revision, text};
 
 /// One recorded operation.
 pub type KvOp = Op<KvInput, KvOutput>;
@@ -27,17 +27,13 @@ pub const KEYS: [&str; 3] = ["x", "y", "z"];
 /// may be down, stopped or removed); `None` after ten simulated seconds of refusals.
 async fn connect_any(urls: &[String], target: &mut usize) -> Option<KvClient<Channel>> {
     for _ in 0..100 {
-        if let Ok(c) = KvClient::connect(urls[*target].clone()).await {
-            return Some(c);
+        if let Some(c) = dial(&urls[*target]).await {
+            return Some(KvClient::new(c));
         }
         *target = (*target + 1) % urls.len();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
-}
-
-fn nanos_since(start: tokio::time::Instant) -> u64 {
-    tokio::time::Instant::now().duration_since(start).as_nanos() as u64
 }
 
 /// One client (`process`): puts and gets on random keys through member `process % n`, moving to
@@ -70,31 +66,24 @@ pub async fn client(
         let invoke = nanos_since(start);
         let (input, outcome) = if write {
             let value = format!("{process}-{i}");
-            let req = PutRequest {
-                key: Bytes::from(key.clone()),
-                value: Bytes::from(value.clone()),
-                ..Default::default()
-            };
+            let req = put_request(&key, &value);
             let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.put(req)).await {
                 Ok(Ok(r)) => Outcome::Ok(KvOutput::Put {
-                    revision: Some(r.into_inner().header.unwrap_or_default().revision as u64),
+                    revision: Some(revision(r.into_inner().header)),
                 }),
                 _ => Outcome::Info,
             };
             (KvInput::Put { key, value }, outcome)
         } else {
-            let req = RangeRequest {
-                key: Bytes::from(key.clone()),
-                ..Default::default()
-            };
+            let req = get_request(&key);
             let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.range(req)).await {
                 Ok(Ok(r)) => {
                     let r = r.into_inner();
                     let kv = r.kvs.first();
                     Outcome::Ok(KvOutput::Get {
-                        value: kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+                        value: kv.map(|kv| text(&kv.value)),
                         mod_revision: Some(kv.map_or(0, |kv| kv.mod_revision as u64)),
-                        revision: Some(r.header.unwrap_or_default().revision as u64),
+                        revision: Some(revision(r.header)),
                     })
                 }
                 _ => Outcome::Fail,

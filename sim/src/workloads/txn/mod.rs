@@ -17,9 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use detcd::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::proto::etcdserverpb::kv_client::KvClient;
-use detcd::proto::etcdserverpb::request_op::Request as ReqOp;
 use detcd::proto::etcdserverpb::response_op::Response as RespOp;
-use detcd::proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use detcd::proto::etcdserverpb::{Compare, TxnRequest};
 use detcd_jepsen::kv::{
     CmpOp, Compare as KvCompare, CompareTarget as KvTarget, TxnOp, TxnOpResult,
 };
@@ -29,10 +28,11 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
-use crate::nemesis::{apply, generate, FaultKind, Schedule};
-use crate::workloads::scenario::{run_seed, Passed};
+use crate::nemesis::{apply, generate, FaultKind};
 use crate::trace::Trace;
+use crate::workloads::client::{connect_kv, get_op, nanos_since, put_op, revision, text};
 use crate::workloads::register::{check, KvOp};
+use crate::workloads::scenario::{failure, run_seed, Passed};
 
 /// The accounts.
 pub const ACCOUNTS: [&str; 4] = ["acct0", "acct1", "acct2", "acct3"];
@@ -150,7 +150,7 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
 
     let logs = std::mem::take(&mut *logs.lock().unwrap());
     if !logs.broken.is_empty() {
-        return Err(failure(seed, &schedule, &logs.broken.join("\n")));
+        return Err(failure("txn", seed, "txn", &logs.broken, &schedule, None));
     }
     let n = logs.ops.len();
     let result = check(logs.ops);
@@ -160,11 +160,8 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
             .as_ref()
             .map(|e| e.summary())
             .unwrap_or_default();
-        return Err(failure(
-            seed,
-            &schedule,
-            &format!("{:?}: {why}", result.verdict),
-        ));
+        let problem = format!("{:?}: {why}", result.verdict);
+        return Err(failure("txn", seed, "txn", &[problem], &schedule, None));
     }
     trace.record(format!(
         "{n} ops linearizable; {} transfers, {} audits",
@@ -181,57 +178,17 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     })
 }
 
-fn failure(seed: u64, schedule: &Schedule, problem: &str) -> String {
-    format!(
-        "txn seed {seed}: {problem}\nschedule:\n{schedule}\nreplay: DETCD_SIM_FIRST={seed} \
-         DETCD_SIM_SEEDS=10 RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo test \
-         -p detcd-sim --test txn"
-    )
-}
-
-fn nanos(start: Instant) -> u64 {
-    start.elapsed().as_nanos() as u64
-}
-
-async fn connect(url: &str) -> Option<KvClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).ok()?;
-    let ch = tokio::time::timeout(REQUEST_TIMEOUT, endpoint.connect())
-        .await
-        .ok()?
-        .ok()?;
-    Some(KvClient::new(ch))
-}
-
-fn put_op(key: &str, value: String) -> RequestOp {
-    RequestOp {
-        request: Some(ReqOp::RequestPut(PutRequest {
-            key: Bytes::from(key.to_string()),
-            value: Bytes::from(value),
-            ..Default::default()
-        })),
-    }
-}
-
-fn get_op(key: &str) -> RequestOp {
-    RequestOp {
-        request: Some(ReqOp::RequestRange(RangeRequest {
-            key: Bytes::from(key.to_string()),
-            ..Default::default()
-        })),
-    }
-}
-
 async fn open_accounts(urls: &[String], start: Instant, logs: &Shared) -> bool {
     for _ in 0..50 {
-        let Some(mut kv) = connect(&urls[0]).await else {
+        let Some(mut kv) = connect_kv(&urls[0], REQUEST_TIMEOUT).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let invoke = nanos(start);
+        let invoke = nanos_since(start);
         let t = TxnRequest {
             success: ACCOUNTS
                 .iter()
-                .map(|a| put_op(a, OPENING.to_string()))
+                .map(|a| put_op(a, &OPENING.to_string()))
                 .collect(),
             ..Default::default()
         };
@@ -240,7 +197,7 @@ async fn open_accounts(urls: &[String], start: Instant, logs: &Shared) -> bool {
             logs.lock().unwrap().ops.push(Op {
                 process: 1_000,
                 invoke,
-                complete: nanos(start),
+                complete: nanos_since(start),
                 input: KvInput::Txn {
                     compares: Vec::new(),
                     success: ACCOUNTS
@@ -285,11 +242,11 @@ async fn read(
         };
         let kv = g.kvs.first();
         out.push((
-            kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+            kv.map(|kv| text(&kv.value)),
             kv.map_or(0, |kv| kv.mod_revision as u64),
         ));
     }
-    Some((out, r.header.map_or(0, |h| h.revision as u64)))
+    Some((out, revision(r.header)))
 }
 
 fn read_input(keys: &[&str]) -> KvInput {
@@ -335,7 +292,7 @@ async fn client(
     let mut done = 0;
     while done < max_ops && start.elapsed() < until {
         if kv.is_none() {
-            kv = connect(&urls[target]).await;
+            kv = connect_kv(&urls[target], REQUEST_TIMEOUT).await;
             if kv.is_none() {
                 target = (target + 1) % urls.len();
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -351,7 +308,7 @@ async fn client(
         };
         done += 1;
         let ok = if audit {
-            let invoke = nanos(start);
+            let invoke = nanos_since(start);
             let got = read(k, &ACCOUNTS).await;
             let mut l = logs.lock().unwrap();
             let outcome = match &got {
@@ -370,19 +327,19 @@ async fn client(
             l.ops.push(Op {
                 process: c,
                 invoke,
-                complete: nanos(start),
+                complete: nanos_since(start),
                 input: read_input(&ACCOUNTS),
                 outcome,
             });
             got.is_some()
         } else {
             let keys = [ACCOUNTS[from], ACCOUNTS[to]];
-            let invoke = nanos(start);
+            let invoke = nanos_since(start);
             let got = read(k, &keys).await;
             logs.lock().unwrap().ops.push(Op {
                 process: c,
                 invoke,
-                complete: nanos(start),
+                complete: nanos_since(start),
                 input: read_input(&keys),
                 outcome: match &got {
                     Some((values, rev)) => OpOutcome::Ok(read_output(values, *rev)),
@@ -426,10 +383,7 @@ async fn transfer(
     };
     let t = TxnRequest {
         compare: vec![cas(keys[0], read[0].1), cas(keys[1], read[1].1)],
-        success: vec![
-            put_op(keys[0], new[0].clone()),
-            put_op(keys[1], new[1].clone()),
-        ],
+        success: vec![put_op(keys[0], &new[0]), put_op(keys[1], &new[1])],
         failure: Vec::new(),
     };
     let input = KvInput::Txn {
@@ -448,7 +402,7 @@ async fn transfer(
             .collect(),
         failure: Vec::new(),
     };
-    let invoke = nanos(start);
+    let invoke = nanos_since(start);
     let answer = tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(t)).await;
     let mut l = logs.lock().unwrap();
     let (outcome, answered) = match answer {
@@ -472,7 +426,7 @@ async fn transfer(
     l.ops.push(Op {
         process: c,
         invoke,
-        complete: nanos(start),
+        complete: nanos_since(start),
         input,
         outcome,
     });

@@ -33,14 +33,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use detcd::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::request_op::Request as Op;
 use detcd::proto::etcdserverpb::response_op::Response as OpResponse;
 use detcd::proto::etcdserverpb::watch_client::WatchClient;
 use detcd::proto::etcdserverpb::watch_request::RequestUnion;
 use detcd::proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-    WatchCreateRequest, WatchProgressRequest, WatchRequest,
+    Compare, DeleteRangeRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
+    WatchProgressRequest, WatchRequest,
 };
 use detcd::proto::mvccpb::event::EventType;
 use detcd::proto::mvccpb::Event;
@@ -50,12 +49,15 @@ use detcd_jepsen::watch::{
 use rand::seq::SliceRandom;
 use rand::Rng;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{apply, generate, FaultKind, Schedule, ALL_FAULTS};
-use crate::workloads::scenario::{run_seed, Passed};
 use crate::trace::Trace;
+use crate::workloads::client::{
+    channel, connect_kv, delete_op, get_request, prefix_request, put_op, put_request, revision,
+    text,
+};
+use crate::workloads::scenario::{self, run_seed, Passed};
 
 /// The watched prefix.
 pub const PREFIX: &str = "w/";
@@ -76,6 +78,8 @@ const DEAD: Duration = Duration::from_secs(2);
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a client waits for a member to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The shape of one run.
 #[derive(Debug, Clone)]
@@ -291,21 +295,7 @@ async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
 }
 
 fn failure(seed: u64, schedule: &Schedule, problems: &[String]) -> String {
-    const SHOWN: usize = 25;
-    let mut s = format!(
-        "watch seed {seed}: {} problem(s)\n  replay: DETCD_SIM_FIRST={seed} DETCD_SIM_SEEDS=10 \
-         RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo test -p detcd-sim \
-         --test watch_lease watch\n",
-        problems.len()
-    );
-    for p in problems.iter().take(SHOWN) {
-        s.push_str(&format!("  {p}\n"));
-    }
-    if problems.len() > SHOWN {
-        s.push_str(&format!("  … and {} more\n", problems.len() - SHOWN));
-    }
-    s.push_str(&format!("schedule:\n{schedule}"));
-    s
+    scenario::failure("watch", seed, "watch_lease watch", problems, schedule, None)
 }
 
 /// One line per stream for the trace.
@@ -324,32 +314,6 @@ fn describe(s: &WatchStream) -> String {
         }
     }
     line
-}
-
-async fn kv_connect(url: &str) -> Option<KvClient<Channel>> {
-    tokio::time::timeout(Duration::from_secs(1), KvClient::connect(url.to_string()))
-        .await
-        .ok()?
-        .ok()
-}
-
-fn put_op(key: &str, value: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Op::RequestPut(PutRequest {
-            key: Bytes::from(key.to_string()),
-            value: Bytes::from(value.to_string()),
-            ..Default::default()
-        })),
-    }
-}
-
-fn delete_op(key: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
-            key: Bytes::from(key.to_string()),
-            ..Default::default()
-        })),
-    }
 }
 
 fn put_event(revision: u64, key: &str, value: &str) -> WatchEvent {
@@ -375,15 +339,13 @@ fn branch_events(revision: u64, ops: &[RequestOp], resps: &[OpResponse]) -> Vec<
     ops.iter()
         .zip(resps)
         .filter_map(|(op, resp)| match (&op.request, resp) {
-            (Some(Op::RequestPut(p)), OpResponse::ResponsePut(_)) => Some(put_event(
-                revision,
-                &String::from_utf8_lossy(&p.key),
-                &String::from_utf8_lossy(&p.value),
-            )),
+            (Some(Op::RequestPut(p)), OpResponse::ResponsePut(_)) => {
+                Some(put_event(revision, &text(&p.key), &text(&p.value)))
+            }
             (Some(Op::RequestDeleteRange(d)), OpResponse::ResponseDeleteRange(r))
                 if r.deleted > 0 =>
             {
-                Some(delete_event(revision, &String::from_utf8_lossy(&d.key)))
+                Some(delete_event(revision, &text(&d.key)))
             }
             _ => None,
         })
@@ -419,17 +381,13 @@ async fn writer(
             )
         };
         let value = format!("{w}.{i}");
-        if let Some(mut kv) = kv_connect(&urls[member]).await {
+        if let Some(mut kv) = connect_kv(&urls[member], CONNECT_TIMEOUT).await {
             let done = match choice {
                 0..=39 => {
-                    let req = PutRequest {
-                        key: Bytes::from(keys[0].to_string()),
-                        value: Bytes::from(value.clone()),
-                        ..Default::default()
-                    };
+                    let req = put_request(keys[0], &value);
                     match tokio::time::timeout(REQUEST_TIMEOUT, kv.put(req)).await {
                         Ok(Ok(r)) => {
-                            let rev = r.into_inner().header.unwrap_or_default().revision as u64;
+                            let rev = revision(r.into_inner().header);
                             Some(Acked {
                                 revision: rev,
                                 events: vec![put_event(rev, keys[0], &value)],
@@ -447,7 +405,7 @@ async fn writer(
                     match tokio::time::timeout(REQUEST_TIMEOUT, kv.delete_range(req)).await {
                         // Deleting nothing makes no revision: nothing to record.
                         Ok(Ok(r)) if r.get_ref().deleted > 0 => {
-                            let rev = r.into_inner().header.unwrap_or_default().revision as u64;
+                            let rev = revision(r.into_inner().header);
                             Some(Acked {
                                 revision: rev,
                                 events: vec![delete_event(rev, keys[0])],
@@ -480,7 +438,7 @@ async fn writer(
                     match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(req)).await {
                         Ok(Ok(r)) => {
                             let r = r.into_inner();
-                            let rev = r.header.unwrap_or_default().revision as u64;
+                            let rev = revision(r.header);
                             let resps: Vec<OpResponse> =
                                 r.responses.into_iter().filter_map(|o| o.response).collect();
                             let ops = if r.succeeded { &success } else { &failure };
@@ -495,14 +453,10 @@ async fn writer(
                 }
                 _ => {
                     let key = format!("{OUTSIDE}{w}");
-                    let req = PutRequest {
-                        key: Bytes::from(key.clone()),
-                        value: Bytes::from(value.clone()),
-                        ..Default::default()
-                    };
+                    let req = put_request(&key, &value);
                     match tokio::time::timeout(REQUEST_TIMEOUT, kv.put(req)).await {
                         Ok(Ok(r)) => Some(Acked {
-                            revision: r.into_inner().header.unwrap_or_default().revision as u64,
+                            revision: revision(r.into_inner().header),
                             events: Vec::new(),
                             what: format!("put {key}={value}"),
                         }),
@@ -523,15 +477,12 @@ async fn final_revision(urls: &[String]) -> Option<u64> {
     wait_leader(urls).await;
     for _ in 0..50 {
         for url in urls {
-            let Some(mut kv) = kv_connect(url).await else {
+            let Some(mut kv) = connect_kv(url, CONNECT_TIMEOUT).await else {
                 continue;
             };
-            let req = RangeRequest {
-                key: Bytes::from_static(b"\0"),
-                ..Default::default()
-            };
+            let req = get_request("\0");
             if let Ok(Ok(r)) = tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
-                return Some(r.into_inner().header.unwrap_or_default().revision as u64);
+                return Some(revision(r.into_inner().header));
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -557,13 +508,13 @@ async fn store_history(urls: &[String], last: u64) -> Result<Vec<WatchEvent>, St
 }
 
 async fn history_from(url: &str, last: u64) -> Result<Vec<WatchEvent>, String> {
-    let mut kv = kv_connect(url).await.ok_or("no connection")?;
+    let mut kv = connect_kv(url, CONNECT_TIMEOUT)
+        .await
+        .ok_or("no connection")?;
     let range = |revision: u64, serializable: bool| RangeRequest {
-        key: Bytes::from_static(PREFIX.as_bytes()),
-        range_end: Bytes::from(WatchStream::prefix_end(PREFIX)),
         revision: revision as i64,
         serializable,
-        ..Default::default()
+        ..prefix_request(PREFIX)
     };
     // A linearizable read first: afterwards this member has applied `last`, so local reads of
     // every earlier revision are complete.
@@ -582,15 +533,7 @@ async fn history_from(url: &str, last: u64) -> Result<Vec<WatchEvent>, String> {
         let now: BTreeMap<String, (String, i64)> = r
             .kvs
             .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(&kv.key).into_owned(),
-                    (
-                        String::from_utf8_lossy(&kv.value).into_owned(),
-                        kv.mod_revision,
-                    ),
-                )
-            })
+            .map(|kv| (text(&kv.key), (text(&kv.value), kv.mod_revision)))
             .collect();
         for (key, (value, m)) in &now {
             if *m == rev as i64 {
@@ -677,7 +620,7 @@ fn convert(events: &[Event]) -> (Vec<WatchEvent>, Vec<PrevKv>) {
     let mut prevs = Vec::new();
     for e in events {
         let Some(kv) = &e.kv else { continue };
-        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        let key = text(&kv.key);
         let rev = kv.mod_revision as u64;
         let kind = if e.r#type == EventType::Delete as i32 {
             EventKind::Delete
@@ -688,15 +631,12 @@ fn convert(events: &[Event]) -> (Vec<WatchEvent>, Vec<PrevKv>) {
             revision: rev,
             key: key.clone(),
             kind,
-            value: (kind == EventKind::Put)
-                .then(|| String::from_utf8_lossy(&kv.value).into_owned()),
+            value: (kind == EventKind::Put).then(|| text(&kv.value)),
         });
-        let prev = e.prev_kv.as_ref().map(|p| {
-            (
-                String::from_utf8_lossy(&p.value).into_owned(),
-                p.mod_revision as u64,
-            )
-        });
+        let prev = e
+            .prev_kv
+            .as_ref()
+            .map(|p| (text(&p.value), p.mod_revision as u64));
         prevs.push((rev, key, prev));
     }
     (seen, prevs)
@@ -786,13 +726,7 @@ async fn follow(
     start_revision: u64,
     target: &Target,
 ) -> Option<(WatchStream, Vec<PrevSeen>)> {
-    let mut client = tokio::time::timeout(
-        Duration::from_secs(1),
-        WatchClient::connect(url.to_string()),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let mut client = WatchClient::new(channel(url, CONNECT_TIMEOUT).await?);
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let create = WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
@@ -832,8 +766,7 @@ async fn follow(
         key: PREFIX.to_string(),
         range_end: Some(WatchStream::prefix_end(PREFIX)),
         start_revision,
-        created_revision: (start_revision == 0)
-            .then(|| created.header.map_or(0, |h| h.revision as u64)),
+        created_revision: (start_revision == 0).then(|| revision(created.header)),
         responses: Vec::new(),
     };
     let mut prevs = Vec::new();
@@ -857,7 +790,7 @@ async fn follow(
                     continue;
                 }
                 if r.events.is_empty() {
-                    let revision = r.header.map_or(0, |h| h.revision as u64);
+                    let revision = revision(r.header);
                     reported = reported.max(revision);
                     stream.responses.push(Seen::Progress { revision });
                 } else {
