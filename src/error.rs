@@ -94,6 +94,28 @@ pub enum Error {
     /// MoveLeader did not finish in time.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
+    /// A Lock whose key vanished (its lease expired) while it waited.
+    #[error("mutex: session is expired")]
+    LockSessionExpired,
+    /// A Campaign whose key vanished (its lease expired) while it waited.
+    #[error("election: session expired")]
+    ElectionSessionExpired,
+    /// Election.Leader while nobody campaigns.
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    /// Election.Proclaim by a candidate that no longer leads.
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    /// Election.Proclaim or Resign without a leader key.
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
+    /// A recipe's watch ended without the event it waited for (the member is stopping).
+    #[error("lost watcher waiting for delete")]
+    LostWatcher,
+    /// An error inside the Lock and Election recipes. etcd runs them over its in-process client,
+    /// so whatever they fail with reaches the caller as `Unknown` with the error's message.
+    #[error("{0}")]
+    Recipe(Box<Error>),
     /// A storage failure; the node stops serving writes.
     #[error("etcdserver: {0}")]
     Internal(String),
@@ -129,7 +151,22 @@ impl Error {
             | Error::TimeoutDueToLeaderFail
             | Error::NotSupportedForLearner
             | Error::Stopped => Code::Unavailable,
+            Error::LockSessionExpired
+            | Error::ElectionSessionExpired
+            | Error::ElectionNoLeader
+            | Error::ElectionNotLeader
+            | Error::MissingLeaderKey
+            | Error::LostWatcher
+            | Error::Recipe(_) => Code::Unknown,
             Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// This error as a Lock or Election RPC reports it (see [`Error::Recipe`]).
+    pub fn in_recipe(self) -> Error {
+        match self {
+            Error::Recipe(_) => self,
+            other => Error::Recipe(Box::new(other)),
         }
     }
 }
@@ -165,5 +202,14 @@ mod tests {
             Status::from(Error::TooManyOps).code(),
             Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn recipe_errors_are_unknown_with_the_inner_message() {
+        let s = Status::from(Error::LeaseNotFound.in_recipe().in_recipe());
+        assert_eq!(s.code(), Code::Unknown);
+        assert_eq!(s.message(), "etcdserver: requested lease not found");
+        let s = Status::from(Error::MissingLeaderKey.in_recipe());
+        assert_eq!(s.message(), "\"leader\" field must be provided");
     }
 }

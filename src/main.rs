@@ -46,10 +46,10 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
-async fn run(cfg: detcd::config::Config) -> Result<(), detcd::server::StartError> {
+async fn run(cfg: detcd::config::Config) -> Result<(), detcd::member::StartError> {
     let disk = detcd::io::disk::sled::open_data_dir(&cfg.data_dir)
         .map_err(|e| format!("cannot open data dir {}: {e}", cfg.data_dir))?;
-    let server = detcd::server::Server::start(&cfg, disk).await?;
+    let server = detcd::member::Server::start(&cfg, disk).await?;
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir, "ready to serve client requests");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -1,16 +1,15 @@
 //! Membership changes as etcd defines them (MemberAdd, MemberRemove, MemberUpdate,
-//! MemberPromote, and a member publishing its attributes), validated and executed on the leader:
-//! only the leader knows how far each learner has replicated, and only it can commit the change.
-//! A follower forwards the whole operation.
+//! MemberPromote, and a member publishing its attributes): each is checked against the current
+//! members with etcd's rules and planned as openraft membership steps ([`plan`], pure). The
+//! leader executes the plan (`raft::membership`): only it knows how far each learner has
+//! replicated, and only it can commit the change; a follower forwards the whole operation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Raft};
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::raft::TypeConfig;
 
 use super::Member;
 
@@ -19,18 +18,37 @@ use super::Member;
 pub enum MembershipOp {
     /// Add a member (as a learner, or as a voter).
     Add {
+        /// The new member's ID.
         id: u64,
+        /// Its peer URLs.
         peer_urls: Vec<String>,
+        /// Added as a learner (else as a voter).
         learner: bool,
     },
     /// Remove a member.
-    Remove { id: u64 },
+    Remove {
+        /// The member.
+        id: u64,
+    },
     /// Change a member's peer URLs.
-    Update { id: u64, peer_urls: Vec<String> },
+    Update {
+        /// The member.
+        id: u64,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
     /// Make a learner a voter.
-    Promote { id: u64 },
+    Promote {
+        /// The learner.
+        id: u64,
+    },
     /// A member announces its name and client URLs.
-    Publish { id: u64, member: Member },
+    Publish {
+        /// The member.
+        id: u64,
+        /// Its name and URLs.
+        member: Member,
+    },
 }
 
 /// A member as `MemberList` reports it.
@@ -42,13 +60,6 @@ pub struct MemberInfo {
     pub member: Member,
     /// Not (yet) a voter.
     pub learner: bool,
-}
-
-/// The members of a raft node's current (latest, possibly not yet committed) membership, in ID
-/// order: what membership changes are validated against.
-pub fn members(raft: &Raft<TypeConfig>) -> Vec<MemberInfo> {
-    let metrics = raft.metrics().borrow().clone();
-    members_of(metrics.membership_config.membership())
 }
 
 /// The members of membership `m`, in ID order.
@@ -84,36 +95,35 @@ pub fn check_urls(urls: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-fn change_error(e: RaftError<u64, ClientWriteError<u64, Member>>) -> Error {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Error::NoLeader,
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            tracing::info!("membership change refused: {e}");
-            Error::NotEnoughStartedMembers
-        }
-        RaftError::Fatal(_) => Error::Stopped,
-    }
+/// How far the cluster's log has replicated, as the leader knows it (for promotions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The leader's last log index.
+    pub leader_last: u64,
+    /// The last log index each member is known to hold.
+    pub matched: BTreeMap<u64, u64>,
 }
 
-async fn commit(
-    raft: &Raft<TypeConfig>,
-    change: ChangeMembers<u64, Member>,
-    retain: bool,
-) -> Result<(), Error> {
-    raft.change_membership(change, retain)
-        .await
-        .map(|_| ())
-        .map_err(change_error)
+/// One openraft membership change of a plan, and whether removed voters stay as learners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The change.
+    pub change: ChangeMembers<u64, Member>,
+    /// openraft's `retain`: keep removed voters as learners.
+    pub retain: bool,
 }
 
-/// Validates and commits `op`; must run on the leader (answers `NoLeader` elsewhere). Returns
-/// the members afterwards.
-pub async fn execute(raft: &Raft<TypeConfig>, op: MembershipOp) -> Result<Vec<MemberInfo>, Error> {
-    let metrics = raft.metrics().borrow().clone();
-    if metrics.current_leader != Some(metrics.id) {
-        return Err(Error::NoLeader);
-    }
-    let current = members(raft);
+fn step(change: ChangeMembers<u64, Member>, retain: bool) -> Step {
+    Step { change, retain }
+}
+
+/// Checks `op` against the `current` members with etcd's rules and plans it as openraft steps,
+/// committed one after the other.
+pub fn plan(
+    op: MembershipOp,
+    current: &[MemberInfo],
+    progress: &Progress,
+) -> Result<Vec<Step>, Error> {
     let find = |id: u64| {
         current
             .iter()
@@ -125,7 +135,7 @@ pub async fn execute(raft: &Raft<TypeConfig>, op: MembershipOp) -> Result<Vec<Me
             .iter()
             .any(|m| Some(m.id) != except && m.member.peer_urls.iter().any(|u| urls.contains(u)))
     };
-    match op {
+    Ok(match op {
         MembershipOp::Add {
             id,
             peer_urls,
@@ -143,35 +153,29 @@ pub async fn execute(raft: &Raft<TypeConfig>, op: MembershipOp) -> Result<Vec<Me
                 peer_urls,
                 client_urls: vec![],
             };
-            commit(
-                raft,
+            let mut steps = vec![step(
                 ChangeMembers::AddNodes(BTreeMap::from([(id, member)])),
                 true,
-            )
-            .await?;
+            )];
             if !learner {
-                commit(raft, ChangeMembers::AddVoterIds(BTreeSet::from([id])), true).await?;
+                steps.push(step(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true));
             }
+            steps
         }
         MembershipOp::Remove { id } => {
-            let m = find(id)?;
-            if m.learner {
-                commit(
-                    raft,
+            if find(id)?.learner {
+                vec![step(
                     ChangeMembers::RemoveNodes(BTreeSet::from([id])),
                     false,
-                )
-                .await?;
+                )]
             } else {
                 if current.iter().filter(|m| !m.learner).count() == 1 {
                     return Err(Error::NotEnoughStartedMembers);
                 }
-                commit(
-                    raft,
+                vec![step(
                     ChangeMembers::RemoveVoters(BTreeSet::from([id])),
                     false,
-                )
-                .await?;
+                )]
             }
         }
         MembershipOp::Update { id, peer_urls } => {
@@ -181,40 +185,30 @@ pub async fn execute(raft: &Raft<TypeConfig>, op: MembershipOp) -> Result<Vec<Me
                 return Err(Error::PeerUrlExists);
             }
             let updated = Member { peer_urls, ..m };
-            commit(
-                raft,
+            vec![step(
                 ChangeMembers::SetNodes(BTreeMap::from([(id, updated)])),
                 true,
-            )
-            .await?;
+            )]
         }
         MembershipOp::Promote { id } => {
             if !find(id)?.learner {
                 return Err(Error::MemberNotLearner);
             }
             // etcd's rule: the learner must have replicated at least 90% of the leader's log.
-            let leader_last = metrics.last_log_index.unwrap_or(0);
-            let matched = metrics
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(&id).copied().flatten())
-                .map_or(0, |l| l.index);
-            if leader_last == 0 || matched * 100 < leader_last * 90 {
+            let matched = progress.matched.get(&id).copied().unwrap_or(0);
+            if progress.leader_last == 0 || matched * 100 < progress.leader_last * 90 {
                 return Err(Error::LearnerNotReady);
             }
-            commit(raft, ChangeMembers::AddVoterIds(BTreeSet::from([id])), true).await?;
+            vec![step(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)]
         }
         MembershipOp::Publish { id, member } => {
             find(id)?;
-            commit(
-                raft,
+            vec![step(
                 ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
                 true,
-            )
-            .await?;
+            )]
         }
-    }
-    Ok(members(raft))
+    })
 }
 
 /// etcd's ID for a member added at runtime: SHA-1 over its sorted peer URLs and the time of the
@@ -226,6 +220,75 @@ pub fn new_member_id(peer_urls: &[String], unix_secs: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(id: u64, port: u16, learner: bool) -> MemberInfo {
+        MemberInfo {
+            id,
+            member: Member {
+                name: format!("m{id}"),
+                peer_urls: vec![format!("http://127.0.0.1:{port}")],
+                client_urls: vec![],
+            },
+            learner,
+        }
+    }
+
+    #[test]
+    fn plans_follow_etcds_rules() {
+        let voters = vec![member(1, 1, false), member(2, 2, false)];
+        let none = Progress::default();
+        let add = |id, port: u16, learner| MembershipOp::Add {
+            id,
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+            learner,
+        };
+        assert_eq!(
+            plan(add(3, 2, false), &voters, &none),
+            Err(Error::PeerUrlExists)
+        );
+        assert_eq!(
+            plan(add(3, 3, false), &voters, &none).unwrap().len(),
+            2,
+            "learner, then voter"
+        );
+        assert_eq!(plan(add(3, 3, true), &voters, &none).unwrap().len(), 1);
+        let with_learner = vec![member(1, 1, false), member(4, 4, true)];
+        assert_eq!(
+            plan(add(3, 3, true), &with_learner, &none),
+            Err(Error::TooManyLearners)
+        );
+        assert_eq!(
+            plan(MembershipOp::Remove { id: 1 }, &with_learner, &none),
+            Err(Error::NotEnoughStartedMembers),
+            "the last voter stays"
+        );
+        assert_eq!(
+            plan(MembershipOp::Remove { id: 9 }, &voters, &none),
+            Err(Error::MemberNotFound)
+        );
+        assert_eq!(
+            plan(MembershipOp::Promote { id: 1 }, &with_learner, &none),
+            Err(Error::MemberNotLearner)
+        );
+        let behind = Progress {
+            leader_last: 100,
+            matched: BTreeMap::from([(4, 89)]),
+        };
+        assert_eq!(
+            plan(MembershipOp::Promote { id: 4 }, &with_learner, &behind),
+            Err(Error::LearnerNotReady)
+        );
+        let caught_up = Progress {
+            leader_last: 100,
+            matched: BTreeMap::from([(4, 90)]),
+        };
+        assert!(plan(MembershipOp::Promote { id: 4 }, &with_learner, &caught_up).is_ok());
+        let update = MembershipOp::Update {
+            id: 1,
+            peer_urls: vec!["http://127.0.0.1:2".into()],
+        };
+        assert_eq!(plan(update, &voters, &none), Err(Error::PeerUrlExists));
+    }
 
     #[test]
     fn url_validation() {

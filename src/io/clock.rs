@@ -1,12 +1,19 @@
-//! Time as one node sees it.
+//! Time as one node sees it — an explicitly **ambient** clock.
 //!
-//! Monotonic instants drive raft timers and (later) lease expiry; the wall clock only feeds
-//! human-facing fields. Both read the node's [`Skew`]: a constant offset plus a rate error in
-//! parts per million, which the simulator sets per node to model clock skew and drift. In a
-//! production build the skew is always zero.
+//! Why ambient, not a value handed down: openraft reads `Instant::now()` and arms its timers
+//! through the [`AsyncRuntime`](openraft::AsyncRuntime) with no context at all, so the clock
+//! raft's elections run on is necessarily looked up from where the code runs (the current madsim
+//! node in the simulator, nothing in production). A `Clock` value threaded through the rest of
+//! the server would only pretend otherwise: every copy would read the same table. So there is
+//! one clock per node, reached through the free functions of this module — [`now`], [`sleep`],
+//! [`sleep_until`], [`timeout`], [`timeout_at`], [`unix_nanos`] — and nothing outside `src/io/`
+//! touches the runtime's clock (clippy's `disallowed-methods` enforces it). Pure cores (the
+//! lessor, the watch session) take `now` as data and never read a clock themselves.
 //!
-//! openraft asks for `Instant::now()` without any context, so the skew table is looked up by the
-//! current madsim node; outside the simulator there is nothing to look up.
+//! Monotonic instants drive raft timers, lease expiry and request deadlines; the wall clock only
+//! feeds human-facing fields and IDs. Both read the node's [`Skew`]: a constant offset plus a
+//! rate error in parts per million, which the simulator sets per node to model clock skew and
+//! drift. In a production build the skew is always zero.
 
 // The seam itself: the only place that reads the runtime's clock.
 #![allow(clippy::disallowed_methods)]
@@ -211,37 +218,44 @@ impl openraft::Instant for Instant {
     }
 }
 
-/// The node's clock, handed to the components that need time (no ambient clock elsewhere).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Clock;
+/// Now, on this node's monotonic clock.
+pub fn now() -> Instant {
+    Instant::now()
+}
 
-impl Clock {
-    /// A monotonic instant on this node's clock.
-    pub fn now(&self) -> Instant {
-        Instant::now()
+/// Wall-clock time as Unix nanoseconds, with the node's skew (which may move it back).
+pub fn unix_nanos() -> i128 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    match current_clock() {
+        None => wall,
+        Some(c) => wall + c.wall_offset_nanos + c.drift(tokio::time::Instant::now()),
     }
+}
 
-    /// Wall-clock time as Unix nanoseconds, with the node's skew (which may move it back).
-    pub fn unix_nanos(&self) -> i128 {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        match current_clock() {
-            None => wall,
-            Some(c) => wall + c.wall_offset_nanos + c.drift(tokio::time::Instant::now()),
-        }
-    }
+/// Sleeps until this node's clock reads `deadline`.
+pub async fn sleep_until(deadline: Instant) {
+    tokio::time::sleep_until(deadline.to_runtime()).await
+}
 
-    /// Sleeps until this node's clock reads `deadline`.
-    pub async fn sleep_until(&self, deadline: Instant) {
-        tokio::time::sleep_until(deadline.to_runtime()).await
-    }
+/// Sleeps for `d` on this node's clock (a node whose clock runs fast wakes early).
+pub async fn sleep(d: Duration) {
+    sleep_until(now() + d).await
+}
 
-    /// Sleeps for `d` on this node's clock.
-    pub async fn sleep(&self, d: Duration) {
-        self.sleep_until(self.now() + d).await
-    }
+/// Bounds `future` by `deadline` on this node's clock.
+pub fn timeout_at<F: std::future::Future>(
+    deadline: Instant,
+    future: F,
+) -> super::runtime::Timeout<F> {
+    super::runtime::timeout_at(deadline.to_runtime(), future)
+}
+
+/// Bounds `future` by `d` from now on this node's clock.
+pub fn timeout<F: std::future::Future>(d: Duration, future: F) -> super::runtime::Timeout<F> {
+    timeout_at(now() + d, future)
 }
 
 #[cfg(test)]

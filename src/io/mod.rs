@@ -15,5 +15,4 @@ pub mod net;
 pub mod rand;
 pub mod runtime;
 
-pub use clock::Clock;
 pub use disk::Disk;

@@ -81,7 +81,7 @@ pub async fn serve_grpc(
                         // Out of file descriptors and the like: back off, keep listening.
                         Err(e) => {
                             tracing::warn!("accept: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            super::clock::sleep(std::time::Duration::from_millis(100)).await;
                         }
                     }
                 }

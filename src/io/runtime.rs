@@ -67,8 +67,9 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-/// Bounds `future` by `deadline` on the runtime clock.
-pub fn timeout_at<F: Future>(deadline: tokio::time::Instant, future: F) -> Timeout<F> {
+/// Bounds `future` by `deadline` on the runtime (global) clock; the rest of the server uses
+/// [`super::clock::timeout_at`], on the node's clock.
+pub(super) fn timeout_at<F: Future>(deadline: tokio::time::Instant, future: F) -> Timeout<F> {
     Timeout {
         future: Box::pin(future),
         sleep: Box::pin(tokio::time::sleep_until(deadline)),
@@ -96,7 +97,7 @@ impl AsyncRuntime for DetRuntime {
     }
 
     fn sleep(duration: Duration) -> Self::Sleep {
-        tokio::time::sleep(duration)
+        tokio::time::sleep_until((Instant::now() + duration).to_runtime())
     }
 
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
@@ -107,7 +108,7 @@ impl AsyncRuntime for DetRuntime {
         duration: Duration,
         future: F,
     ) -> Self::Timeout<R, F> {
-        timeout_at(tokio::time::Instant::now() + duration, future)
+        timeout_at((Instant::now() + duration).to_runtime(), future)
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(

@@ -22,7 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::Error;
 use crate::io::clock::Instant;
-use crate::io::disk::{prefix_end, WriteOp};
+use crate::io::disk::{prefix_end, WriteBatch};
 use crate::io::Disk;
 
 /// Disk prefix of the lease records (inside the state machine's `s/` prefix).
@@ -116,6 +116,9 @@ impl Lessor {
             }
             let ttl = i64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
             let remaining = i64::from_be_bytes(v[8..].try_into().expect("8 bytes"));
+            if ttl <= 0 {
+                return Err(bad("lease record with a TTL that is not positive"));
+            }
             leases.insert(
                 id,
                 Lease {
@@ -136,47 +139,50 @@ impl Lessor {
         Ok(())
     }
 
-    // --- apply side: called in log order by the state machine; `ops` go into the apply batch.
+    // --- apply side: called in log order by the applier; records go into the apply's batch.
 
-    /// Applies a grant of lease `id` with `ttl` seconds.
+    /// Applies a grant of lease `id` with `ttl` seconds. The member that proposed it raised the
+    /// TTL to the minimum already; a TTL below one second (only a raw proposal can carry one)
+    /// is raised to one, so every lease has a positive TTL.
     pub fn grant(
         &self,
         id: i64,
         ttl: i64,
         now: Instant,
-        ops: &mut Vec<WriteOp>,
+        batch: &mut WriteBatch,
     ) -> Result<(), Error> {
         let mut inner = self.lock();
         if id == 0 || inner.leases.contains_key(&id) {
             return Err(Error::LeaseExist);
         }
+        let ttl = ttl.max(1);
         let primary = inner.primary.is_some();
         let lease = Lease {
             ttl,
             remaining: 0,
             expiry: primary.then(|| now + seconds(ttl)),
         };
-        ops.push(WriteOp::Put(record_key(id), record(&lease)));
+        batch.put(record_key(id), record(&lease));
         inner.leases.insert(id, lease);
         Ok(())
     }
 
     /// Applies the revocation of lease `id` (its keys are deleted by the caller).
-    pub fn revoke(&self, id: i64, ops: &mut Vec<WriteOp>) -> Result<(), Error> {
+    pub fn revoke(&self, id: i64, batch: &mut WriteBatch) -> Result<(), Error> {
         let mut inner = self.lock();
         inner.leases.remove(&id).ok_or(Error::LeaseNotFound)?;
         inner.revoking.remove(&id);
-        ops.push(WriteOp::Delete(record_key(id)));
+        batch.delete(record_key(id));
         Ok(())
     }
 
     /// Applies a checkpoint: lease `id` had `remaining` seconds left on the leader. Unknown
     /// leases are ignored (a revoke may have overtaken the checkpoint).
-    pub fn checkpoint(&self, id: i64, remaining: i64, ops: &mut Vec<WriteOp>) {
+    pub fn checkpoint(&self, id: i64, remaining: i64, batch: &mut WriteBatch) {
         let mut inner = self.lock();
         if let Some(l) = inner.leases.get_mut(&id) {
             l.remaining = remaining;
-            ops.push(WriteOp::Put(record_key(id), record(l)));
+            batch.put(record_key(id), record(l));
         }
     }
 
@@ -324,6 +330,7 @@ impl crate::mvcc::txn::LeaseCheck for Lessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::disk::WriteOp;
 
     fn now() -> Instant {
         Instant::now()
@@ -332,23 +339,30 @@ mod tests {
     #[test]
     fn grant_revoke_and_records() {
         let l = Lessor::new();
-        let mut ops = Vec::new();
+        let mut ops = WriteBatch::new();
         l.grant(5, 10, now(), &mut ops).unwrap();
         assert_eq!(l.grant(5, 10, now(), &mut ops), Err(Error::LeaseExist));
         assert!(l.exists(5));
         assert_eq!(l.ids(), vec![5]);
-        assert_eq!(ops.len(), 1);
+        assert_eq!(ops.ops().len(), 1);
         l.revoke(5, &mut ops).unwrap();
         assert_eq!(l.revoke(5, &mut ops), Err(Error::LeaseNotFound));
         assert!(!l.exists(5));
-        assert!(matches!(&ops[1], WriteOp::Delete(k) if *k == record_key(5)));
+        assert!(matches!(&ops.ops()[1], WriteOp::Delete(k) if *k == record_key(5)));
+    }
+
+    #[test]
+    fn a_ttl_below_one_second_is_raised_to_one() {
+        let l = Lessor::new();
+        l.grant(9, 0, now(), &mut WriteBatch::new()).unwrap();
+        assert_eq!(l.get(9).map(|l| l.ttl), Some(1));
     }
 
     #[test]
     fn followers_never_expire_and_cannot_renew() {
         let l = Lessor::new();
         let t = now();
-        l.grant(1, 1, t, &mut Vec::new()).unwrap();
+        l.grant(1, 1, t, &mut WriteBatch::new()).unwrap();
         assert!(l.take_expired(t + Duration::from_secs(100)).is_empty());
         assert_eq!(l.renew(1, t), Err(Error::NotLeader));
         assert_eq!(l.time_to_live(1, t), Err(Error::NotLeader));
@@ -358,7 +372,7 @@ mod tests {
     fn primary_expires_renews_and_promotion_extends() {
         let l = Lessor::new();
         let t = now();
-        l.grant(1, 10, t, &mut Vec::new()).unwrap();
+        l.grant(1, 10, t, &mut WriteBatch::new()).unwrap();
         l.promote(t, 1);
         assert_eq!(l.time_to_live(1, t), Ok(Some((10, 10))));
         assert!(l.take_expired(t + Duration::from_secs(9)).is_empty());
@@ -390,10 +404,10 @@ mod tests {
     fn promotion_uses_the_checkpointed_remainder() {
         let l = Lessor::new();
         let t = now();
-        l.grant(1, 100, t, &mut Vec::new()).unwrap();
-        l.grant(3, 10, t, &mut Vec::new()).unwrap();
-        l.checkpoint(1, 7, &mut Vec::new());
-        l.checkpoint(2, 7, &mut Vec::new());
+        l.grant(1, 100, t, &mut WriteBatch::new()).unwrap();
+        l.grant(3, 10, t, &mut WriteBatch::new()).unwrap();
+        l.checkpoint(1, 7, &mut WriteBatch::new());
+        l.checkpoint(2, 7, &mut WriteBatch::new());
         l.promote(t, 1);
         assert_eq!(l.time_to_live(1, t), Ok(Some((7, 100))));
         // Only leases longer than the checkpoint interval are checkpointed.
@@ -406,7 +420,7 @@ mod tests {
         l.demote();
         l.promote(t, 2);
         assert_eq!(l.renew(1, t), Ok(Some((100, true))));
-        l.checkpoint(1, 0, &mut Vec::new());
+        l.checkpoint(1, 0, &mut WriteBatch::new());
         assert_eq!(l.renew(1, t), Ok(Some((100, false))));
     }
 }

@@ -230,6 +230,9 @@ impl Store {
         }
         state.current = state.current.max(read_i64(disk, META_REV)?);
         state.compacted = read_i64(disk, META_COMPACT)?;
+        if state.compacted > state.current {
+            return Err(corrupt("compacted revision above the current revision"));
+        }
         Ok(Store {
             state: RwLock::new(state),
         })

@@ -13,12 +13,11 @@ use prost::Message;
 
 use crate::error::Error;
 use crate::io::disk::WriteBatch;
-use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RequestOp,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 
@@ -82,6 +81,12 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 impl<'a> Writer<'a> {
+    /// The disk batch this apply persists: other replicated state applied with the same log
+    /// entries (leases) adds its records here, so one atomic write carries everything.
+    pub fn batch(&mut self) -> &mut WriteBatch {
+        &mut self.batch
+    }
+
     /// The newest revision, including this writer's changes so far.
     pub fn current_revision(&self) -> i64 {
         self.state.current
@@ -153,7 +158,7 @@ impl<'a> Writer<'a> {
     /// the state before the txn, then the chosen branch is checked and executed as one revision.
     pub fn txn(&mut self, r: &TxnRequest, leases: &dyn LeaseCheck) -> Result<TxnResponse, Error> {
         let mut path = Vec::new();
-        self.compare_path(r, &mut path);
+        super::txn_read::compare_path(&self.state, r, &mut path);
         let mut cursor = 0;
         self.check_txn(r, &path, &mut cursor, leases)?;
         let mut tx = self.begin();
@@ -188,6 +193,10 @@ impl<'a> Writer<'a> {
             self.batch.delete(record_key(r, tombstone));
         }
         self.state.compacted = rev;
+        assert!(
+            self.state.compacted <= self.state.current,
+            "the compacted revision never passes the current one"
+        );
         self.batch
             .put(Bytes::from_static(META_COMPACT), rev.to_be_bytes().to_vec());
         Ok(self.state.current)
@@ -302,34 +311,6 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn compare_path(&self, r: &TxnRequest, path: &mut Vec<bool>) {
-        let ok = r.compare.iter().all(|c| self.compare(c));
-        path.push(ok);
-        for op in if ok { &r.success } else { &r.failure } {
-            if let Some(Request::RequestTxn(t)) = &op.request {
-                self.compare_path(t, path);
-            }
-        }
-    }
-
-    fn compare(&self, c: &Compare) -> bool {
-        let at = self.state.current;
-        let mut any = false;
-        for (_, h) in keys_in(&self.state.index, &c.key, &c.range_end) {
-            if let Some(kv) = h.get(at) {
-                any = true;
-                if !compare_kv(c, kv) {
-                    return false;
-                }
-            }
-        }
-        if any {
-            return true;
-        }
-        // A missing key has no value to compare; every other target reads as zero.
-        c.target != CompareTarget::Value as i32 && compare_kv(c, &KeyValue::default())
-    }
-
     fn check_txn(
         &self,
         r: &TxnRequest,
@@ -393,50 +374,6 @@ impl<'a> Writer<'a> {
             succeeded: ok,
             responses,
         }
-    }
-}
-
-/// Compares one key-value against a Compare's target the way etcd does: a target union that
-/// does not match the target compares as equal for values and as zero for numbers.
-fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
-    use std::cmp::Ordering;
-    let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
-    let ord = match target {
-        CompareTarget::Value => match &c.target_union {
-            Some(TargetUnion::Value(v)) => kv.value.as_ref().cmp(v.as_ref()),
-            _ => Ordering::Equal,
-        },
-        CompareTarget::Version => kv.version.cmp(&union_i64(c, target)),
-        CompareTarget::Create => kv.create_revision.cmp(&union_i64(c, target)),
-        CompareTarget::Mod => kv.mod_revision.cmp(&union_i64(c, target)),
-        CompareTarget::Lease => kv.lease.cmp(&union_i64(c, target)),
-    };
-    match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
-        CompareResult::Equal => ord == Ordering::Equal,
-        CompareResult::NotEqual => ord != Ordering::Equal,
-        CompareResult::Greater => ord == Ordering::Greater,
-        CompareResult::Less => ord == Ordering::Less,
-    }
-}
-
-fn union_i64(c: &Compare, target: CompareTarget) -> i64 {
-    match (&c.target_union, target) {
-        (Some(TargetUnion::Version(v)), CompareTarget::Version) => *v,
-        (Some(TargetUnion::CreateRevision(v)), CompareTarget::Create) => *v,
-        (Some(TargetUnion::ModRevision(v)), CompareTarget::Mod) => *v,
-        (Some(TargetUnion::Lease(v)), CompareTarget::Lease) => *v,
-        _ => 0,
-    }
-}
-
-impl Store {
-    /// Runs a txn whose branches only read (see `server::check::txn_is_read_only`): no log
-    /// entry, no new revision, nothing persisted.
-    pub fn read_only_txn(&self, r: &TxnRequest) -> Result<TxnResponse, Error> {
-        let mut w = self.writer();
-        let resp = w.txn(r, &NoLeases)?;
-        assert!(w.events.is_empty(), "a read-only txn changed the store");
-        Ok(resp)
     }
 }
 

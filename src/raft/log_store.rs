@@ -22,7 +22,7 @@ use crate::io::disk::{prefix_end, WriteBatch};
 use crate::io::Disk;
 use crate::proto::detcdpb::{log_entry::Payload, Blank, LogEntry};
 
-use super::types::{Request, TypeConfig};
+use super::types::{Command, TypeConfig};
 
 const LOG_PREFIX: &[u8] = b"l";
 const VOTE: &[u8] = b"r/vote";
@@ -54,7 +54,7 @@ pub fn encode_entry(e: &Entry<TypeConfig>) -> Vec<u8> {
         EntryPayload::Normal(_) => {}
     }
     let mut buf = head.encode_to_vec();
-    if let EntryPayload::Normal(Request(r)) = &e.payload {
+    if let EntryPayload::Normal(Command(r)) = &e.payload {
         prost::encoding::message::encode(5, r, &mut buf);
     }
     buf
@@ -66,7 +66,7 @@ pub fn decode_entry(b: &[u8]) -> io::Result<Entry<TypeConfig>> {
     let e = LogEntry::decode(b).map_err(|e| bad(format!("log entry: {e}")))?;
     let payload = match e.payload {
         Some(Payload::Blank(_)) => EntryPayload::Blank,
-        Some(Payload::Normal(r)) => EntryPayload::Normal(Request(r)),
+        Some(Payload::Normal(r)) => EntryPayload::Normal(Command(r)),
         Some(Payload::MembershipJson(j)) => EntryPayload::Membership(
             serde_json::from_slice(&j).map_err(|e| bad(format!("membership: {e}")))?,
         ),
@@ -241,8 +241,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut b = WriteBatch::new();
+        let mut previous: Option<u64> = None;
         for e in entries {
-            b.put(log_key(e.log_id.index), encode_entry(&e));
+            let index = e.log_id.index;
+            assert!(
+                previous.is_none_or(|p| index == p + 1),
+                "log indices are contiguous within an append"
+            );
+            previous = Some(index);
+            b.put(log_key(index), encode_entry(&e));
         }
         self.disk.write(b).map_err(write_err)?;
         // Durable before acknowledged: openraft counts these entries toward a commit only after
@@ -285,5 +292,86 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             b.delete(k);
         }
         self.disk.write(b).map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::cluster::Member;
+    use crate::proto::detcdpb::raft_request::Request as Req;
+    use crate::proto::detcdpb::RaftRequest;
+    use crate::proto::etcdserverpb::PutRequest;
+
+    fn log_id(term: u64, node: u64, index: u64) -> LogId<u64> {
+        LogId::new(openraft::CommittedLeaderId::new(term, node), index)
+    }
+
+    fn round_trip(e: &Entry<TypeConfig>) -> Entry<TypeConfig> {
+        decode_entry(&encode_entry(e)).expect("decodes what it encoded")
+    }
+
+    #[test]
+    fn blank_and_membership_entries_round_trip() {
+        let blank = Entry {
+            log_id: log_id(3, 7, 42),
+            payload: EntryPayload::Blank,
+        };
+        assert_eq!(round_trip(&blank), blank);
+        let nodes = BTreeMap::from([(
+            7,
+            Member {
+                name: "n7".into(),
+                peer_urls: vec!["http://127.0.0.1:2380".into()],
+                client_urls: vec![],
+            },
+        )]);
+        let membership = openraft::Membership::new(vec![BTreeSet::from([7])], nodes);
+        let entry = Entry {
+            log_id: log_id(1, 7, 1),
+            payload: EntryPayload::Membership(membership),
+        };
+        assert_eq!(round_trip(&entry), entry);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_an_entry() {
+        assert!(decode_entry(b"\xff\xff\xff").is_err());
+        let blank = Entry::<TypeConfig> {
+            log_id: log_id(1, 1, 1),
+            payload: EntryPayload::Blank,
+        };
+        let bytes = encode_entry(&blank);
+        // Without its payload field the record is not an entry.
+        assert!(decode_entry(&bytes[..bytes.len() - 2]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn client_writes_round_trip(
+            term in 0u64..1000,
+            index in 0u64..1_000_000,
+            key in proptest::collection::vec(any::<u8>(), 1..40),
+            value in proptest::collection::vec(any::<u8>(), 0..200),
+            lease in any::<i64>(),
+        ) {
+            let put = PutRequest {
+                key: key.into(),
+                value: value.into(),
+                lease,
+                ..Default::default()
+            };
+            let entry = Entry {
+                log_id: log_id(term, 0x8e9e05c52164694d, index),
+                payload: EntryPayload::Normal(Command(RaftRequest {
+                    request: Some(Req::Put(put)),
+                })),
+            };
+            prop_assert_eq!(round_trip(&entry), entry);
+        }
     }
 }

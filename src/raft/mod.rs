@@ -1,13 +1,25 @@
-//! Consensus: openraft glue in four small files — [`types`] (the type config and the request /
-//! response carried through the log), [`log_store`], [`state_machine`] (apply → mvcc) and
-//! [`network`] — plus [`node`], the handle the gRPC services call.
+//! Consensus: openraft glue as small files — [`types`] (the type config and what the log
+//! carries), [`log_store`], [`state_machine`] (persisting what the applier did),
+//! [`snapshot`] (its framing) and [`network`] (raft messages to peers) — and the
+//! [`RaftNode`] the services call, whose work is split by idea: [`propose`] (writes),
+//! [`read_index`] (linearizable reads), [`membership`], [`leases`] (what only the leader
+//! answers), all of them leader-or-[`forward`].
 
+pub mod forward;
+pub mod leases;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
-pub mod peer_server;
+pub mod propose;
+pub mod read_index;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
 pub use node::{RaftNode, RaftSettings};
 pub use types::TypeConfig;
+
+// openraft's suite builds its own tokio runtime, which the simulator build cannot run.
+#[cfg(all(test, not(madsim)))]
+mod storage_suite;

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cluster::Member;
+use crate::io::clock;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::detcdpb::RaftMessage;
 
@@ -123,7 +124,7 @@ impl PeerClient {
             from: self.me,
             payload: encode(req),
         };
-        let reply = match tokio::time::timeout(option.hard_ttl(), rpc(client, msg)).await {
+        let reply = match clock::timeout(option.hard_ttl(), rpc(client, msg)).await {
             Err(_) => {
                 return Err(network(format!(
                     "peer {:x} did not answer in time",

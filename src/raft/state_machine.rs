@@ -1,41 +1,35 @@
-//! The raft state machine: applies committed entries to the mvcc [`Store`].
+//! The raft state machine: openraft's side of applying. What each committed request does is the
+//! [`Applier`]'s business; this file keeps the applied log id and membership, persists each
+//! batch atomically, publishes its events to the watchers, and builds and installs snapshots.
 //!
 //! Each `apply` call turns its whole batch of entries into one disk write that also records the
 //! last applied log id, so after a crash the store and its applied index agree and no entry is
 //! applied twice. It is not synced here: the log is, and anything lost is re-applied from it.
 //!
-//! A snapshot is the store itself: the disk records of the mvcc store and the state machine's
-//! metadata, framed as (u32 length, key, u32 length, value) pairs, taken under the store's
-//! read lock so it is consistent with the applied log id it names.
-//!
-//! Leases are applied here too: the lessor's replicated state changes in log order, and its
-//! records (`s/lease/…`) go into the same batch, so snapshots and restarts carry them.
+//! A snapshot is the store itself: every disk record of the state machine ([`snapshot`]'s
+//! framing), taken under the store's read lock so it is consistent with the applied log id it
+//! names.
 
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership,
 };
 
+use crate::apply::Applier;
 use crate::cluster::Member;
-use crate::error::Error;
-use crate::io::disk::{prefix_end, WriteBatch, WriteOp};
-use crate::io::{Clock, Disk};
+use crate::io::disk::{prefix_end, WriteBatch};
+use crate::io::{clock, Disk};
 use crate::lease::Lessor;
-use crate::mvcc::{Store, Writer};
-use crate::proto::detcdpb::raft_request::Request as Req;
-use crate::proto::detcdpb::RaftRequest;
-use crate::proto::etcdserverpb::{
-    CompactionResponse, LeaseCheckpointResponse, LeaseGrantResponse, LeaseRevokeResponse,
-    ResponseHeader,
-};
+use crate::mvcc::Store;
 use crate::watch::{Hub, RevisionEvents};
 
-use super::types::{Request, Response, TypeConfig};
+use super::snapshot;
+use super::types::{Applied, Command, TypeConfig};
 
 const APPLIED: &[u8] = b"s/applied";
 const MEMBERSHIP: &[u8] = b"s/membership";
@@ -50,6 +44,10 @@ struct Meta {
     membership: StoredMembership<u64, Member>,
     /// Counter making snapshot ids unique.
     snapshots_built: u64,
+    /// The id of the last snapshot built, and the applied log id it was built at: a snapshot of
+    /// the same applied state is the same snapshot and keeps its id (openraft relies on the
+    /// current snapshot being the one last built).
+    last_snapshot: Option<(Option<LogId<u64>>, String)>,
 }
 
 /// The state machine; clones share the same store.
@@ -100,9 +98,10 @@ impl StateMachine {
             applied,
             membership,
             snapshots_built: 0,
+            last_snapshot: None,
         };
         let lessor = Arc::new(Lessor::new());
-        lessor.load(&disk, Clock.now())?;
+        lessor.load(&disk, clock::now())?;
         Ok(StateMachine {
             disk,
             store,
@@ -126,59 +125,6 @@ impl StateMachine {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies one request; lease records to persist are appended to `lease_ops`.
-    fn apply_request(
-        w: &mut Writer<'_>,
-        lessor: &Lessor,
-        lease_ops: &mut Vec<WriteOp>,
-        r: RaftRequest,
-    ) -> Response {
-        let result = match r.request {
-            Some(Req::Put(p)) => w.put(&p, lessor).map(Response::Put),
-            Some(Req::DeleteRange(d)) => Ok(Response::DeleteRange(w.delete_range(&d))),
-            Some(Req::Txn(t)) => w.txn(&t, lessor).map(Response::Txn),
-            Some(Req::Compaction(c)) => w.compact(&c).map(|rev| {
-                Response::Compaction(CompactionResponse {
-                    header: header(rev),
-                })
-            }),
-            // The TTL was raised to the minimum and the ID chosen before proposing, so every
-            // member applies the same grant.
-            Some(Req::LeaseGrant(g)) => {
-                lessor.grant(g.id, g.ttl, Clock.now(), lease_ops).map(|()| {
-                    Response::LeaseGrant(LeaseGrantResponse {
-                        header: header(w.current_revision()),
-                        id: g.id,
-                        ttl: g.ttl,
-                        error: String::new(),
-                    })
-                })
-            }
-            Some(Req::LeaseRevoke(r)) => {
-                if lessor.exists(r.id) {
-                    let rev = w.delete_leased(r.id);
-                    lessor.revoke(r.id, lease_ops).map(|()| {
-                        Response::LeaseRevoke(LeaseRevokeResponse {
-                            header: header(rev),
-                        })
-                    })
-                } else {
-                    Err(Error::LeaseNotFound)
-                }
-            }
-            Some(Req::LeaseCheckpoint(c)) => {
-                for cp in &c.checkpoints {
-                    lessor.checkpoint(cp.id, cp.remaining_ttl, lease_ops);
-                }
-                Ok(Response::LeaseCheckpoint(LeaseCheckpointResponse {
-                    header: header(w.current_revision()),
-                }))
-            }
-            None => Ok(Response::Empty),
-        };
-        result.unwrap_or_else(Response::Rejected)
-    }
-
     /// Serializes the state machine's part of the disk, consistent with the returned meta.
     fn dump(&self) -> io::Result<(Vec<u8>, Meta)> {
         self.store.frozen(|| {
@@ -186,10 +132,7 @@ impl StateMachine {
             let mut out = Vec::new();
             for p in SM_PREFIXES {
                 for (k, v) in self.disk.scan(p, &prefix_end(p))? {
-                    out.put_u32(k.len() as u32);
-                    out.put_slice(&k);
-                    out.put_u32(v.len() as u32);
-                    out.put_slice(&v);
+                    snapshot::put_record(&mut out, &k, &v);
                 }
             }
             Ok((out, meta))
@@ -197,27 +140,26 @@ impl StateMachine {
     }
 }
 
-/// A response header carrying only `revision` (the service fills in the cluster fields).
-fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader {
-        revision,
-        ..Default::default()
-    })
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let (data, meta) = self
             .dump()
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let n = {
+        let id = {
             let mut m = self.meta();
-            m.snapshots_built += 1;
-            m.snapshots_built
-        };
-        let id = match meta.applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, n),
-            None => format!("0-0-{n}"),
+            match &m.last_snapshot {
+                Some((at, id)) if *at == meta.applied => id.clone(),
+                _ => {
+                    m.snapshots_built += 1;
+                    let n = m.snapshots_built;
+                    let id = match meta.applied {
+                        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, n),
+                        None => format!("0-0-{n}"),
+                    };
+                    m.last_snapshot = Some((meta.applied, id.clone()));
+                    id
+                }
+            }
         };
         Ok(Snapshot {
             meta: SnapshotMeta {
@@ -240,7 +182,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((m.applied, m.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<u64>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
     where
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -248,17 +190,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
-        let mut w = self.store.writer();
-        let mut lease_ops = Vec::new();
+        let mut applier = Applier::new(&self.store, &self.lessor, clock::now());
         for e in entries {
+            if let Some(prev) = last {
+                assert!(e.log_id > prev, "entries are applied in log order");
+            }
             responses.push(match e.payload {
-                EntryPayload::Blank => Response::Empty,
-                EntryPayload::Normal(Request(r)) => {
-                    Self::apply_request(&mut w, &self.lessor, &mut lease_ops, r)
-                }
+                EntryPayload::Blank => Applied::Empty,
+                EntryPayload::Normal(Command(r)) => applier.apply(r),
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
-                    Response::Empty
+                    Applied::Empty
                 }
             });
             last = Some(e.log_id);
@@ -268,16 +210,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let disk = &self.disk;
         let meta = &self.meta;
-        let events = w
+        let events = applier
             .finish(|mut batch: WriteBatch| {
                 let mut m = meta.lock().unwrap_or_else(|p| p.into_inner());
                 assert!(m.applied < Some(last), "applied log id only moves forward");
-                for op in lease_ops {
-                    match op {
-                        WriteOp::Put(k, v) => batch.put(k, v),
-                        WriteOp::Delete(k) => batch.delete(k),
-                    }
-                }
                 batch.put(
                     Bytes::from_static(APPLIED),
                     serde_json::to_vec(&Some(last)).expect("log id"),
@@ -323,21 +259,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     batch.delete(k);
                 }
             }
-            let mut buf = data;
-            while buf.has_remaining() {
-                if buf.remaining() < 4 {
-                    return Err(bad_data("truncated snapshot"));
-                }
-                let kl = buf.get_u32() as usize;
-                if buf.remaining() < kl + 4 {
-                    return Err(bad_data("truncated snapshot"));
-                }
-                let k = buf.split_to(kl);
-                let vl = buf.get_u32() as usize;
-                if buf.remaining() < vl {
-                    return Err(bad_data("truncated snapshot"));
-                }
-                batch.put(k, buf.split_to(vl));
+            for (k, v) in snapshot::records(data)? {
+                batch.put(k, v);
             }
             batch.put(
                 Bytes::from_static(APPLIED),
@@ -350,7 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.disk.write(batch)?;
             self.disk.sync().await?;
             self.store.reload(&self.disk)?;
-            self.lessor.load(&self.disk, Clock.now())?;
+            self.lessor.load(&self.disk, clock::now())?;
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
             let mut m = self.meta();

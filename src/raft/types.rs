@@ -1,24 +1,22 @@
-//! The openraft type config, and what travels through the log: a client write in, its result out.
+//! The openraft type config, and what travels through the log: a [`Command`] in (an etcd write
+//! request as committed), its [`Applied`] result out.
 
 use std::io::Cursor;
 
 use prost::Message;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::apply::Applied;
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::runtime::DetRuntime;
 use crate::proto::detcdpb::RaftRequest;
-use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutResponse, TxnResponse,
-};
 
 openraft::declare_raft_types!(
     /// detcd's raft types: node IDs are etcd member IDs, nodes are etcd members.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Command,
+        R = Applied,
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
@@ -27,54 +25,30 @@ openraft::declare_raft_types!(
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
 
-/// A client write in the log: etcd's request messages wrapped in detcd's `RaftRequest`.
-/// Serialized as its protobuf encoding wherever openraft asks for serde.
+/// A write in the log: one of etcd's request messages wrapped in detcd's `RaftRequest` (etcd's
+/// `InternalRaftRequest`). Serialized as its protobuf encoding wherever openraft asks for serde.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Request(pub RaftRequest);
+pub struct Command(pub RaftRequest);
 
-impl Serialize for Request {
+impl Serialize for Command {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&self.0.encode_to_vec())
     }
 }
 
-impl<'de> Deserialize<'de> for Request {
+impl<'de> Deserialize<'de> for Command {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: Vec<u8> = Deserialize::deserialize(d)?;
         RaftRequest::decode(&bytes[..])
-            .map(Request)
+            .map(Command)
             .map_err(serde::de::Error::custom)
     }
 }
 
-/// The result of applying one log entry.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Response {
-    /// A blank or membership entry.
-    #[default]
-    Empty,
-    /// A put.
-    Put(PutResponse),
-    /// A delete-range.
-    DeleteRange(DeleteRangeResponse),
-    /// A txn.
-    Txn(TxnResponse),
-    /// A compaction.
-    Compaction(CompactionResponse),
-    /// A lease grant.
-    LeaseGrant(LeaseGrantResponse),
-    /// A lease revoke (its keys deleted in one revision).
-    LeaseRevoke(LeaseRevokeResponse),
-    /// A lease checkpoint.
-    LeaseCheckpoint(LeaseCheckpointResponse),
-    /// The request was rejected when applied (e.g. an unknown lease); the store is unchanged.
-    Rejected(Error),
-}
-
-/// How a [`Response`] travels (a follower that forwarded a write receives the leader's result):
+/// How an [`Applied`] travels (a follower that forwarded a write receives the leader's result):
 /// each etcd response as its protobuf encoding.
 #[derive(Serialize, Deserialize)]
-enum WireResponse {
+enum WireApplied {
     Empty,
     Put(Vec<u8>),
     DeleteRange(Vec<u8>),
@@ -86,38 +60,85 @@ enum WireResponse {
     Rejected(Error),
 }
 
-impl Serialize for Response {
+impl Serialize for Applied {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let w = match self {
-            Response::Empty => WireResponse::Empty,
-            Response::Put(r) => WireResponse::Put(r.encode_to_vec()),
-            Response::DeleteRange(r) => WireResponse::DeleteRange(r.encode_to_vec()),
-            Response::Txn(r) => WireResponse::Txn(r.encode_to_vec()),
-            Response::Compaction(r) => WireResponse::Compaction(r.encode_to_vec()),
-            Response::LeaseGrant(r) => WireResponse::LeaseGrant(r.encode_to_vec()),
-            Response::LeaseRevoke(r) => WireResponse::LeaseRevoke(r.encode_to_vec()),
-            Response::LeaseCheckpoint(r) => WireResponse::LeaseCheckpoint(r.encode_to_vec()),
-            Response::Rejected(e) => WireResponse::Rejected(e.clone()),
+            Applied::Empty => WireApplied::Empty,
+            Applied::Put(r) => WireApplied::Put(r.encode_to_vec()),
+            Applied::DeleteRange(r) => WireApplied::DeleteRange(r.encode_to_vec()),
+            Applied::Txn(r) => WireApplied::Txn(r.encode_to_vec()),
+            Applied::Compaction(r) => WireApplied::Compaction(r.encode_to_vec()),
+            Applied::LeaseGrant(r) => WireApplied::LeaseGrant(r.encode_to_vec()),
+            Applied::LeaseRevoke(r) => WireApplied::LeaseRevoke(r.encode_to_vec()),
+            Applied::LeaseCheckpoint(r) => WireApplied::LeaseCheckpoint(r.encode_to_vec()),
+            Applied::Rejected(e) => WireApplied::Rejected(e.clone()),
         };
         w.serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Response {
+impl<'de> Deserialize<'de> for Applied {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         fn dec<T: Message + Default, E: serde::de::Error>(b: &[u8]) -> Result<T, E> {
             T::decode(b).map_err(E::custom)
         }
-        Ok(match WireResponse::deserialize(d)? {
-            WireResponse::Empty => Response::Empty,
-            WireResponse::Put(b) => Response::Put(dec(&b)?),
-            WireResponse::DeleteRange(b) => Response::DeleteRange(dec(&b)?),
-            WireResponse::Txn(b) => Response::Txn(dec(&b)?),
-            WireResponse::Compaction(b) => Response::Compaction(dec(&b)?),
-            WireResponse::LeaseGrant(b) => Response::LeaseGrant(dec(&b)?),
-            WireResponse::LeaseRevoke(b) => Response::LeaseRevoke(dec(&b)?),
-            WireResponse::LeaseCheckpoint(b) => Response::LeaseCheckpoint(dec(&b)?),
-            WireResponse::Rejected(e) => Response::Rejected(e),
+        Ok(match WireApplied::deserialize(d)? {
+            WireApplied::Empty => Applied::Empty,
+            WireApplied::Put(b) => Applied::Put(dec(&b)?),
+            WireApplied::DeleteRange(b) => Applied::DeleteRange(dec(&b)?),
+            WireApplied::Txn(b) => Applied::Txn(dec(&b)?),
+            WireApplied::Compaction(b) => Applied::Compaction(dec(&b)?),
+            WireApplied::LeaseGrant(b) => Applied::LeaseGrant(dec(&b)?),
+            WireApplied::LeaseRevoke(b) => Applied::LeaseRevoke(dec(&b)?),
+            WireApplied::LeaseCheckpoint(b) => Applied::LeaseCheckpoint(dec(&b)?),
+            WireApplied::Rejected(e) => Applied::Rejected(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::detcdpb::raft_request::Request as Req;
+    use crate::proto::etcdserverpb::{PutRequest, PutResponse, ResponseHeader, TxnResponse};
+    use crate::proto::mvccpb::KeyValue;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(v: &T) -> T {
+        bincode::deserialize(&bincode::serialize(v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn commands_and_results_travel_between_members_unchanged() {
+        let cmd = Command(RaftRequest {
+            request: Some(Req::Put(PutRequest {
+                key: b"k".as_slice().into(),
+                value: b"v".as_slice().into(),
+                lease: 7,
+                ..Default::default()
+            })),
+        });
+        assert_eq!(round_trip(&cmd), cmd);
+        let results = [
+            Applied::Empty,
+            Applied::Put(PutResponse {
+                header: Some(ResponseHeader {
+                    revision: 9,
+                    ..Default::default()
+                }),
+                prev_kv: Some(KeyValue {
+                    key: b"k".as_slice().into(),
+                    version: 2,
+                    ..Default::default()
+                }),
+            }),
+            Applied::Txn(TxnResponse {
+                succeeded: true,
+                ..Default::default()
+            }),
+            Applied::Rejected(Error::LeaseNotFound),
+        ];
+        for r in results {
+            assert_eq!(round_trip(&r), r);
+        }
     }
 }

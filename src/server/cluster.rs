@@ -4,6 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::cluster::membership::{check_urls, new_member_id, MemberInfo, MembershipOp};
+use crate::io::clock;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::*;
 use crate::raft::RaftNode;
@@ -44,16 +45,13 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberAddResponse>, Status> {
         let r = req.into_inner();
         check_urls(&r.peer_ur_ls)?;
-        let id = new_member_id(
-            &r.peer_ur_ls,
-            (self.node.clock().unix_nanos() / 1_000_000_000) as i64,
-        );
+        let id = new_member_id(&r.peer_ur_ls, (clock::unix_nanos() / 1_000_000_000) as i64);
         let op = MembershipOp::Add {
             id,
             peer_urls: r.peer_ur_ls.clone(),
             learner: r.is_learner,
         };
-        let members = self.node.membership(op).await?;
+        let members = self.node.change_membership(op).await?;
         let added = members.iter().find(|m| m.id == id).map(to_pb);
         Ok(Response::new(MemberAddResponse {
             header: self.header(),
@@ -68,7 +66,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         let members = self
             .node
-            .membership(MembershipOp::Remove {
+            .change_membership(MembershipOp::Remove {
                 id: req.into_inner().id,
             })
             .await?;
@@ -85,7 +83,7 @@ impl Cluster for ClusterService {
         let r = req.into_inner();
         let members = self
             .node
-            .membership(MembershipOp::Update {
+            .change_membership(MembershipOp::Update {
                 id: r.id,
                 peer_urls: r.peer_ur_ls,
             })
@@ -102,7 +100,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         let members = self
             .node
-            .membership(MembershipOp::Promote {
+            .change_membership(MembershipOp::Promote {
                 id: req.into_inner().id,
             })
             .await?;
@@ -116,7 +114,7 @@ impl Cluster for ClusterService {
         &self,
         _req: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let members = crate::cluster::membership::members(self.node.raft());
+        let members = self.node.latest_members();
         Ok(Response::new(MemberListResponse {
             header: self.header(),
             members: members.iter().map(to_pb).collect(),

@@ -3,9 +3,6 @@
 
 use tonic::Status;
 
-use crate::proto::etcdserverpb::auth_server::Auth;
-use crate::proto::etcdserverpb::*;
-
 /// The status for an RPC detcd does not serve yet.
 pub fn not_yet(rpc: &str) -> Status {
     Status::unimplemented(format!("detcd: {rpc} is not implemented yet"))
@@ -37,30 +34,3 @@ pub(crate) use unimplemented_rpcs;
 
 /// A stream type for streaming RPCs that are not served yet.
 pub type NoStream<T> = futures::stream::Empty<Result<T, Status>>;
-
-/// Serves the services not built yet.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotYet;
-
-#[tonic::async_trait]
-impl Auth for NotYet {
-    unimplemented_rpcs! {
-        auth_enable(AuthEnableRequest) -> AuthEnableResponse;
-        auth_disable(AuthDisableRequest) -> AuthDisableResponse;
-        auth_status(AuthStatusRequest) -> AuthStatusResponse;
-        authenticate(AuthenticateRequest) -> AuthenticateResponse;
-        user_add(AuthUserAddRequest) -> AuthUserAddResponse;
-        user_get(AuthUserGetRequest) -> AuthUserGetResponse;
-        user_list(AuthUserListRequest) -> AuthUserListResponse;
-        user_delete(AuthUserDeleteRequest) -> AuthUserDeleteResponse;
-        user_change_password(AuthUserChangePasswordRequest) -> AuthUserChangePasswordResponse;
-        user_grant_role(AuthUserGrantRoleRequest) -> AuthUserGrantRoleResponse;
-        user_revoke_role(AuthUserRevokeRoleRequest) -> AuthUserRevokeRoleResponse;
-        role_add(AuthRoleAddRequest) -> AuthRoleAddResponse;
-        role_get(AuthRoleGetRequest) -> AuthRoleGetResponse;
-        role_list(AuthRoleListRequest) -> AuthRoleListResponse;
-        role_delete(AuthRoleDeleteRequest) -> AuthRoleDeleteResponse;
-        role_grant_permission(AuthRoleGrantPermissionRequest) -> AuthRoleGrantPermissionResponse;
-        role_revoke_permission(AuthRoleRevokePermissionRequest) -> AuthRoleRevokePermissionResponse;
-    }
-}

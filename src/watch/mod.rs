@@ -1,7 +1,7 @@
 //! Watch: streams of the store's changes.
 //!
 //! [`Hub`] is where the apply path hands over the events of every revision it creates, in
-//! revision order; the Watch service ([`service`]) serves etcd's bidirectional Watch stream
+//! revision order; the Watch service (`server::watch`) serves etcd's bidirectional Watch stream
 //! from it. Each stream is a [`session::Session`]: its watchers follow the hub live and read
 //! the store's history ([`crate::mvcc::history`]) when they start in the past or fall behind.
 //!
@@ -9,14 +9,12 @@
 //! - [`fragment`]: splitting large responses for watchers that allow it.
 //! - [`progress`]: the progress-notification interval.
 //! - [`session`]: one stream's watchers (synchronous, tested step by step).
-//! - [`service`]: the gRPC service driving a session per stream.
 //!
 //! Each member serves watches from its own applied state: nothing here assumes it is the leader.
 
 pub mod filter;
 pub mod fragment;
 pub mod progress;
-pub mod service;
 pub mod session;
 
 use std::sync::Mutex;

@@ -196,19 +196,26 @@ impl Session {
             }
             if r.events.is_empty() {
                 // The store was replaced up to here: read everything from history.
-                self.cursor = r.revision;
+                self.advance_cursor(r.revision);
                 self.sync(out);
                 continue;
             }
             if r.revision > self.cursor + 1 {
                 // Revisions the feed never carried (a snapshot replaced the store): history.
-                self.cursor = r.revision - 1;
+                self.advance_cursor(r.revision - 1);
                 self.sync(out);
             }
             self.deliver(r, out);
-            self.cursor = r.revision;
+            self.advance_cursor(r.revision);
         }
         self.sync(out);
+    }
+
+    /// Moves the cursor to `to`. Invariant: the cursor never goes back — every revision up to
+    /// it has been handed to the watchers, and going back would hand some out twice.
+    fn advance_cursor(&mut self, to: i64) {
+        assert!(to >= self.cursor, "a watch cursor never goes back");
+        self.cursor = to;
     }
 
     /// Hands several batches from the feed to the watchers. A backlog of at least
@@ -260,7 +267,7 @@ impl Session {
     /// The feed dropped batches: catch every watcher up from history to the store's current
     /// revision; the feed's next batches are newer.
     pub fn on_lagged(&mut self, out: &mut Vec<WatchResponse>) {
-        self.cursor = self.cursor.max(self.store.current_revision());
+        self.advance_cursor(self.cursor.max(self.store.current_revision()));
         self.sync(out);
     }
 

@@ -19,7 +19,7 @@ use detcd::io::disk::{Disk, SimDisk};
 use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::proto::etcdserverpb::StatusRequest;
-use detcd::server::Server;
+use detcd::member::Server;
 use madsim::runtime::{Handle, NodeHandle};
 use tonic::transport::Channel;
 

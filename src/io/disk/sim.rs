@@ -192,6 +192,8 @@ impl SimDisk {
             (s.unsynced.len(), s.faults.sync_latency)
         };
         if !latency.is_zero() {
+            // A device's latency is elapsed time, not what the node's (skewed) clock reads.
+            #[allow(clippy::disallowed_methods)]
             tokio::time::sleep(latency).await;
         }
         let mut s = self.lock();

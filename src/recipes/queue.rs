@@ -6,22 +6,41 @@
 //! all of them (no thundering herd), as in etcd's recipes.
 
 use bytes::Bytes;
-use tonic::Status;
 
+use crate::error::Error;
 use crate::proto::etcdserverpb::range_request::SortOrder;
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{RangeRequest, ResponseHeader, TxnRequest};
 use crate::proto::mvccpb::event::EventType;
 
-use super::embedded::{by_create, created_at, op_delete, Embedded};
-use crate::proto::etcdserverpb::{RangeRequest, TxnRequest};
+use super::client::{by_create, created_at, op_delete, Client};
+
+/// The key lease `lease` holds or waits with in the lock (or election) `name`: `name/<hex id>`.
+pub fn waiter_key(name: &[u8], lease: i64) -> Bytes {
+    let mut key = name.to_vec();
+    // Go's %x on a signed ID: a minus sign, then the magnitude.
+    let hex = if lease < 0 {
+        format!("/-{:x}", lease.unsigned_abs())
+    } else {
+        format!("/{lease:x}")
+    };
+    key.extend_from_slice(hex.as_bytes());
+    key.into()
+}
+
+/// `name/`, the prefix of a lock's (or election's) keys.
+pub fn prefix(name: &[u8]) -> Vec<u8> {
+    let mut p = name.to_vec();
+    p.push(b'/');
+    p
+}
 
 /// Waits until no key under `prefix` has a create revision at or below `max_create_revision`;
 /// returns the header of the read that found none (etcd's `waitDeletes`).
 pub async fn wait_deletes(
-    client: &Embedded,
+    client: &impl Client,
     prefix: &[u8],
     max_create_revision: i64,
-) -> Result<ResponseHeader, Status> {
+) -> Result<ResponseHeader, Error> {
     loop {
         let ahead = client
             .range(by_create(prefix, SortOrder::Descend, max_create_revision))
@@ -35,7 +54,7 @@ pub async fn wait_deletes(
 }
 
 /// Waits for the deletion of `key`, which existed at revision `rev`.
-pub async fn wait_delete(client: &Embedded, key: Bytes, rev: i64) -> Result<(), Status> {
+pub async fn wait_delete(client: &impl Client, key: Bytes, rev: i64) -> Result<(), Error> {
     let mut watch = client.watch(key, Bytes::new(), rev);
     loop {
         let r = watch.next().await?;
@@ -50,7 +69,7 @@ pub async fn wait_delete(client: &Embedded, key: Bytes, rev: i64) -> Result<(), 
 
 /// Whether `key` still exists as created at `rev` (a linearizable read): a waiter whose lease
 /// expired while it waited has lost its place even if the keys ahead of it went.
-pub async fn still_queued(client: &Embedded, key: &Bytes, rev: i64) -> Result<bool, Status> {
+pub async fn still_queued(client: &impl Client, key: &Bytes, rev: i64) -> Result<bool, Error> {
     let r = client
         .range(RangeRequest {
             key: key.clone(),
@@ -62,7 +81,7 @@ pub async fn still_queued(client: &Embedded, key: &Bytes, rev: i64) -> Result<bo
 
 /// Deletes `key` if it is still the one created at `rev` (a lock or candidacy given up: the key
 /// may meanwhile have expired and been created again by the same lease for another request).
-pub async fn withdraw(client: &Embedded, key: Bytes, rev: i64) -> Result<(), Status> {
+pub async fn withdraw(client: &impl Client, key: Bytes, rev: i64) -> Result<(), Error> {
     let t = TxnRequest {
         compare: vec![created_at(&key, rev)],
         success: vec![op_delete(&key)],
@@ -74,13 +93,13 @@ pub async fn withdraw(client: &Embedded, key: Bytes, rev: i64) -> Result<(), Sta
 /// Withdraws a waiter's key if the request waiting for it is dropped — its client went away —
 /// unless [`Withdraw::keep`] was called: an abandoned waiter must not take the lock later and
 /// hold it with nobody to release it.
-pub struct Withdraw {
-    armed: Option<(Embedded, Bytes, i64)>,
+pub struct Withdraw<C: Client> {
+    armed: Option<(C, Bytes, i64)>,
 }
 
-impl Withdraw {
+impl<C: Client> Withdraw<C> {
     /// Guards the key `key` created at `rev`.
-    pub fn new(client: &Embedded, key: &Bytes, rev: i64) -> Self {
+    pub fn new(client: &C, key: &Bytes, rev: i64) -> Self {
         Withdraw {
             armed: Some((client.clone(), key.clone(), rev)),
         }
@@ -92,7 +111,7 @@ impl Withdraw {
     }
 }
 
-impl Drop for Withdraw {
+impl<C: Client> Drop for Withdraw<C> {
     fn drop(&mut self) {
         if let Some((client, key, rev)) = self.armed.take() {
             tokio::spawn(async move {
@@ -101,5 +120,18 @@ impl Drop for Withdraw {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiter_keys_are_the_name_a_slash_and_the_lease_in_hex() {
+        assert_eq!(waiter_key(b"l1", 1001), Bytes::from_static(b"l1/3e9"));
+        assert_eq!(waiter_key(b"", 255), Bytes::from_static(b"/ff"));
+        assert_eq!(waiter_key(b"n", -255), Bytes::from_static(b"n/-ff"));
+        assert_eq!(prefix(b"l1"), b"l1/".to_vec());
     }
 }

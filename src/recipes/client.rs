@@ -1,137 +1,56 @@
-//! An in-process etcd client for the Lock and Election services: KV and Lease requests go
-//! through the member's own services (validation, raft, errors and headers exactly as a remote
-//! client gets them), watches through a [`Session`] on the member's hub.
-//!
-//! etcd serves Lock and Election with its Go client connected to the server itself, so their
-//! errors reach the caller as gRPC `Unknown` carrying the inner error's message (for example
-//! `etcdserver: requested lease not found`). [`Embedded`] reproduces that.
+//! The client the recipes run on: etcd's KV and Lease as a client sees them, and watches on the
+//! member's own event feed. etcd serves Lock and Election with its Go client connected to the
+//! server itself (`v3client`); detcd's server implements [`Client`] over its own services
+//! (`server::embedded`), so every step of a recipe gets the KV API's validation, errors and
+//! headers. The request builders below are the few shapes the recipes use.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
-use tonic::{Request, Status};
 
-use crate::lease::service::LeaseService;
+use crate::error::Error;
+use crate::mvcc::Store;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use crate::proto::etcdserverpb::kv_server::Kv;
-use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, PutRequest, RangeRequest,
-    RangeResponse, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
-    WatchResponse,
+    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, RangeRequest, RangeResponse,
+    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
 };
-use crate::raft::RaftNode;
-use crate::server::kv::KvService;
 use crate::watch::session::{Feed, HeaderFn, Session};
+use crate::watch::Hub;
 
 /// The TTL of the lease the services grant when a request names none (etcd's default session
 /// TTL). Nobody keeps it alive: a lock or candidacy taken without a lease lasts at most this.
 pub const DEFAULT_SESSION_TTL: i64 = 60;
 
-/// etcd's message when a watch used by a recipe ends without the awaited event.
-const LOST_WATCHER: &str = "lost watcher waiting for delete";
-
-/// The error a request made through etcd's in-process client reaches the caller with.
-pub fn client_error(s: Status) -> Status {
-    Status::unknown(s.message().to_string())
-}
-
-/// The in-process client of one member.
-#[derive(Clone)]
-pub struct Embedded {
-    node: RaftNode,
-    kv: KvService,
-    lease: LeaseService,
-    stopping: watch::Receiver<bool>,
-}
-
-impl Embedded {
-    /// A client of `node` through its KV and Lease services. Its watches end when `stopping`
-    /// turns true, so a request waiting for a lock or a leadership cannot hold up the member's
-    /// shutdown (a graceful server shutdown waits for every call in progress).
-    pub fn new(
-        node: RaftNode,
-        kv: KvService,
-        lease: LeaseService,
-        stopping: watch::Receiver<bool>,
-    ) -> Self {
-        Embedded {
-            node,
-            kv,
-            lease,
-            stopping,
-        }
-    }
-
-    /// The member this client talks to.
-    pub fn node(&self) -> &RaftNode {
-        &self.node
-    }
-
+/// What the recipes need from a member. Errors are the KV and Lease APIs' own.
+pub trait Client: Clone + Send + Sync + 'static {
     /// A linearizable range request.
-    pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
-        self.kv
-            .range(Request::new(r))
-            .await
-            .map(|r| r.into_inner())
-            .map_err(client_error)
-    }
-
+    fn range(&self, r: RangeRequest) -> impl Future<Output = Result<RangeResponse, Error>> + Send;
     /// A transaction.
-    pub async fn txn(&self, t: TxnRequest) -> Result<TxnResponse, Status> {
-        self.kv
-            .txn(Request::new(t))
-            .await
-            .map(|r| r.into_inner())
-            .map_err(client_error)
-    }
-
+    fn txn(&self, t: TxnRequest) -> impl Future<Output = Result<TxnResponse, Error>> + Send;
     /// Deletes one key.
-    pub async fn delete(&self, key: Bytes) -> Result<DeleteRangeResponse, Status> {
-        let req = DeleteRangeRequest {
-            key,
-            ..Default::default()
-        };
-        self.kv
-            .delete_range(Request::new(req))
-            .await
-            .map(|r| r.into_inner())
-            .map_err(client_error)
-    }
-
-    /// `lease`, or a fresh lease of [`DEFAULT_SESSION_TTL`] when it is 0 (etcd's session with
-    /// no lease given grants one).
-    pub async fn session_lease(&self, lease: i64) -> Result<i64, Status> {
-        if lease != 0 {
-            return Ok(lease);
-        }
-        let req = LeaseGrantRequest {
-            ttl: DEFAULT_SESSION_TTL,
-            id: 0,
-        };
-        self.lease
-            .lease_grant(Request::new(req))
-            .await
-            .map(|r| r.into_inner().id)
-            .map_err(client_error)
-    }
-
+    fn delete(&self, key: Bytes)
+        -> impl Future<Output = Result<DeleteRangeResponse, Error>> + Send;
+    /// Grants a lease of `ttl` seconds with a server-chosen ID; returns the ID.
+    fn grant(&self, ttl: i64) -> impl Future<Output = Result<i64, Error>> + Send;
     /// Watches `[key, range_end)` from `start_revision`, on this member.
-    pub fn watch(&self, key: Bytes, range_end: Bytes, start_revision: i64) -> KeyWatch {
-        KeyWatch::start(
-            &self.node,
-            key,
-            range_end,
-            start_revision,
-            self.stopping.clone(),
-        )
+    fn watch(&self, key: Bytes, range_end: Bytes, start_revision: i64) -> KeyWatch;
+}
+
+/// `lease`, or a fresh lease of [`DEFAULT_SESSION_TTL`] when it is 0 (etcd's session with no
+/// lease given grants one).
+pub async fn session_lease(client: &impl Client, lease: i64) -> Result<i64, Error> {
+    if lease != 0 {
+        return Ok(lease);
     }
+    client.grant(DEFAULT_SESSION_TTL).await
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`).
@@ -228,18 +147,20 @@ pub struct KeyWatch {
 }
 
 impl KeyWatch {
-    fn start(
-        node: &RaftNode,
+    /// Watches `[key, range_end)` of `store` from `start_revision`, following `hub`; `header`
+    /// fills response headers. Ends when `stopping` turns true, so a request waiting for a lock
+    /// or a leadership cannot hold up the member's shutdown.
+    pub fn start(
+        store: Arc<Store>,
+        hub: &Hub,
+        header: HeaderFn,
         key: Bytes,
         range_end: Bytes,
         start_revision: i64,
         stopping: watch::Receiver<bool>,
     ) -> Self {
-        let n = node.clone();
-        let header: HeaderFn = Arc::new(move |rev| n.header(rev));
         // Nothing here fragments: the watcher does not allow it.
-        let (mut session, feed) =
-            Session::start(node.store().clone(), node.hub(), header, usize::MAX);
+        let (mut session, feed) = Session::start(store, hub, header, usize::MAX);
         let create = WatchCreateRequest {
             key,
             range_end,
@@ -263,14 +184,14 @@ impl KeyWatch {
 
     /// The next response carrying events. Fails when the start revision was compacted, or the
     /// member stops.
-    pub async fn next(&mut self) -> Result<WatchResponse, Status> {
+    pub async fn next(&mut self) -> Result<WatchResponse, Error> {
         loop {
             while let Some(r) = self.pending.pop_front() {
                 if r.compact_revision != 0 {
-                    return Err(client_error(crate::error::Error::Compacted.into()));
+                    return Err(Error::Compacted);
                 }
                 if r.canceled {
-                    return Err(Status::unknown(LOST_WATCHER));
+                    return Err(Error::LostWatcher);
                 }
                 if !r.events.is_empty() {
                     return Ok(r);
@@ -279,13 +200,13 @@ impl KeyWatch {
             let mut out = Vec::new();
             let received = tokio::select! {
                 biased;
-                _ = self.stopping.wait_for(|s| *s) => return Err(Status::unknown(LOST_WATCHER)),
+                _ = self.stopping.wait_for(|s| *s) => return Err(Error::LostWatcher),
                 r = self.feed.recv() => r,
             };
             match received {
                 Ok(batch) => self.session.on_batch(&batch, &mut out),
                 Err(RecvError::Lagged(_)) => self.session.on_lagged(&mut out),
-                Err(RecvError::Closed) => return Err(Status::unknown(LOST_WATCHER)),
+                Err(RecvError::Closed) => return Err(Error::LostWatcher),
             }
             self.pending.extend(out);
         }

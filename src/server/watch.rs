@@ -23,18 +23,15 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::Error;
-use crate::io::Clock;
+use crate::io::clock;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::raft::RaftNode;
+use crate::watch::progress;
+use crate::watch::session::{Feed, HeaderFn, Session};
+use crate::watch::{Hub, RevisionEvents};
 
-use super::progress;
-use super::session::{Feed, HeaderFn, Session};
-use super::Hub;
-
-/// gRPC's allowance on top of `--max-request-bytes`, which etcd adds to get the size at which a
-/// watch response is fragmented.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+use super::GRPC_OVERHEAD_BYTES;
 
 /// Responses buffered per stream before its task waits for the client.
 const RESPONSE_BUFFER: usize = 128;
@@ -94,19 +91,6 @@ impl WatchService {
         }
     }
 
-    /// True while this member is a learner (in the membership, not a voter).
-    fn is_learner(&self) -> bool {
-        let metrics = self.node.raft().metrics();
-        let m = metrics.borrow();
-        let me = m.id;
-        let learner = m
-            .membership_config
-            .membership()
-            .learner_ids()
-            .any(|l| l == me);
-        learner
-    }
-
     /// The same service with `settings`.
     pub fn with_settings(mut self, settings: WatchSettings) -> Self {
         self.settings = settings;
@@ -132,7 +116,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        if self.is_learner() {
+        if self.node.is_learner() {
             // etcd refuses every stream RPC on a learner.
             return Err(crate::error::Error::NotSupportedForLearner.into());
         }
@@ -207,7 +191,7 @@ struct LeaderCheck {
 enum Wake {
     Gone,
     Request(Result<Option<WatchRequest>, Status>),
-    Feed(Result<Arc<Vec<super::RevisionEvents>>, RecvError>),
+    Feed(Result<Arc<Vec<RevisionEvents>>, RecvError>),
     Tick,
     LeaderCheck,
 }
@@ -222,10 +206,9 @@ async fn drive(
     leader: Option<LeaderCheck>,
     mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
-    let clock = Clock;
-    let mut next_tick = clock.now() + period;
+    let mut next_tick = clock::now() + period;
     let check_every = leader.as_ref().map_or(period, |l| l.every);
-    let mut next_leader_check = clock.now() + check_every;
+    let mut next_leader_check = clock::now() + check_every;
     let mut leaderless_checks = 0;
     let mut requests_open = true;
     loop {
@@ -235,8 +218,8 @@ async fn drive(
             biased;
             _ = tx.closed() => Wake::Gone,
             _ = member_stopping(&mut stopping) => Wake::Gone,
-            _ = clock.sleep_until(next_tick) => Wake::Tick,
-            _ = clock.sleep_until(next_leader_check), if leader.is_some() => Wake::LeaderCheck,
+            _ = clock::sleep_until(next_tick) => Wake::Tick,
+            _ = clock::sleep_until(next_leader_check), if leader.is_some() => Wake::LeaderCheck,
             r = requests.message(), if requests_open => Wake::Request(r),
             f = feed.recv() => Wake::Feed(f),
         };
@@ -285,10 +268,10 @@ async fn drive(
             Wake::Tick => {
                 session.drain(&mut feed, &mut out);
                 session.progress_tick(&mut out);
-                next_tick = clock.now() + period;
+                next_tick = clock::now() + period;
             }
             Wake::LeaderCheck => {
-                next_leader_check = clock.now() + check_every;
+                next_leader_check = clock::now() + check_every;
                 let has_leader = leader.as_ref().is_some_and(|l| (l.has_leader)());
                 leaderless_checks = if has_leader { 0 } else { leaderless_checks + 1 };
                 if leaderless_checks >= NO_LEADER_CHECKS {

@@ -7,17 +7,16 @@
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tonic::Status;
 
-use crate::lock::embedded::{by_create, prefix_end, Embedded};
-use crate::lock::service::prefix;
+use super::client::{by_create, prefix_end, Client};
+use super::queue::prefix;
 use crate::proto::etcdserverpb::range_request::SortOrder;
 use crate::proto::mvccpb::event::EventType;
 use crate::proto::mvccpb::KeyValue;
 use crate::proto::v3electionpb::LeaderResponse;
 
 /// Runs until the channel's receiver goes away or a read or watch fails.
-pub async fn run(c: &Embedded, name: &[u8], tx: &mpsc::Sender<Result<LeaderResponse, Status>>) {
+pub async fn run(c: &impl Client, name: &[u8], tx: &mpsc::Sender<LeaderResponse>) {
     let prefix = prefix(name);
     loop {
         let Ok(current) = c.range(by_create(&prefix, SortOrder::Ascend, 0)).await else {
@@ -53,10 +52,10 @@ pub async fn run(c: &Embedded, name: &[u8], tx: &mpsc::Sender<Result<LeaderRespo
         let from = header.revision + 1;
         let key = leader.key.clone();
         if tx
-            .send(Ok(LeaderResponse {
+            .send(LeaderResponse {
                 header: Some(header),
                 kv: Some(leader),
-            }))
+            })
             .await
             .is_err()
         {
@@ -73,7 +72,7 @@ pub async fn run(c: &Embedded, name: &[u8], tx: &mpsc::Sender<Result<LeaderRespo
                     header: r.header,
                     kv: e.kv,
                 };
-                if tx.send(Ok(resp)).await.is_err() {
+                if tx.send(resp).await.is_err() {
                     return;
                 }
             }

@@ -1,0 +1,74 @@
+//! Flag parsing against etcd's behaviour.
+use super::*;
+
+fn run(args: &[&str]) -> Result<Config, String> {
+    let mut v = vec!["detcd".to_string()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    match parse(v)? {
+        Action::Run(c) => Ok(*c),
+        Action::Version => Err("version".into()),
+    }
+}
+
+#[test]
+fn defaults_are_etcds() {
+    let c = run(&[]).unwrap();
+    assert_eq!(c.name, "default");
+    assert_eq!(c.data_dir, "default.etcd");
+    assert_eq!(c.listen_client_urls, vec!["http://localhost:2379"]);
+    assert_eq!(c.max_request_bytes, 1_572_864);
+    assert_eq!(c.max_txn_ops, 128);
+    assert_eq!(
+        c.initial_cluster[0].peer_urls,
+        vec!["http://localhost:2380"]
+    );
+}
+
+#[test]
+fn go_style_flags_and_data_dir_default() {
+    let c = run(&[
+        "-name",
+        "n1",
+        "--max-txn-ops=3",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:1",
+        "--initial-cluster=n1=http://127.0.0.1:1",
+    ])
+    .unwrap();
+    assert_eq!(c.data_dir, "n1.etcd");
+    assert_eq!(c.max_txn_ops, 3);
+}
+
+#[test]
+fn security_flags_refuse_unbuilt_flags_warn() {
+    assert!(run(&["--cert-file", "x.pem"])
+        .unwrap_err()
+        .contains("refusing to start"));
+    assert!(run(&["--client-cert-auth"])
+        .unwrap_err()
+        .contains("refusing"));
+    assert!(run(&["--listen-client-urls", "https://127.0.0.1:2379"])
+        .unwrap_err()
+        .contains("TLS"));
+    let c = run(&["--quota-backend-bytes", "100", "--enable-v2=false"]).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(run(&["--no-such-flag"]).is_err());
+}
+
+#[test]
+fn lease_checkpoint_flag_is_built() {
+    assert!(!run(&[]).unwrap().lease_checkpoint);
+    let c = run(&["--experimental-enable-lease-checkpoint"]).unwrap();
+    assert!(c.lease_checkpoint);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn initial_cluster_must_name_this_member() {
+    assert!(run(&["--initial-cluster", "other=http://localhost:2380"])
+        .unwrap_err()
+        .contains("couldn't find local name"));
+    let m = parse_initial_cluster("a=http://1:1,b=http://2:2,a=http://3:3").unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].peer_urls, vec!["http://1:1", "http://3:3"]);
+}

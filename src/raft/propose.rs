@@ -1,0 +1,161 @@
+//! Proposing a write: `node.propose(PutRequest { .. })` returns the `PutResponse` of applying
+//! it, header filled — from this member, which forwards the write to the leader if it does not
+//! lead and answers once it has applied the write itself (so a read here right after sees it).
+
+use openraft::error::{ClientWriteError, RaftError};
+use prost::Message;
+
+use crate::cluster::Member;
+use crate::error::Error;
+use crate::io::clock;
+use crate::proto::detcdpb::raft_request::Request as Req;
+use crate::proto::detcdpb::{ProposeRequest, RaftRequest};
+use crate::proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader, TxnRequest,
+    TxnResponse,
+};
+
+use super::forward::{unsent_or_unknown, Here, Retry, REQUEST_TIMEOUT};
+use super::network::decode;
+use super::types::{Applied, Command};
+use super::RaftNode;
+
+/// What a forwarded write returns: the apply result and the log index it was applied at.
+pub type ProposeResult = Result<(Applied, u64), Error>;
+
+/// An etcd request that is a write: what it becomes in the log, and its typed response.
+pub trait Proposal {
+    /// etcd's response message for this request.
+    type Response;
+    /// The request as a log command.
+    fn command(self) -> Req;
+    /// The response, if `applied` is this request's kind of result.
+    fn response(applied: Applied) -> Option<Self::Response>;
+    /// The response's header, to fill.
+    fn header(response: &mut Self::Response) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! proposals {
+    ($($request:ident => $response:ident, $variant:ident;)*) => {$(
+        impl Proposal for $request {
+            type Response = $response;
+            fn command(self) -> Req {
+                Req::$variant(self)
+            }
+            fn response(applied: Applied) -> Option<$response> {
+                match applied {
+                    Applied::$variant(r) => Some(r),
+                    _ => None,
+                }
+            }
+            fn header(response: &mut $response) -> &mut Option<ResponseHeader> {
+                &mut response.header
+            }
+        }
+    )*};
+}
+
+proposals! {
+    PutRequest => PutResponse, Put;
+    DeleteRangeRequest => DeleteRangeResponse, DeleteRange;
+    TxnRequest => TxnResponse, Txn;
+    CompactionRequest => CompactionResponse, Compaction;
+    LeaseGrantRequest => LeaseGrantResponse, LeaseGrant;
+    LeaseRevokeRequest => LeaseRevokeResponse, LeaseRevoke;
+    LeaseCheckpointRequest => LeaseCheckpointResponse, LeaseCheckpoint;
+}
+
+/// Maps a leader-side raft write error to what the proposer sees.
+pub fn write_error(e: RaftError<u64, ClientWriteError<u64, Member>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Error::NoLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Error::Internal(e.to_string())
+        }
+        RaftError::Fatal(_) => Error::Stopped,
+    }
+}
+
+/// Turns an apply result into the proposer's answer: a request the state refused is an error.
+fn accepted(a: Applied) -> Result<Applied, Error> {
+    match a {
+        Applied::Rejected(e) => Err(e),
+        other => Ok(other),
+    }
+}
+
+impl RaftNode {
+    /// Proposes `request` through raft and returns its typed response, header filled. Refused
+    /// with `RequestTooLarge` above `--max-request-bytes`; never proposed twice (see
+    /// [`Retry::AtMostOnce`]).
+    pub async fn propose<P: Proposal>(&self, request: P) -> Result<P::Response, Error> {
+        let applied = self
+            .propose_command(RaftRequest {
+                request: Some(request.command()),
+            })
+            .await?;
+        let mut response = P::response(applied).ok_or_else(|| {
+            Error::Internal("unexpected apply result for the request's kind".into())
+        })?;
+        self.fill(P::header(&mut response));
+        Ok(response)
+    }
+
+    async fn propose_command(&self, req: RaftRequest) -> Result<Applied, Error> {
+        if req.encoded_len() > self.settings.max_request_bytes {
+            return Err(Error::RequestTooLarge);
+        }
+        let deadline = clock::now() + REQUEST_TIMEOUT;
+        let (node, req) = (self, &req);
+        self.leader_or_forward(
+            Retry::AtMostOnce,
+            deadline,
+            move || async move {
+                match node.raft.client_write(Command(req.clone())).await {
+                    Ok(r) => Here::Done(accepted(r.data)),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        Here::Elsewhere(f.leader_node)
+                    }
+                    Err(e) => Here::Done(Err(write_error(e))),
+                }
+            },
+            move |leader| async move {
+                let (applied, index) = node.forward_propose(&leader, req, deadline).await?;
+                node.wait_applied(index, deadline).await?;
+                accepted(applied)
+            },
+        )
+        .await
+    }
+
+    /// Proposes on this member only, never forwarding (the leader serving a forwarded write,
+    /// and the leader's own lease revocations and checkpoints, which must not be carried out by
+    /// a member that lost leadership meanwhile).
+    pub async fn propose_here(&self, req: RaftRequest) -> ProposeResult {
+        match self.raft.client_write(Command(req)).await {
+            Ok(r) => Ok((r.data, r.log_id.index)),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    async fn forward_propose(
+        &self,
+        leader: &Member,
+        req: &RaftRequest,
+        deadline: clock::Instant,
+    ) -> ProposeResult {
+        let mut client = self.peer(leader)?;
+        let msg = ProposeRequest {
+            cluster_id: self.cluster_id,
+            request: Some(req.clone()),
+        };
+        let reply = match clock::timeout_at(deadline, client.propose(msg)).await {
+            Err(_) => return Err(Error::TimeoutDueToLeaderFail),
+            Ok(Err(status)) => return Err(unsent_or_unknown(&status)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        decode::<ProposeResult>(&reply.payload).map_err(Error::Internal)?
+    }
+}
