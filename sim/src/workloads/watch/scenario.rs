@@ -1,0 +1,155 @@
+//! One watch run: writers and watchers under the fault schedule, then the final revision, the
+//! watchers' catch-up, the store's history, and the checks.
+
+// The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use detcd_jepsen::watch::{
+    check_resumed_watches, ResumedWatch, WatchResponse as Seen, WatchStream,
+};
+use tokio::time::Instant;
+
+use super::check::{check_acked, check_prev_kvs};
+use super::history::{final_revision, store_history};
+use super::watcher::{watcher, Spec};
+use super::writer::writer;
+use super::{Outcome, Params, Stats, Target, CATCH_UP, PROGRESS_INTERVAL};
+use crate::cluster::{wait_leader, SimCluster};
+use crate::nemesis::{apply, generate, Schedule};
+use crate::trace::Trace;
+use crate::workloads::scenario::{self, Passed};
+
+/// Runs one seed's scenario inside the simulator (see the module docs).
+pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
+    let began = Instant::now();
+    let cluster = SimCluster::with_config(p.nodes, |c| {
+        c.watch_progress_notify_interval = Some(PROGRESS_INTERVAL);
+    });
+    let urls = cluster.client_urls();
+    let u = urls.clone();
+    cluster.client(async move { wait_leader(&u).await }).await;
+    let schedule = generate::random(seed, p.nodes, p.duration.as_millis() as u64, &p.faults);
+    let mut trace = Trace::default();
+    trace.record(schedule.to_string());
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let target: Target = Arc::new(Mutex::new(None));
+    let start = Instant::now();
+    let (a, u, until, writers) = (acked.clone(), urls.clone(), p.duration, p.writers);
+    let writing = cluster.spawn_client(async move {
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| tokio::spawn(writer(w, u.clone(), start, until, a.clone())))
+            .collect();
+        for t in tasks {
+            t.await.expect("writer task");
+        }
+    });
+    let watching: Vec<_> = (0..p.watchers)
+        .map(|w| cluster.spawn_client(watcher(Spec::new(w), urls.clone(), target.clone())))
+        .collect();
+    let applied = apply::run(&schedule, &cluster).await;
+    for line in applied.log {
+        trace.record(line);
+    }
+    writing
+        .await
+        .map_err(|e| format!("writer panicked: {e:?}"))?;
+
+    let u = urls.clone();
+    let last = cluster
+        .client(async move { final_revision(&u).await })
+        .await;
+    let last = last.ok_or_else(|| failure(seed, &schedule, &["no final revision".into()]))?;
+    *target.lock().unwrap() = Some((last, Instant::now() + CATCH_UP));
+    trace.record(format!("final revision {last}"));
+    let mut logs = Vec::new();
+    for w in watching {
+        logs.push(w.await.map_err(|e| format!("watcher panicked: {e:?}"))?);
+    }
+    // A write whose writer gave up on it may still commit after `last` was read, and a watcher
+    // may have seen it: the history must reach as far as any watcher was told about.
+    let upto = logs.iter().filter_map(|l| l.reported).fold(last, u64::max);
+    let u = urls.clone();
+    let truth = cluster
+        .client(async move { store_history(&u, upto).await })
+        .await
+        .map_err(|e| failure(seed, &schedule, &[e]))?;
+    trace.record(format!("store history to {upto}: {} events", truth.len()));
+
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let mut problems = check_acked(&acked, &truth);
+    let watches: Vec<ResumedWatch> = logs
+        .iter()
+        .map(|l| {
+            let mut w = l.watch.clone();
+            w.caught_up_to = l.caught_up.then_some(last);
+            w
+        })
+        .collect();
+    let report = check_resumed_watches(&truth, &watches);
+    problems.extend(report.violations.iter().map(|v| v.to_string()));
+    problems.extend(check_prev_kvs(&logs, &truth));
+    for l in &logs {
+        if !l.caught_up {
+            problems.push(format!(
+                "[liveness] {} was not told about the final revision {last} within {CATCH_UP:?} \
+                 after healing (newest revision it heard of: {:?})",
+                l.watch.name, l.reported
+            ));
+        }
+    }
+
+    let mut stats = Stats {
+        acked_writes: acked.len(),
+        final_revision: last,
+        ..Stats::default()
+    };
+    for l in &logs {
+        stats.streams += l.watch.segments.len();
+        stats.resumptions += l.watch.segments.len().saturating_sub(1);
+        for s in &l.watch.segments {
+            trace.record(describe(s));
+            for r in &s.responses {
+                match r {
+                    Seen::Events { events } => stats.events += events.len(),
+                    Seen::Progress { .. } => stats.progress += 1,
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(failure(seed, &schedule, &problems));
+    }
+    trace.record(format!("{stats:?}"));
+    Ok(Passed {
+        trace,
+        simulated: began.elapsed(),
+        stats,
+    })
+}
+
+/// The failure report of this scenario.
+fn failure(seed: u64, schedule: &Schedule, problems: &[String]) -> String {
+    scenario::failure("watch", seed, "watch_lease watch", problems, schedule, None)
+}
+
+/// One line per stream for the trace.
+fn describe(s: &WatchStream) -> String {
+    let mut line = format!(
+        "{} start {} created {:?}:",
+        s.name, s.start_revision, s.created_revision
+    );
+    for r in &s.responses {
+        match r {
+            Seen::Events { events } => {
+                let revs: BTreeSet<u64> = events.iter().map(|e| e.revision).collect();
+                line.push_str(&format!(" e{revs:?}"));
+            }
+            Seen::Progress { revision } => line.push_str(&format!(" p{revision}")),
+        }
+    }
+    line
+}
