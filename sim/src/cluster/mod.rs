@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use detcd::config::{Config, InitialMember};
 use detcd::io::disk::{Disk, SimDisk};
+use detcd::member::Server;
 use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::proto::etcdserverpb::StatusRequest;
-use detcd::member::Server;
 use madsim::runtime::{Handle, NodeHandle};
 use tonic::transport::Channel;
 
