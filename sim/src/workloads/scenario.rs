@@ -1,16 +1,18 @@
 //! What the workload scenarios ([`watch`](super::watch), [`lease`](super::lease),
 //! [`lock`](super::lock), [`txn`](super::txn)) share: running one seed in a fresh simulator
-//! with a hang limit, the shape of a passing run, the report of a failing one, and the seed
-//! range a test sweeps.
+//! with a hang limit, how a run starts, the shape of a passing run, the report of a failing
+//! one, and the seed range a test sweeps.
 
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::nemesis::Schedule;
+use crate::cluster::{wait_leader, SimCluster};
+use crate::nemesis::{generate, FaultKind, Schedule};
 use crate::trace::Trace;
 
 /// Simulated time after which a scenario counts as hung.
@@ -42,6 +44,26 @@ where
             )),
         }
     })
+}
+
+/// How every scenario starts, once its cluster is built: waits (from the client node) until the
+/// members agree on a leader, so that faults hit a working cluster, then draws the seed's fault
+/// schedule over `nodes` members and `duration` from `faults` and records it in `trace`.
+/// Returns the members' client URLs and the schedule.
+pub async fn start(
+    cluster: &SimCluster,
+    seed: u64,
+    nodes: usize,
+    duration: Duration,
+    faults: &BTreeSet<FaultKind>,
+    trace: &mut Trace,
+) -> (Vec<String>, Schedule) {
+    let urls = cluster.client_urls();
+    let u = urls.clone();
+    cluster.client(async move { wait_leader(&u).await }).await;
+    let schedule = generate::random(seed, nodes, duration.as_millis() as u64, faults);
+    trace.record(schedule.to_string());
+    (urls, schedule)
 }
 
 /// How many problems a [`failure`] report lists; the rest are only counted.

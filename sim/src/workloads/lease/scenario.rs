@@ -15,10 +15,10 @@ use super::client::{client, reader};
 use super::disorder::{disorder, Skews};
 use super::expiry::all_gone;
 use super::{Ms, Outcome, Params, Shared, Stats, EXPIRY_SLACK, MAX_OFFSET_MS, MAX_RATE_PPM, TTLS};
-use crate::cluster::{wait_leader, SimCluster};
-use crate::nemesis::{apply, generate, Schedule};
+use crate::cluster::SimCluster;
+use crate::nemesis::{apply, Schedule};
 use crate::trace::Trace;
-use crate::workloads::scenario::{self, Passed};
+use crate::workloads::scenario::{self, start, Passed};
 
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
@@ -38,11 +38,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         skews.set(&cluster, i, off as i128 * 1_000_000, ppm);
         trace.record(format!("n{} clock {off} ms at {ppm} ppm", i + 1));
     }
-    let urls = cluster.client_urls();
-    let u = urls.clone();
-    cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = generate::random(seed, p.nodes, p.duration.as_millis() as u64, &p.faults);
-    trace.record(schedule.to_string());
+    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();

@@ -12,21 +12,17 @@ use tokio::time::Instant;
 
 use super::client::client;
 use super::{Outcome, Params, Shared, Stats};
-use crate::cluster::{wait_leader, SimCluster};
-use crate::nemesis::{apply, generate, Schedule};
+use crate::cluster::SimCluster;
+use crate::nemesis::{apply, Schedule};
 use crate::trace::Trace;
-use crate::workloads::scenario::{self, Passed};
+use crate::workloads::scenario::{self, start, Passed};
 
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     let cluster = SimCluster::new(p.nodes);
     let mut trace = Trace::default();
-    let urls = cluster.client_urls();
-    let u = urls.clone();
-    cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = generate::random(seed, p.nodes, p.duration.as_millis() as u64, &p.faults);
-    trace.record(schedule.to_string());
+    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
     let fenced_release = madsim::rand::thread_rng().gen_bool(0.5);
     trace.record(format!("fenced release: {fenced_release}"));
 

@@ -12,22 +12,18 @@ use tokio::time::Instant;
 use super::accounts::open_accounts;
 use super::client::client;
 use super::{Outcome, Params, Shared, Stats};
-use crate::cluster::{wait_leader, SimCluster};
-use crate::nemesis::{apply, generate};
+use crate::cluster::SimCluster;
+use crate::nemesis::apply;
 use crate::trace::Trace;
 use crate::workloads::register::check;
-use crate::workloads::scenario::{failure, Passed};
+use crate::workloads::scenario::{failure, start, Passed};
 
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     let cluster = SimCluster::new(p.nodes);
-    let urls = cluster.client_urls();
-    let u = urls.clone();
-    cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = generate::random(seed, p.nodes, p.duration.as_millis() as u64, &p.faults);
     let mut trace = Trace::default();
-    trace.record(schedule.to_string());
+    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();

@@ -17,10 +17,10 @@ use super::history::{final_revision, store_history};
 use super::watcher::{watcher, Spec};
 use super::writer::writer;
 use super::{Outcome, Params, Stats, Target, CATCH_UP, PROGRESS_INTERVAL};
-use crate::cluster::{wait_leader, SimCluster};
-use crate::nemesis::{apply, generate, Schedule};
+use crate::cluster::SimCluster;
+use crate::nemesis::{apply, Schedule};
 use crate::trace::Trace;
-use crate::workloads::scenario::{self, Passed};
+use crate::workloads::scenario::{self, start, Passed};
 
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
@@ -28,12 +28,8 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let cluster = SimCluster::with_config(p.nodes, |c| {
         c.watch_progress_notify_interval = Some(PROGRESS_INTERVAL);
     });
-    let urls = cluster.client_urls();
-    let u = urls.clone();
-    cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = generate::random(seed, p.nodes, p.duration.as_millis() as u64, &p.faults);
     let mut trace = Trace::default();
-    trace.record(schedule.to_string());
+    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
 
     let acked = Arc::new(Mutex::new(Vec::new()));
     let target: Target = Arc::new(Mutex::new(None));
