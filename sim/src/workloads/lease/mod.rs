@@ -66,23 +66,17 @@ use crate::workloads::scenario::{run_seed, Passed};
 
 /// The prefix of the leased keys.
 pub const PREFIX: &str = "l/";
-
 /// Largest clock offset between a member and true time, in milliseconds.
 pub const MAX_OFFSET_MS: i64 = 2_000;
-
 /// Largest clock rate error, in parts per million (2%).
 pub const MAX_RATE_PPM: i64 = 20_000;
-
 /// Granted TTLs, in seconds (etcd's minimum with the default election timeout is 2 s).
 const TTLS: std::ops::RangeInclusive<i64> = 2..=5;
-
 /// Time allowed, after healing and beyond the longest TTL, for every abandoned lease to be
 /// revoked: a leader election, an expiry tick, a lost revocation's retry, the commit.
 const EXPIRY_SLACK: Duration = Duration::from_secs(15);
-
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// How long a client waits for a member to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 

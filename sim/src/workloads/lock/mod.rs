@@ -44,13 +44,10 @@ use crate::workloads::scenario::{run_seed, Passed};
 
 /// The lock's name.
 pub const LOCK: &str = "lock";
-
 /// The guarded resource's key.
 pub const RESOURCE: &str = "resource";
-
 /// Per-request timeout of the clients; a Lock call waits for its turn at most this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// The clients' lease TTL in seconds; they renew every third of it.
 const TTL: i64 = 3;
 

@@ -24,10 +24,8 @@ use crate::workloads::scenario::{run_seed, Passed};
 
 /// The accounts.
 pub const ACCOUNTS: [&str; 4] = ["acct0", "acct1", "acct2", "acct3"];
-
 /// Each account's opening balance.
 pub const OPENING: i64 = 100;
-
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -47,30 +47,22 @@ use crate::workloads::scenario::{run_seed, Passed};
 
 /// The watched prefix.
 pub const PREFIX: &str = "w/";
-
 /// The keys writers change under [`PREFIX`].
 pub const KEYS: [&str; 5] = ["w/a", "w/b", "w/c", "w/d", "w/e"];
-
 /// Writers also put keys under this prefix: revisions the watchers must not see.
 const OUTSIDE: &str = "x/";
-
 /// The members' `--experimental-watch-progress-notify-interval`: short, so quiet watchers get
 /// notifications within a run.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(300);
-
 /// A stream that delivered nothing for this long is asked for progress.
 const SILENT: Duration = Duration::from_millis(700);
-
 /// A stream that answered nothing (not even a progress request) for this long is taken for dead:
 /// its member crashed or froze. etcd's clients detect this with gRPC keep-alive pings.
 const DEAD: Duration = Duration::from_secs(2);
-
 /// How long watchers get, after the final revision is known, to be told about it.
 const CATCH_UP: Duration = Duration::from_secs(30);
-
 /// Per-request timeout of the clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// How long a client waits for a member to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -22,7 +22,6 @@ use crate::workloads::client::{connect_kv, delete_op, put_op, put_request, revis
 /// only outside it), so watchers fall quiet and get progress notifications whose revision is
 /// past their last event.
 const QUIET_EVERY: Duration = Duration::from_millis(1500);
-
 /// See `QUIET_EVERY`.
 const QUIET_FOR: Duration = Duration::from_millis(600);
 
