@@ -139,7 +139,7 @@ pub async fn run(args: &Args, etcd: &Server, detcd: &Server) -> bool {
     }
     println!(
         "watch: {} puts per case, {}-byte values, {} member(s); etcd = {}, detcd = {}",
-        args.puts, args.value_size, args.members, args.etcd, args.detcd
+        args.puts, args.value_size, args.members[0], args.etcd, args.detcd
     );
     println!(
         "(fanout SxW: S streams, each on its own connection, of W watchers on one prefix; pR: 1 \
