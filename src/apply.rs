@@ -43,6 +43,8 @@ pub enum Applied {
     LeaseCheckpoint(LeaseCheckpointResponse),
     /// The request was rejected when applied (e.g. an unknown lease); the store is unchanged.
     Rejected(Error),
+    /// The results of a batch of requests, in order.
+    Batch(Vec<Applied>),
 }
 
 /// Applies committed requests to the store and the lessor; see the module docs.
@@ -68,6 +70,10 @@ impl<'a> Applier<'a> {
     /// compacted revision, …) changes nothing and yields [`Applied::Rejected`] — on every
     /// member alike, since the decision depends only on the replicated state.
     pub fn apply(&mut self, r: RaftRequest) -> Applied {
+        if let Some(Req::Batch(batch)) = r.request {
+            // Each request of a batch applies as if it were its own entry.
+            return Applied::Batch(batch.requests.into_iter().map(|r| self.apply(r)).collect());
+        }
         let w = &mut self.writer;
         let lessor = self.lessor;
         let result = match r.request {
@@ -110,6 +116,7 @@ impl<'a> Applier<'a> {
                     header: header(w.current_revision()),
                 }))
             }
+            Some(Req::Batch(_)) => unreachable!("batches are taken apart above"),
             None => Ok(Applied::Empty),
         };
         result.unwrap_or_else(Applied::Rejected)
@@ -282,6 +289,22 @@ mod tests {
         assert_eq!(results[1], Applied::Rejected(Error::Compacted));
         assert_eq!(results[2], Applied::Rejected(Error::FutureRevision));
         assert_eq!(store.compacted_revision(), 2);
+    }
+
+    #[test]
+    fn a_batch_applies_each_request_as_its_own_revision() {
+        let (store, lessor) = (Store::new(), Lessor::new());
+        let batch = request(Req::Batch(crate::proto::detcdpb::RaftBatch {
+            requests: vec![put(b"a", 0), put(b"b", 9), put(b"c", 0)],
+        }));
+        let (results, _) = apply_all(&store, &lessor, vec![batch]);
+        let Applied::Batch(each) = &results[0] else {
+            panic!("{results:?}")
+        };
+        assert_eq!(revision_of(&each[0]), 2);
+        assert_eq!(each[1], Applied::Rejected(Error::LeaseNotFound));
+        assert_eq!(revision_of(&each[2]), 3);
+        assert_eq!(store.current_revision(), 3);
     }
 
     #[test]

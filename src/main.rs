@@ -56,6 +56,11 @@ async fn run(cfg: detcd::config::Config) -> Result<(), detcd::member::StartError
         _ = tokio::signal::ctrl_c() => tracing::info!("received signal; shutting down"),
         _ = term.recv() => tracing::info!("received signal; shutting down"),
         _ = server.removed() => tracing::info!("removed from the cluster; shutting down"),
+        reason = server.failed() => {
+            // Nothing can be served any more, and a graceful stop could wait on requests that
+            // never finish: exit at once, non-zero, for the supervisor to restart the member.
+            return Err(format!("stopping: the raft log or state store failed: {reason}").into());
+        }
     }
     server.stop().await;
     Ok(())

@@ -151,6 +151,7 @@ impl Server {
             election: cfg.election,
             snapshot_count: cfg.snapshot_count,
             max_request_bytes: cfg.max_request_bytes,
+            wal_segment_bytes: cfg.wal_segment_bytes,
         };
         let (stop, stopped) = watch::channel(false);
         let mut serving = Vec::new();
@@ -262,6 +263,12 @@ impl Server {
     pub async fn removed(&self) {
         self.node.removed().await;
         tracing::warn!("the member has been permanently removed from the cluster");
+    }
+
+    /// Resolves with the reason once the member has failed for good (raft stopped on a storage
+    /// error): the process should exit with an error, as etcd does, for its supervisor.
+    pub async fn failed(&self) -> String {
+        self.node.fatal().await
     }
 
     /// Stops serving and shuts raft down.

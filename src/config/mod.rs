@@ -63,6 +63,8 @@ pub struct Config {
     pub watch_progress_notify_interval: Option<Duration>,
     /// `--experimental-enable-lease-checkpoint`: the leader persists remaining TTLs through raft.
     pub lease_checkpoint: bool,
+    /// Size of a WAL segment file: etcd's 64 MiB (no flag; the simulator sets small ones).
+    pub wal_segment_bytes: u64,
     /// `--log-level` (or `debug` with `--debug`).
     pub log_level: String,
     /// Warnings to log once logging is up (flags accepted but not built).
@@ -241,6 +243,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .get_one::<bool>("experimental-enable-lease-checkpoint")
             .copied()
             .unwrap_or(false),
+        wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
         log_level,
         warnings,
         name,
@@ -321,6 +324,7 @@ impl Config {
             snapshot_count: 100_000,
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
+            wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
             log_level: "info".to_string(),
             warnings: vec![],
         }

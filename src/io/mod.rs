@@ -11,6 +11,7 @@ pub mod authority_fix;
 pub mod canary;
 pub mod clock;
 pub mod disk;
+pub mod fs;
 pub mod net;
 pub mod rand;
 pub mod runtime;

@@ -1,107 +1,59 @@
-//! The raft log and vote on the node's [`Disk`]. An append is acknowledged to openraft only after
-//! `sync`, so an entry a leader counts toward a commit is on stable storage.
+//! The raft log store on the write-ahead log ([`wal`](super::wal)): entries, the vote, the
+//! committed index, truncations and purges are WAL records; the entries since the last purge
+//! are also kept in memory (etcd's raft keeps them in memory too), so reads never touch the
+//! disk.
 //!
-//! Layout: `l` + index (8 bytes big-endian) → `detcdpb.LogEntry`; `r/vote`, `r/committed`,
-//! `r/purged` → JSON (rare writes, and their shape belongs to openraft).
+//! Group commit: an append writes its records (page cache) and queues its acknowledgement; the
+//! flusher takes everything queued, syncs the WAL once, and acknowledges all of it. openraft
+//! counts an entry toward a commit only after that, so what a leader commits is on stable
+//! storage; raft's core never waits for an fsync, and entries arriving during one ride along
+//! in the next.
 
 // openraft's StorageError is what its traits return; boxing it is not ours to choose.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{
-    Entry, EntryPayload, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote,
-};
-use prost::Message;
+use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
 
-use crate::io::disk::{prefix_end, WriteBatch};
 use crate::io::Disk;
-use crate::proto::detcdpb::{log_entry::Payload, Blank, LogEntry};
 
-use super::types::{Command, TypeConfig};
+use super::types::TypeConfig;
+use super::wal::{RaftState, Record, Wal};
 
-const LOG_PREFIX: &[u8] = b"l";
-const VOTE: &[u8] = b"r/vote";
-const COMMITTED: &[u8] = b"r/committed";
-const PURGED: &[u8] = b"r/purged";
-
-fn log_key(index: u64) -> Bytes {
-    let mut k = BytesMut::with_capacity(9);
-    k.extend_from_slice(LOG_PREFIX);
-    k.extend_from_slice(&index.to_be_bytes());
-    k.freeze()
-}
-
-/// Encodes a log entry. A client request is written straight into the buffer as field 5 rather
-/// than cloned into a `LogEntry` first.
-pub fn encode_entry(e: &Entry<TypeConfig>) -> Vec<u8> {
-    let mut head = LogEntry {
-        term: e.log_id.leader_id.term,
-        leader_node_id: e.log_id.leader_id.node_id,
-        index: e.log_id.index,
-        payload: None,
-    };
-    match &e.payload {
-        EntryPayload::Blank => head.payload = Some(Payload::Blank(Blank {})),
-        EntryPayload::Membership(m) => {
-            let json = serde_json::to_vec(m).expect("membership serializes");
-            head.payload = Some(Payload::MembershipJson(json.into()));
-        }
-        EntryPayload::Normal(_) => {}
-    }
-    let mut buf = head.encode_to_vec();
-    if let EntryPayload::Normal(Command(r)) = &e.payload {
-        prost::encoding::message::encode(5, r, &mut buf);
-    }
-    buf
-}
-
-/// Decodes what [`encode_entry`] wrote.
-pub fn decode_entry(b: &[u8]) -> io::Result<Entry<TypeConfig>> {
-    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
-    let e = LogEntry::decode(b).map_err(|e| bad(format!("log entry: {e}")))?;
-    let payload = match e.payload {
-        Some(Payload::Blank(_)) => EntryPayload::Blank,
-        Some(Payload::Normal(r)) => EntryPayload::Normal(Command(r)),
-        Some(Payload::MembershipJson(j)) => EntryPayload::Membership(
-            serde_json::from_slice(&j).map_err(|e| bad(format!("membership: {e}")))?,
-        ),
-        None => return Err(bad("log entry without payload".into())),
-    };
-    Ok(Entry {
-        log_id: LogId::new(
-            openraft::CommittedLeaderId::new(e.term, e.leader_node_id),
-            e.index,
-        ),
-        payload,
-    })
-}
-
-fn read_err(e: io::Error) -> StorageError<u64> {
-    StorageIOError::read_logs(&e).into()
-}
+pub use super::codec::{decode_entry, encode_entry};
 
 fn write_err(e: io::Error) -> StorageError<u64> {
     StorageIOError::write_logs(&e).into()
 }
 
-/// The raft log store; cheap to clone (a disk handle and the flusher's queue).
+/// What the log holds, in memory.
+#[derive(Debug, Default)]
+struct Log {
+    /// Entries after the purge point, by index. Invariant: contiguous.
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    state: RaftState,
+}
+
+/// The raft log store; cheap to clone (clones share the log and the flusher's queue).
 #[derive(Clone, Debug)]
 pub struct LogStore {
+    wal: Wal,
+    /// The state store, made durable before the log that could replay it is purged.
     disk: Disk,
+    log: Arc<Mutex<Log>>,
     flusher: tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
 }
 
-/// Group commit: appends queue their acknowledgement here; each round takes everything queued,
-/// syncs once, and acknowledges all of it. An append is only queued after its batch was written,
-/// so the sync that follows covers it. Raft's core never waits for an fsync, and entries that
-/// arrive during one ride along in the next.
+/// Group commit; see the module docs. An append is only queued after its records were written,
+/// so the sync that follows covers it.
 async fn flush_loop(
-    disk: Disk,
+    wal: Wal,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
 ) {
     while let Some(first) = queue.recv().await {
@@ -112,8 +64,11 @@ async fn flush_loop(
         let synced = if crate::io::canary::on(crate::io::canary::Canary::AckBeforeFsync) {
             Ok(())
         } else {
-            disk.sync().await
+            wal.sync().await
         };
+        if let Err(e) = &synced {
+            tracing::error!("the raft log cannot be synced: {e}");
+        }
         for cb in waiting {
             let result = match &synced {
                 Ok(()) => Ok(()),
@@ -125,20 +80,37 @@ async fn flush_loop(
 }
 
 impl LogStore {
-    /// A log store on `disk`; spawns its flusher, which ends when the last clone is dropped.
-    pub fn new(disk: Disk) -> Self {
+    /// Opens the log in `disk`'s WAL directory (segments of `segment_bytes`), reading back what
+    /// it holds; spawns the flusher, which ends when the last clone is dropped. Fails if the WAL
+    /// is corrupt.
+    pub async fn open(disk: Disk, segment_bytes: u64) -> io::Result<Self> {
+        let (mut wal, mut rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
+        let fresh = rec.entries.is_empty() && rec.state.vote.is_none();
+        if fresh && super::legacy::migrate(&disk, &wal).await? {
+            // Read back what was moved, as any later start will.
+            (wal, rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
+        }
         let (flusher, queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(flush_loop(disk.clone(), queue));
-        LogStore { disk, flusher }
+        tokio::spawn(flush_loop(wal.clone(), queue));
+        Ok(LogStore {
+            wal,
+            disk,
+            log: Arc::new(Mutex::new(Log {
+                entries: rec.entries,
+                state: rec.state,
+            })),
+            flusher,
+        })
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
-        match self.disk.get(key)? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        }
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of the last purged entry (0 if none): the state machine must have applied at
+    /// least this far, or the entries it lacks are gone.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.log().state.purged.map(|p| p.index)
     }
 }
 
@@ -147,20 +119,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
-        let start = match range.start_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => i + 1,
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => log_key(i + 1).to_vec(),
-            Bound::Excluded(&i) => log_key(i).to_vec(),
-            Bound::Unbounded => prefix_end(LOG_PREFIX),
-        };
-        let rows = self.disk.scan(&log_key(start), &end).map_err(read_err)?;
-        rows.iter()
-            .map(|(_, v)| decode_entry(v).map_err(read_err))
-            .collect()
+        Ok(self
+            .log()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }
 
@@ -168,14 +132,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
-        let last_purged: Option<LogId<u64>> = self.read_json(PURGED).map_err(read_err)?;
-        let last = self
-            .disk
-            .last_in(LOG_PREFIX, &prefix_end(LOG_PREFIX))
-            .map_err(read_err)?
-            .map(|(_, v)| decode_entry(&v).map(|e| e.log_id))
-            .transpose()
-            .map_err(read_err)?;
+        let log = self.log();
+        let last_purged = log.state.purged;
+        let last = log.entries.values().next_back().map(|e| e.log_id);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -187,16 +146,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
-        let mut b = WriteBatch::new();
-        b.put(
-            Bytes::from_static(VOTE),
-            serde_json::to_vec(vote).expect("vote serializes"),
-        );
         let io = async {
-            self.disk.write(b)?;
-            self.disk.sync().await
+            self.wal.write(&[Record::Vote(*vote)]).await?;
+            self.wal.sync().await
         };
-        io.await.map_err(|e| StorageIOError::write_vote(&e).into())
+        io.await.map_err(|e| StorageIOError::write_vote(&e))?;
+        self.log().state.vote = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -206,9 +162,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // out stale read indexes. The simulator's nemesis found exactly that. Restart every
         // member as a follower instead: a new election in a higher term commits a fresh entry
         // before any read index is served. Voting safety is unchanged (same term, same vote).
-        let vote: Option<Vote<u64>> = self
-            .read_json(VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e))?;
+        let vote = self.log().state.vote;
         Ok(vote.map(|v| Vote::new(v.leader_id.term, v.leader_id.node_id)))
     }
 
@@ -216,19 +170,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        let mut b = WriteBatch::new();
-        b.put(
-            Bytes::from_static(COMMITTED),
-            serde_json::to_vec(&committed).expect("log id serializes"),
-        );
-        self.disk.write(b).map_err(write_err)
+        // Not synced on its own: it rides along with the next sync, and a lower value after a
+        // crash only makes the restart re-apply less at once.
+        self.wal
+            .write(&[Record::Committed(committed)])
+            .await
+            .map_err(write_err)?;
+        self.log().state.committed = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
-        Ok(self
-            .read_json::<Option<LogId<u64>>>(COMMITTED)
-            .map_err(read_err)?
-            .flatten())
+        Ok(self.log().state.committed)
     }
 
     async fn append<I>(
@@ -240,18 +193,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut b = WriteBatch::new();
-        let mut previous: Option<u64> = None;
-        for e in entries {
-            let index = e.log_id.index;
-            assert!(
-                previous.is_none_or(|p| index == p + 1),
-                "log indices are contiguous within an append"
-            );
-            previous = Some(index);
-            b.put(log_key(index), encode_entry(&e));
+        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
+        self.wal.write(&records).await.map_err(write_err)?;
+        {
+            let mut log = self.log();
+            for r in records {
+                let Record::Entry(e) = r else { unreachable!() };
+                let index = e.log_id.index;
+                // Appends continue the log, or replace its suffix after a truncation.
+                assert!(
+                    log.entries
+                        .keys()
+                        .next_back()
+                        .is_none_or(|last| index == last + 1),
+                    "log indices are contiguous"
+                );
+                log.entries.insert(index, e);
+            }
         }
-        self.disk.write(b).map_err(write_err)?;
         // Durable before acknowledged: openraft counts these entries toward a commit only after
         // the callback, which the flusher calls once a sync covering them has completed.
         if let Err(returned) = self.flusher.send(callback) {
@@ -264,114 +223,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        let rows = self
-            .disk
-            .scan(&log_key(log_id.index), &prefix_end(LOG_PREFIX))
-            .map_err(read_err)?;
-        let mut b = WriteBatch::new();
-        for (k, _) in rows {
-            b.delete(k);
-        }
-        self.disk.write(b).map_err(write_err)
+        self.wal
+            .write(&[Record::Truncate(log_id.index)])
+            .await
+            .map_err(write_err)?;
+        self.log().entries.split_off(&log_id.index);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         // Whatever the state machine applied up to here must be durable before the log that
         // could replay it goes away.
         self.disk.sync().await.map_err(write_err)?;
-        let rows = self
-            .disk
-            .scan(&log_key(0), &log_key(log_id.index + 1))
-            .map_err(read_err)?;
-        let mut b = WriteBatch::new();
-        b.put(
-            Bytes::from_static(PURGED),
-            serde_json::to_vec(&log_id).expect("log id serializes"),
-        );
-        for (k, _) in rows {
-            b.delete(k);
-        }
-        self.disk.write(b).map_err(write_err)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::cluster::Member;
-    use crate::proto::detcdpb::raft_request::Request as Req;
-    use crate::proto::detcdpb::RaftRequest;
-    use crate::proto::etcdserverpb::PutRequest;
-
-    fn log_id(term: u64, node: u64, index: u64) -> LogId<u64> {
-        LogId::new(openraft::CommittedLeaderId::new(term, node), index)
-    }
-
-    fn round_trip(e: &Entry<TypeConfig>) -> Entry<TypeConfig> {
-        decode_entry(&encode_entry(e)).expect("decodes what it encoded")
-    }
-
-    #[test]
-    fn blank_and_membership_entries_round_trip() {
-        let blank = Entry {
-            log_id: log_id(3, 7, 42),
-            payload: EntryPayload::Blank,
-        };
-        assert_eq!(round_trip(&blank), blank);
-        let nodes = BTreeMap::from([(
-            7,
-            Member {
-                name: "n7".into(),
-                peer_urls: vec!["http://127.0.0.1:2380".into()],
-                client_urls: vec![],
-            },
-        )]);
-        let membership = openraft::Membership::new(vec![BTreeSet::from([7])], nodes);
-        let entry = Entry {
-            log_id: log_id(1, 7, 1),
-            payload: EntryPayload::Membership(membership),
-        };
-        assert_eq!(round_trip(&entry), entry);
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_an_entry() {
-        assert!(decode_entry(b"\xff\xff\xff").is_err());
-        let blank = Entry::<TypeConfig> {
-            log_id: log_id(1, 1, 1),
-            payload: EntryPayload::Blank,
-        };
-        let bytes = encode_entry(&blank);
-        // Without its payload field the record is not an entry.
-        assert!(decode_entry(&bytes[..bytes.len() - 2]).is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn client_writes_round_trip(
-            term in 0u64..1000,
-            index in 0u64..1_000_000,
-            key in proptest::collection::vec(any::<u8>(), 1..40),
-            value in proptest::collection::vec(any::<u8>(), 0..200),
-            lease in any::<i64>(),
-        ) {
-            let put = PutRequest {
-                key: key.into(),
-                value: value.into(),
-                lease,
-                ..Default::default()
-            };
-            let entry = Entry {
-                log_id: log_id(term, 0x8e9e05c52164694d, index),
-                payload: EntryPayload::Normal(Command(RaftRequest {
-                    request: Some(Req::Put(put)),
-                })),
-            };
-            prop_assert_eq!(round_trip(&entry), entry);
-        }
+        self.wal.purge(log_id).await.map_err(write_err)?;
+        let mut log = self.log();
+        log.entries = log.entries.split_off(&(log_id.index + 1));
+        log.state.purged = Some(log_id);
+        Ok(())
     }
 }

@@ -5,8 +5,11 @@
 //! [`read_index`] (linearizable reads), [`membership`], [`leases`] (what only the leader
 //! answers), all of them leader-or-[`forward`].
 
+pub mod batch;
+pub mod codec;
 pub mod forward;
 pub mod leases;
+pub mod legacy;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -16,6 +19,7 @@ pub mod read_index;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
+pub mod wal;
 
 pub use node::{RaftNode, RaftSettings};
 pub use types::TypeConfig;

@@ -20,6 +20,7 @@ use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::watch::Hub;
 
+use super::batch::Batcher;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::read_index::{AppliedWaiters, ReadQueue};
@@ -37,6 +38,8 @@ pub struct RaftSettings {
     pub snapshot_count: u64,
     /// `--max-request-bytes`.
     pub max_request_bytes: usize,
+    /// Size of a WAL segment file (etcd's is 64 MiB; the simulator uses small ones).
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for RaftSettings {
@@ -46,6 +49,7 @@ impl Default for RaftSettings {
             election: Duration::from_millis(1000),
             snapshot_count: 100_000,
             max_request_bytes: 1_572_864,
+            wal_segment_bytes: super::wal::DEFAULT_SEGMENT_BYTES,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct RaftNode {
     pub(super) applied: Arc<AppliedWaiters>,
     /// The state machine, for its applied (committed) membership.
     pub(super) machine: StateMachine,
+    /// Where writes queue to be proposed in batches.
+    pub(super) batcher: Batcher,
 }
 
 /// Why a raft node could not start.
@@ -99,13 +105,23 @@ impl RaftNode {
             ..Default::default()
         }
         .validate()?;
-        let log = LogStore::new(disk.clone());
+        let log = LogStore::open(disk.clone(), settings.wal_segment_bytes).await?;
         let hub = Arc::new(Hub::new());
         let machine = StateMachine::open(disk.clone(), hub.clone())?;
+        let (applied, purged) = (machine.applied_index(), log.purged_index());
+        if applied < purged {
+            return Err(format!(
+                "the state store has applied the raft log up to entry {applied:?}, but the log \
+                 only holds entries after {purged:?}: state that was acknowledged is missing \
+                 (the data dir is damaged); refusing to start"
+            )
+            .into());
+        }
         let store = machine.store();
         let lessor = machine.lessor();
         let network = Network { me: id, cluster_id };
         let raft = Raft::new(id, Arc::new(config), network, log, machine.clone()).await?;
+        let batcher = Batcher::start(raft.clone());
         let applied = Arc::new(AppliedWaiters::default());
         tokio::spawn(AppliedWaiters::follow(raft.clone(), applied.clone()));
         if !initial.is_empty() && !raft.is_initialized().await? {
@@ -130,6 +146,7 @@ impl RaftNode {
             applied,
             lessor,
             machine,
+            batcher,
         };
         tokio::spawn(node.clone().lease_expiry_loop());
         Ok(node)
@@ -201,6 +218,20 @@ impl RaftNode {
     pub fn fill(&self, header: &mut Option<ResponseHeader>) {
         let revision = header.as_ref().map_or(0, |h| h.revision);
         *header = Some(self.header(revision));
+    }
+
+    /// Resolves with the reason once raft has stopped on a fatal error (a storage failure): the
+    /// member can no longer serve and should exit so a supervisor restarts it.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(e) = &metrics.borrow().running_state {
+                return e.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
     }
 
     /// Stops raft.

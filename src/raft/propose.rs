@@ -5,6 +5,8 @@
 use openraft::error::{ClientWriteError, RaftError};
 use prost::Message;
 
+use super::batch::Outcome;
+
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock;
@@ -19,7 +21,7 @@ use crate::proto::etcdserverpb::{
 
 use super::forward::{unsent_or_unknown, Here, Retry, REQUEST_TIMEOUT};
 use super::network::decode;
-use super::types::{Applied, Command};
+use super::types::Applied;
 use super::RaftNode;
 
 /// What a forwarded write returns: the apply result and the log index it was applied at.
@@ -113,12 +115,10 @@ impl RaftNode {
             Retry::AtMostOnce,
             deadline,
             move || async move {
-                match node.raft.client_write(Command(req.clone())).await {
-                    Ok(r) => Here::Done(accepted(r.data)),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        Here::Elsewhere(f.leader_node)
-                    }
-                    Err(e) => Here::Done(Err(write_error(e))),
+                match node.batcher.propose(req.clone()).await {
+                    Outcome::Applied(a, _) => Here::Done(accepted(a)),
+                    Outcome::NotLeader(leader) => Here::Elsewhere(leader),
+                    Outcome::Failed(e) => Here::Done(Err(e)),
                 }
             },
             move |leader| async move {
@@ -134,9 +134,10 @@ impl RaftNode {
     /// and the leader's own lease revocations and checkpoints, which must not be carried out by
     /// a member that lost leadership meanwhile).
     pub async fn propose_here(&self, req: RaftRequest) -> ProposeResult {
-        match self.raft.client_write(Command(req)).await {
-            Ok(r) => Ok((r.data, r.log_id.index)),
-            Err(e) => Err(write_error(e)),
+        match self.batcher.propose(req).await {
+            Outcome::Applied(a, index) => Ok((a, index)),
+            Outcome::NotLeader(_) => Err(Error::NoLeader),
+            Outcome::Failed(e) => Err(e),
         }
     }
 

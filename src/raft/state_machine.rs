@@ -82,6 +82,11 @@ impl StateMachine {
             .clone()
     }
 
+    /// The index of the last applied entry (`None` before the first).
+    pub fn applied_index(&self) -> Option<u64> {
+        self.meta().applied.map(|l| l.index)
+    }
+
     /// Opens the state machine on `disk`, rebuilding the store from it; applied events go to `hub`.
     pub fn open(disk: Disk, hub: Arc<Hub>) -> io::Result<Self> {
         let store = Arc::new(Store::open(&disk)?);

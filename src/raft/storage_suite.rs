@@ -20,7 +20,9 @@ struct OnSimDisk;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine> for OnSimDisk {
     async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError<u64>> {
         let disk = Disk::Sim(SimDisk::new());
-        let log = LogStore::new(disk.clone());
+        let log = LogStore::open(disk.clone(), 4096)
+            .await
+            .map_err(|e| StorageIOError::read_logs(&e))?;
         let machine = StateMachine::open(disk, Arc::new(Hub::new()))
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
         Ok(((), log, machine))

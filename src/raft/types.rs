@@ -58,41 +58,53 @@ enum WireApplied {
     LeaseRevoke(Vec<u8>),
     LeaseCheckpoint(Vec<u8>),
     Rejected(Error),
+    Batch(Vec<WireApplied>),
+}
+
+fn to_wire(a: &Applied) -> WireApplied {
+    match a {
+        Applied::Empty => WireApplied::Empty,
+        Applied::Put(r) => WireApplied::Put(r.encode_to_vec()),
+        Applied::DeleteRange(r) => WireApplied::DeleteRange(r.encode_to_vec()),
+        Applied::Txn(r) => WireApplied::Txn(r.encode_to_vec()),
+        Applied::Compaction(r) => WireApplied::Compaction(r.encode_to_vec()),
+        Applied::LeaseGrant(r) => WireApplied::LeaseGrant(r.encode_to_vec()),
+        Applied::LeaseRevoke(r) => WireApplied::LeaseRevoke(r.encode_to_vec()),
+        Applied::LeaseCheckpoint(r) => WireApplied::LeaseCheckpoint(r.encode_to_vec()),
+        Applied::Rejected(e) => WireApplied::Rejected(e.clone()),
+        Applied::Batch(b) => WireApplied::Batch(b.iter().map(to_wire).collect()),
+    }
+}
+
+fn from_wire<E: serde::de::Error>(w: WireApplied) -> Result<Applied, E> {
+    fn dec<T: Message + Default, E: serde::de::Error>(b: &[u8]) -> Result<T, E> {
+        T::decode(b).map_err(E::custom)
+    }
+    Ok(match w {
+        WireApplied::Empty => Applied::Empty,
+        WireApplied::Put(b) => Applied::Put(dec(&b)?),
+        WireApplied::DeleteRange(b) => Applied::DeleteRange(dec(&b)?),
+        WireApplied::Txn(b) => Applied::Txn(dec(&b)?),
+        WireApplied::Compaction(b) => Applied::Compaction(dec(&b)?),
+        WireApplied::LeaseGrant(b) => Applied::LeaseGrant(dec(&b)?),
+        WireApplied::LeaseRevoke(b) => Applied::LeaseRevoke(dec(&b)?),
+        WireApplied::LeaseCheckpoint(b) => Applied::LeaseCheckpoint(dec(&b)?),
+        WireApplied::Rejected(e) => Applied::Rejected(e),
+        WireApplied::Batch(b) => {
+            Applied::Batch(b.into_iter().map(from_wire).collect::<Result<_, E>>()?)
+        }
+    })
 }
 
 impl Serialize for Applied {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let w = match self {
-            Applied::Empty => WireApplied::Empty,
-            Applied::Put(r) => WireApplied::Put(r.encode_to_vec()),
-            Applied::DeleteRange(r) => WireApplied::DeleteRange(r.encode_to_vec()),
-            Applied::Txn(r) => WireApplied::Txn(r.encode_to_vec()),
-            Applied::Compaction(r) => WireApplied::Compaction(r.encode_to_vec()),
-            Applied::LeaseGrant(r) => WireApplied::LeaseGrant(r.encode_to_vec()),
-            Applied::LeaseRevoke(r) => WireApplied::LeaseRevoke(r.encode_to_vec()),
-            Applied::LeaseCheckpoint(r) => WireApplied::LeaseCheckpoint(r.encode_to_vec()),
-            Applied::Rejected(e) => WireApplied::Rejected(e.clone()),
-        };
-        w.serialize(s)
+        to_wire(self).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Applied {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        fn dec<T: Message + Default, E: serde::de::Error>(b: &[u8]) -> Result<T, E> {
-            T::decode(b).map_err(E::custom)
-        }
-        Ok(match WireApplied::deserialize(d)? {
-            WireApplied::Empty => Applied::Empty,
-            WireApplied::Put(b) => Applied::Put(dec(&b)?),
-            WireApplied::DeleteRange(b) => Applied::DeleteRange(dec(&b)?),
-            WireApplied::Txn(b) => Applied::Txn(dec(&b)?),
-            WireApplied::Compaction(b) => Applied::Compaction(dec(&b)?),
-            WireApplied::LeaseGrant(b) => Applied::LeaseGrant(dec(&b)?),
-            WireApplied::LeaseRevoke(b) => Applied::LeaseRevoke(dec(&b)?),
-            WireApplied::LeaseCheckpoint(b) => Applied::LeaseCheckpoint(dec(&b)?),
-            WireApplied::Rejected(e) => Applied::Rejected(e),
-        })
+        from_wire(WireApplied::deserialize(d)?)
     }
 }
 
@@ -136,6 +148,7 @@ mod tests {
                 ..Default::default()
             }),
             Applied::Rejected(Error::LeaseNotFound),
+            Applied::Batch(vec![Applied::Empty, Applied::Rejected(Error::KeyNotFound)]),
         ];
         for r in results {
             assert_eq!(round_trip(&r), r);

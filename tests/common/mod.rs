@@ -465,6 +465,33 @@ impl Server {
         panic!("{:?} failed to restart: {last}", self.kind);
     }
 
+    /// Starts the server again (it must have been stopped) and waits until it is ready or has
+    /// exited; `Err` with the reason if it did not become ready (the process is reaped).
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "stop or kill the server first");
+        let r = self.spawn_and_wait();
+        if r.is_err() {
+            self.kill_and_reap();
+        }
+        r
+    }
+
+    /// Waits (bounded) for the server process to exit by itself; its status, or `None` if it
+    /// is still running at the deadline.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => c.try_wait().unwrap().is_none(),

@@ -23,6 +23,8 @@ use detcd::proto::etcdserverpb::StatusRequest;
 use madsim::runtime::{Handle, NodeHandle};
 use tonic::transport::Channel;
 
+/// Size of a simulated member's WAL segments.
+pub const SIM_WAL_SEGMENT_BYTES: u64 = 64 << 10;
 /// The cluster token every simulated member uses (member IDs derive from it).
 pub const TOKEN: &str = "sim";
 
@@ -226,6 +228,9 @@ impl SimCluster {
         cfg.initial_cluster = initial;
         cfg.initial_cluster_token = TOKEN.to_string();
         cfg.initial_cluster_new = new;
+        // Small WAL segments: the simulated directory holds them in memory, and small ones make
+        // every run roll and purge segments.
+        cfg.wal_segment_bytes = SIM_WAL_SEGMENT_BYTES;
         (self.tune)(&mut cfg);
         let disk = SimDisk::new();
         let exit = Arc::new(Mutex::new(Exit::Running));

@@ -1,10 +1,11 @@
-//! Durable storage as the server sees it: one ordered keyspace with atomic write batches and an
-//! explicit `sync` that makes everything written so far durable.
+//! Durable storage as the server sees it — one member's disk, in two parts:
+//! - the **state store**: one ordered keyspace with atomic write batches and an explicit `sync`
+//!   (the mvcc store, leases, members, the applied index, the member's identity);
+//! - a **directory** ([`Dir`]) for the raft write-ahead log's segment files.
 //!
-//! Two implementations: [`sled`](self::sled) for production, and [`SimDisk`], its simulated twin,
-//! which keeps synced and unsynced writes apart so a simulated crash can lose exactly what a
-//! real power cut could lose. The raft log, the vote and the mvcc store all live in this one
-//! keyspace under distinct prefixes, so one `sync` covers all of them.
+//! Two implementations: [`sled`](self::sled) plus a real directory for production, and
+//! [`SimDisk`], the simulated twin of both, which keeps synced and unsynced writes apart so a
+//! simulated crash loses exactly what a real power cut could lose.
 
 pub mod sim;
 #[cfg(not(madsim))]
@@ -15,6 +16,8 @@ use std::io;
 use bytes::Bytes;
 
 pub use sim::{DiskFaults, SimDisk};
+
+use super::fs::Dir;
 
 /// One change in a [`WriteBatch`].
 #[derive(Debug, Clone)]
@@ -124,6 +127,15 @@ impl Disk {
             #[cfg(not(madsim))]
             Disk::Sled(d) => d.sync().await,
             Disk::Sim(d) => d.sync().await,
+        }
+    }
+
+    /// The directory of the write-ahead log.
+    pub fn wal_dir(&self) -> Dir {
+        match self {
+            #[cfg(not(madsim))]
+            Disk::Sled(d) => Dir::Real(d.wal_dir()),
+            Disk::Sim(d) => Dir::Sim(d.files()),
         }
     }
 

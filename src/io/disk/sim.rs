@@ -1,6 +1,7 @@
-//! The simulated disk: the twin of [`sled`](super::sled) that the simulator runs on.
+//! The simulated disk: the twin of [`sled`](super::sled) that the simulator runs on, with the
+//! simulated WAL directory ([`SimDir`], its own fault model in its header) beside it.
 //!
-//! Fault model — everything it can do to the node above it:
+//! Fault model of the state store — everything it can do to the node above it:
 //! - **Crash** ([`SimDisk::crash`]): writes not covered by a completed `sync` are lost. Because
 //!   sled recovers a prefix of its write log, the crash keeps a prefix of the unsynced batches
 //!   (chosen by the simulator's seed, possibly none) and drops the rest; synced data always survives.
@@ -21,6 +22,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{WriteBatch, WriteOp};
+use crate::io::fs::SimDir;
 
 /// Fault rates of a [`SimDisk`]; all zero by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -64,6 +66,7 @@ pub struct DiskStats {
 #[derive(Clone)]
 pub struct SimDisk {
     state: Arc<Mutex<State>>,
+    files: SimDir,
 }
 
 impl Default for SimDisk {
@@ -101,7 +104,13 @@ impl SimDisk {
                 rng: crate::io::rand::fork_rng(),
                 stats: DiskStats::default(),
             })),
+            files: SimDir::new(),
         }
+    }
+
+    /// The simulated WAL directory on this disk (crashed with it).
+    pub fn files(&self) -> SimDir {
+        self.files.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -110,9 +119,15 @@ impl SimDisk {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets the fault rates.
+    /// Sets the fault rates, of the state store and alike of the WAL directory (whose full-disk
+    /// and corrupt-read faults are set on [`SimDisk::files`] directly).
     pub fn set_faults(&self, faults: DiskFaults) {
         self.lock().faults = faults;
+        let mut fs = self.files.faults();
+        fs.write_error = faults.write_error;
+        fs.sync_error = faults.sync_error;
+        fs.sync_latency = faults.sync_latency;
+        self.files.set_faults(fs);
     }
 
     /// Counters so far.
@@ -120,9 +135,10 @@ impl SimDisk {
         self.lock().stats
     }
 
-    /// Simulates power loss: keeps a seed-chosen prefix of the unsynced batches, drops the rest.
-    /// Returns the number of batches lost.
+    /// Simulates power loss: keeps a seed-chosen prefix of the unsynced batches, drops the rest
+    /// (and crashes the WAL directory, [`SimDir::crash`]). Returns the number of batches lost.
     pub fn crash(&self) -> usize {
+        self.files.crash();
         let mut s = self.lock();
         let pending = std::mem::take(&mut s.unsynced);
         let keep = if pending.is_empty() {

@@ -1,4 +1,5 @@
-//! The production disk: a sled database in the data directory.
+//! The production disk: a sled database (`member/db`) and the write-ahead log's directory
+//! (`member/wal`) in the data directory.
 
 use std::io;
 use std::path::Path;
@@ -6,11 +7,13 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::{WriteBatch, WriteOp};
+use crate::io::fs::real::RealDir;
 
-/// A sled database; every component shares its default tree.
+/// A sled database (every component shares its default tree) and the WAL directory.
 #[derive(Clone)]
 pub struct SledDisk {
     db: sled::Db,
+    wal: RealDir,
 }
 
 fn to_io(e: sled::Error) -> io::Error {
@@ -21,15 +24,23 @@ fn to_io(e: sled::Error) -> io::Error {
 }
 
 impl SledDisk {
-    /// Opens (or creates) the database under `dir`.
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens (or creates) the database at `db` and the WAL directory `wal`.
+    pub fn open(db: &Path, wal: &Path) -> io::Result<Self> {
+        remove_unfinished_snapshots(db)?;
         let db = sled::Config::new()
-            .path(dir)
+            .path(db)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(256 << 20)
             .open()
             .map_err(to_io)?;
-        Ok(SledDisk { db })
+        Ok(SledDisk {
+            db,
+            wal: RealDir::open(wal)?,
+        })
+    }
+
+    pub(super) fn wal_dir(&self) -> RealDir {
+        self.wal.clone()
     }
 
     pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Bytes>> {
@@ -87,10 +98,34 @@ impl SledDisk {
     }
 }
 
+/// Removes the snapshot files sled left unfinished (`snap.*.generating`). sled writes its
+/// startup snapshot under that name and renames it when complete; an open that hits a full disk
+/// leaves an empty one behind, which the next open then fails to read ("Read corrupted data") —
+/// a member that could not start on a full disk must start once space is freed.
+fn remove_unfinished_snapshots(db: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(db) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %e.path().display(), "removing an unfinished sled snapshot");
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens the production disk for a member's data directory (`<data-dir>/member/db`), creating
 /// directories as etcd does.
 pub fn open_data_dir(data_dir: &str) -> io::Result<super::Disk> {
     let dir = Path::new(data_dir).join("member");
     std::fs::create_dir_all(&dir)?;
-    Ok(super::Disk::Sled(SledDisk::open(&dir.join("db"))?))
+    Ok(super::Disk::Sled(SledDisk::open(
+        &dir.join("db"),
+        &dir.join("wal"),
+    )?))
 }

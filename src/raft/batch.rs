@@ -1,0 +1,143 @@
+//! Group proposing: writes that arrive while earlier ones are being made durable go into the
+//! log together, as one entry ([`RaftBatch`]) — one append, one fsync, one replication message
+//! for all of them.
+//!
+//! Why here and not in the log store: openraft 0.9 waits for each append's fsync before it
+//! takes the next client write (`append_to_log` awaits the flush callback), so without this
+//! every write would cost a whole fsync of its own (measured: about 2,000 writes/s on a disk
+//! whose fsync takes 0.3 ms, whatever the number of clients). At most [`IN_FLIGHT`] batches
+//! are handed to openraft at once; the rest wait in the queue, which is what makes the next
+//! batch large. The applier takes a batch apart again, so every request gets its own revision
+//! and its own result.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::Raft;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::cluster::Member;
+use crate::error::Error;
+use crate::proto::detcdpb::raft_request::Request as Req;
+use crate::proto::detcdpb::{RaftBatch, RaftRequest};
+
+use super::propose::write_error;
+use super::types::{Applied, Command, TypeConfig};
+
+/// Batches handed to raft and not yet applied, at most.
+pub const IN_FLIGHT: usize = 2;
+/// Requests in one batch, at most.
+pub const MAX_REQUESTS: usize = 1000;
+/// Encoded bytes of one batch, at most (a single larger request still goes alone).
+pub const MAX_BYTES: usize = 4 << 20;
+
+/// What became of one proposed request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Committed and applied here, at this log index.
+    Applied(Applied, u64),
+    /// This member does not lead: the leader it knows of, if any. Nothing was proposed.
+    NotLeader(Option<Member>),
+    /// Raft failed (stopped, or refused the entry).
+    Failed(Error),
+}
+
+struct Pending {
+    request: RaftRequest,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The proposal queue of one member; cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Batcher {
+    /// Starts the batching task proposing to `raft`; it ends when the last clone is dropped.
+    pub fn start(raft: Raft<TypeConfig>) -> Batcher {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx));
+        Batcher { queue }
+    }
+
+    /// Proposes `request` with whatever else is waiting, and waits for its outcome.
+    pub async fn propose(&self, request: RaftRequest) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        if self.queue.send(Pending { request, done }).is_err() {
+            return Outcome::Failed(Error::Stopped);
+        }
+        outcome.await.unwrap_or(Outcome::Failed(Error::Stopped))
+    }
+}
+
+async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Waiting for a slot is what lets the queue fill up behind the batches in flight.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.request.encoded_len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.request.encoded_len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes one batch (a lone request as itself) and hands every request its outcome.
+async fn propose(raft: &Raft<TypeConfig>, mut batch: Vec<Pending>) {
+    let request = if batch.len() == 1 {
+        std::mem::take(&mut batch[0].request)
+    } else {
+        RaftRequest {
+            request: Some(Req::Batch(RaftBatch {
+                requests: batch
+                    .iter_mut()
+                    .map(|p| std::mem::take(&mut p.request))
+                    .collect(),
+            })),
+        }
+    };
+    match raft.client_write(Command(request)).await {
+        Ok(r) => {
+            let index = r.log_id.index;
+            let results = match r.data {
+                Applied::Batch(results) if batch.len() > 1 => results,
+                single => vec![single],
+            };
+            assert_eq!(
+                results.len(),
+                batch.len(),
+                "a batch applies to one result per request"
+            );
+            for (p, result) in batch.into_iter().zip(results) {
+                let _ = p.done.send(Outcome::Applied(result, index));
+            }
+        }
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            for p in batch {
+                let _ = p.done.send(Outcome::NotLeader(f.leader_node.clone()));
+            }
+        }
+        Err(e) => {
+            let e = write_error(e);
+            for p in batch {
+                let _ = p.done.send(Outcome::Failed(e.clone()));
+            }
+        }
+    }
+}
