@@ -52,24 +52,43 @@ struct Pending {
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Pending>,
+    raft: Raft<TypeConfig>,
 }
 
 impl Batcher {
     /// Starts the batching task proposing to `raft`; it ends when the last clone is dropped.
     pub fn start(raft: Raft<TypeConfig>) -> Batcher {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx));
-        Batcher { queue }
+        tokio::spawn(run(raft.clone(), rx));
+        Batcher { queue, raft }
     }
 
-    /// Proposes `request` with whatever else is waiting, and waits for its outcome.
+    /// Proposes `request` with whatever else is waiting, and waits for its outcome. A member
+    /// that does not lead answers at once (no queueing behind batches a lost leadership left
+    /// in flight).
     pub async fn propose(&self, request: RaftRequest) -> Outcome {
+        if let Some(elsewhere) = not_leading(&self.raft) {
+            return Outcome::NotLeader(elsewhere);
+        }
         let (done, outcome) = oneshot::channel();
         if self.queue.send(Pending { request, done }).is_err() {
             return Outcome::Failed(Error::Stopped);
         }
         outcome.await.unwrap_or(Outcome::Failed(Error::Stopped))
     }
+}
+
+/// `None` if this member leads (by its metrics); else the leader it knows of, if any.
+fn not_leading(raft: &Raft<TypeConfig>) -> Option<Option<Member>> {
+    let m = raft.metrics();
+    let m = m.borrow();
+    if m.current_leader == Some(m.id) {
+        return None;
+    }
+    Some(
+        m.current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).cloned()),
+    )
 }
 
 async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Pending>) {
@@ -99,7 +118,18 @@ async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Pending>) {
 }
 
 /// Proposes one batch (a lone request as itself) and hands every request its outcome.
+///
+/// Only a member that leads proposes; openraft refusing the entry after that is ambiguous: it
+/// may have been appended here and then truncated by a new leader that still holds (and may
+/// commit) it. Such a batch fails with etcd's "possibly due to previous leader failure" rather
+/// than being proposed again elsewhere, which could apply it twice.
 async fn propose(raft: &Raft<TypeConfig>, mut batch: Vec<Pending>) {
+    if let Some(elsewhere) = not_leading(raft) {
+        for p in batch {
+            let _ = p.done.send(Outcome::NotLeader(elsewhere.clone()));
+        }
+        return;
+    }
     let request = if batch.len() == 1 {
         std::mem::take(&mut batch[0].request)
     } else {
@@ -128,9 +158,9 @@ async fn propose(raft: &Raft<TypeConfig>, mut batch: Vec<Pending>) {
                 let _ = p.done.send(Outcome::Applied(result, index));
             }
         }
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
             for p in batch {
-                let _ = p.done.send(Outcome::NotLeader(f.leader_node.clone()));
+                let _ = p.done.send(Outcome::Failed(Error::TimeoutDueToLeaderFail));
             }
         }
         Err(e) => {

@@ -1,7 +1,9 @@
 //! The raft log store on the write-ahead log ([`wal`](super::wal)): entries, the vote, the
-//! committed index, truncations and purges are WAL records; the entries since the last purge
-//! are also kept in memory (etcd's raft keeps them in memory too), so reads never touch the
-//! disk.
+//! committed index, truncations and purges are WAL records. In memory the store keeps where
+//! each entry since the last purge is (a few dozen bytes each) and the newest entries whole
+//! ([`CACHE_BYTES`]): replication and apply read those, and anything older is read back from
+//! its segment (the page cache, usually). Values are thus not held twice in memory, once by the
+//! log and once by the store.
 //!
 //! Group commit: an append writes its records (page cache) and queues its acknowledgement; the
 //! flusher takes everything queued, syncs the WAL once, and acknowledges all of it. openraft
@@ -24,7 +26,11 @@ use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOErr
 use crate::io::Disk;
 
 use super::types::TypeConfig;
-use super::wal::{RaftState, Record, Wal};
+use super::wal::{Located, RaftState, Record, Wal};
+
+/// Bytes of the newest entries' records kept decoded in memory (the others are read back from
+/// the WAL when asked for).
+pub const CACHE_BYTES: u64 = 32 << 20;
 
 pub use super::codec::{decode_entry, encode_entry};
 
@@ -35,9 +41,31 @@ fn write_err(e: io::Error) -> StorageError<u64> {
 /// What the log holds, in memory.
 #[derive(Debug, Default)]
 struct Log {
-    /// Entries after the purge point, by index. Invariant: contiguous.
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Every entry after the purge point: its log id and record. Invariant: contiguous indexes.
+    entries: BTreeMap<u64, Located>,
+    /// The newest entries, decoded, with their record sizes; at most [`CACHE_BYTES`] of them.
+    cache: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
+    cached_bytes: u64,
+    /// The most the cache holds ([`CACHE_BYTES`] but in tests).
+    cache_limit: u64,
     state: RaftState,
+}
+
+impl Log {
+    fn remove_from(&mut self, index: u64) {
+        self.entries.split_off(&index);
+        for (_, (_, bytes)) in self.cache.split_off(&index) {
+            self.cached_bytes -= bytes;
+        }
+    }
+
+    fn remove_through(&mut self, index: u64) {
+        self.entries = self.entries.split_off(&(index + 1));
+        let kept = self.cache.split_off(&(index + 1));
+        for (_, (_, bytes)) in std::mem::replace(&mut self.cache, kept) {
+            self.cached_bytes -= bytes;
+        }
+    }
 }
 
 /// The raft log store; cheap to clone (clones share the log and the flusher's queue).
@@ -84,12 +112,16 @@ impl LogStore {
     /// it holds; spawns the flusher, which ends when the last clone is dropped. Fails if the WAL
     /// is corrupt.
     pub async fn open(disk: Disk, segment_bytes: u64) -> io::Result<Self> {
-        let (mut wal, mut rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
-        let fresh = rec.entries.is_empty() && rec.state.vote.is_none();
-        if fresh && super::legacy::migrate(&disk, &wal).await? {
-            // Read back what was moved, as any later start will.
-            (wal, rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
+        if super::legacy::present(&disk)? {
+            let dir = disk.wal_dir();
+            for name in dir.list()? {
+                // Left by an interrupted move: it starts over.
+                dir.remove(&name).await?;
+            }
+            let (wal, _) = Wal::open(dir, segment_bytes).await?;
+            super::legacy::migrate(&disk, &wal).await?;
         }
+        let (wal, rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
         let (flusher, queue) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(flush_loop(wal.clone(), queue));
         Ok(LogStore {
@@ -98,6 +130,8 @@ impl LogStore {
             log: Arc::new(Mutex::new(Log {
                 entries: rec.entries,
                 state: rec.state,
+                cache_limit: CACHE_BYTES,
+                ..Default::default()
             })),
             flusher,
         })
@@ -105,6 +139,53 @@ impl LogStore {
 
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes entries into the WAL (not yet durable) and into the in-memory log.
+    async fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+    ) -> io::Result<()> {
+        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
+        let locs = self.wal.write(&records).await?;
+        {
+            let mut log = self.log();
+            for (r, loc) in records.into_iter().zip(locs) {
+                let Record::Entry(e) = r else { unreachable!() };
+                let index = e.log_id.index;
+                // An append continues the log; one at an index the log has replaces that
+                // suffix, as recovery reads it back.
+                if log
+                    .entries
+                    .keys()
+                    .next_back()
+                    .is_some_and(|last| index <= *last)
+                {
+                    log.remove_from(index);
+                }
+                assert!(
+                    log.entries
+                        .keys()
+                        .next_back()
+                        .is_none_or(|last| index == last + 1),
+                    "log indices are contiguous"
+                );
+                log.entries.insert(
+                    index,
+                    Located {
+                        log_id: e.log_id,
+                        loc,
+                    },
+                );
+                log.cached_bytes += u64::from(loc.len);
+                log.cache.insert(index, (e, u64::from(loc.len)));
+            }
+            while log.cached_bytes > log.cache_limit && log.cache.len() > 1 {
+                let (_, (_, bytes)) = log.cache.pop_first().expect("not empty");
+                log.cached_bytes -= bytes;
+            }
+        }
+        Ok(())
     }
 
     /// The index of the last purged entry (0 if none): the state machine must have applied at
@@ -119,12 +200,31 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
-        Ok(self
-            .log()
-            .entries
-            .range(range)
-            .map(|(_, e)| e.clone())
-            .collect())
+        let wanted: Vec<(u64, Option<Entry<TypeConfig>>, Located)> = {
+            let log = self.log();
+            log.entries
+                .range(range)
+                .map(|(i, l)| (*i, log.cache.get(i).map(|(e, _)| e.clone()), *l))
+                .collect()
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        for (index, cached, located) in wanted {
+            out.push(match cached {
+                Some(e) => e,
+                None => match self.wal.read(located.loc) {
+                    Ok(Record::Entry(e)) if e.log_id == located.log_id => e,
+                    Ok(_) => {
+                        return Err(StorageIOError::read_logs(&io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("wal: the record of entry {index} is not that entry"),
+                        ))
+                        .into())
+                    }
+                    Err(e) => return Err(StorageIOError::read_logs(&e).into()),
+                },
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -134,7 +234,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
         let log = self.log();
         let last_purged = log.state.purged;
-        let last = log.entries.values().next_back().map(|e| e.log_id);
+        let last = log.entries.values().next_back().map(|l| l.log_id);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -193,24 +293,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
-        self.wal.write(&records).await.map_err(write_err)?;
-        {
-            let mut log = self.log();
-            for r in records {
-                let Record::Entry(e) = r else { unreachable!() };
-                let index = e.log_id.index;
-                // Appends continue the log, or replace its suffix after a truncation.
-                assert!(
-                    log.entries
-                        .keys()
-                        .next_back()
-                        .is_none_or(|last| index == last + 1),
-                    "log indices are contiguous"
-                );
-                log.entries.insert(index, e);
-            }
-        }
+        self.write_entries(entries).await.map_err(write_err)?;
         // Durable before acknowledged: openraft counts these entries toward a commit only after
         // the callback, which the flusher calls once a sync covering them has completed.
         if let Err(returned) = self.flusher.send(callback) {
@@ -227,7 +310,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .write(&[Record::Truncate(log_id.index)])
             .await
             .map_err(write_err)?;
-        self.log().entries.split_off(&log_id.index);
+        self.log().remove_from(log_id.index);
         Ok(())
     }
 
@@ -235,10 +318,72 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Whatever the state machine applied up to here must be durable before the log that
         // could replay it goes away.
         self.disk.sync().await.map_err(write_err)?;
+        let disagrees = {
+            let log = self.log();
+            let at = log.entries.get(&log_id.index);
+            at.is_some_and(|l| l.log_id != log_id)
+        };
+        if disagrees {
+            // The log here disagrees with what is purged (the state machine is ahead of it, so
+            // this is another history): nothing after it follows on; raft sends what does.
+            self.wal
+                .write(&[Record::Truncate(log_id.index)])
+                .await
+                .map_err(write_err)?;
+            self.log().remove_from(log_id.index);
+        }
         self.wal.purge(log_id).await.map_err(write_err)?;
         let mut log = self.log();
-        log.entries = log.entries.split_off(&(log_id.index + 1));
+        log.remove_through(log_id.index);
         log.state.purged = Some(log_id);
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::io::disk::SimDisk;
+    use crate::proto::detcdpb::raft_request::Request as Req;
+    use crate::proto::detcdpb::RaftRequest;
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::raft::types::Command;
+
+    fn put(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command(RaftRequest {
+                request: Some(Req::Put(PutRequest {
+                    key: format!("k{index}").into_bytes().into(),
+                    value: vec![index as u8; 300].into(),
+                    ..Default::default()
+                })),
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_evicted_from_the_cache_are_read_back_from_the_wal() {
+        let disk = Disk::Sim(SimDisk::new());
+        let mut store = LogStore::open(disk.clone(), 8 << 10).await.unwrap();
+        store.log().cache_limit = 2_000;
+        for i in 0..40 {
+            store.write_entries([put(i)]).await.unwrap();
+        }
+        assert!(store.log().cache.len() < 10, "most entries left the cache");
+        let back = store.try_get_log_entries(0..40).await.unwrap();
+        assert_eq!(back, (0..40).map(put).collect::<Vec<_>>());
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 30))
+            .await
+            .unwrap();
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 9))
+            .await
+            .unwrap();
+        let back = store.try_get_log_entries(0..40).await.unwrap();
+        assert_eq!(back, (10..30).map(put).collect::<Vec<_>>());
     }
 }

@@ -115,10 +115,13 @@ impl RaftNode {
             Retry::AtMostOnce,
             deadline,
             move || async move {
-                match node.batcher.propose(req.clone()).await {
-                    Outcome::Applied(a, _) => Here::Done(accepted(a)),
-                    Outcome::NotLeader(leader) => Here::Elsewhere(leader),
-                    Outcome::Failed(e) => Here::Done(Err(e)),
+                // Proposed but not committed in time (a leader cut off from its quorum): the
+                // outcome is unknown, as etcd's "request timed out" says.
+                match clock::timeout_at(deadline, node.batcher.propose(req.clone())).await {
+                    Err(_) => Here::Done(Err(Error::Timeout)),
+                    Ok(Outcome::Applied(a, _)) => Here::Done(accepted(a)),
+                    Ok(Outcome::NotLeader(leader)) => Here::Elsewhere(leader),
+                    Ok(Outcome::Failed(e)) => Here::Done(Err(e)),
                 }
             },
             move |leader| async move {

@@ -38,8 +38,11 @@ pub struct DiskFaults {
 struct State {
     /// What survives a crash.
     durable: BTreeMap<Bytes, Bytes>,
-    /// Batches written since the last completed sync, oldest first.
-    unsynced: Vec<WriteBatch>,
+    /// Batches written since the last completed sync, oldest first, with sequence numbers.
+    unsynced: Vec<(u64, WriteBatch)>,
+    /// The sequence number of the next batch: a sync covers exactly the batches numbered below
+    /// the value it saw when it began.
+    next_batch: u64,
     /// `durable` with `unsynced` applied: what reads see.
     view: BTreeMap<Bytes, Bytes>,
     faults: DiskFaults,
@@ -99,6 +102,7 @@ impl SimDisk {
             state: Arc::new(Mutex::new(State {
                 durable: BTreeMap::new(),
                 unsynced: Vec::new(),
+                next_batch: 0,
                 view: BTreeMap::new(),
                 faults: DiskFaults::default(),
                 rng: crate::io::rand::fork_rng(),
@@ -147,7 +151,7 @@ impl SimDisk {
             s.rng.gen_range(0..=pending.len())
         };
         let mut durable = std::mem::take(&mut s.durable);
-        for b in &pending[..keep] {
+        for (_, b) in &pending[..keep] {
             apply(&mut durable, b);
         }
         s.view = durable.clone();
@@ -196,16 +200,18 @@ impl SimDisk {
             return Err(injected("write"));
         }
         apply(&mut s.view, &batch);
-        s.unsynced.push(batch);
+        let n = s.next_batch;
+        s.next_batch += 1;
+        s.unsynced.push((n, batch));
         s.stats.writes += 1;
         Ok(())
     }
 
     pub(super) async fn sync(&self) -> io::Result<()> {
         // Only the batches written before the sync started become durable.
-        let (count, latency) = {
+        let (upto, latency) = {
             let s = self.lock();
-            (s.unsynced.len(), s.faults.sync_latency)
+            (s.next_batch, s.faults.sync_latency)
         };
         if !latency.is_zero() {
             // A device's latency is elapsed time, not what the node's (skewed) clock reads.
@@ -219,9 +225,9 @@ impl SimDisk {
             return Err(injected("fsync"));
         }
         // A crash during the sleep may already have dropped some of them.
-        let count = count.min(s.unsynced.len());
-        let done: Vec<WriteBatch> = s.unsynced.drain(..count).collect();
-        for b in &done {
+        let count = s.unsynced.iter().take_while(|(n, _)| *n < upto).count();
+        let done: Vec<(u64, WriteBatch)> = s.unsynced.drain(..count).collect();
+        for (_, b) in &done {
             apply(&mut s.durable, b);
         }
         s.stats.syncs += 1;

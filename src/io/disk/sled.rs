@@ -30,7 +30,7 @@ impl SledDisk {
         let db = sled::Config::new()
             .path(db)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(256 << 20)
+            .cache_capacity(32 << 20)
             .open()
             .map_err(to_io)?;
         Ok(SledDisk {

@@ -54,9 +54,18 @@ impl Dir {
         }
     }
 
+    /// `len` bytes of file `name` from `offset`.
+    pub fn read_at(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        match self {
+            #[cfg(not(madsim))]
+            Dir::Real(d) => d.read_at(name, offset, len),
+            Dir::Sim(d) => d.read_at(name, offset, len),
+        }
+    }
+
     /// Creates file `name` with `len` zero bytes allocated and `head` written at its start,
-    /// durably (file and directory synced). Fails (ENOSPC) if the space cannot be allocated; a
-    /// file that exists already is an error.
+    /// durably and atomically: after a crash the file exists whole or not at all. Fails (ENOSPC)
+    /// if the space cannot be allocated; a file that exists already is an error.
     pub async fn create(&self, name: &str, len: u64, head: &[u8]) -> io::Result<()> {
         match self {
             #[cfg(not(madsim))]

@@ -11,6 +11,9 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The suffix of a file being created.
+const TMP_SUFFIX: &str = ".tmp";
+
 /// A directory on disk, with its files kept open.
 #[derive(Clone)]
 pub struct RealDir {
@@ -55,10 +58,18 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 impl RealDir {
-    /// Opens directory `path`, creating it if needed.
+    /// Opens directory `path`, creating it if needed, and removes what an interrupted
+    /// creation left behind.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
         std::fs::create_dir_all(&path)?;
+        for e in std::fs::read_dir(&path)? {
+            let e = e?;
+            if e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+                tracing::warn!(file = %e.path().display(), "removing a file whose creation did not finish");
+                std::fs::remove_file(e.path())?;
+            }
+        }
         Ok(RealDir {
             path,
             open: Arc::new(Mutex::new(BTreeMap::new())),
@@ -101,26 +112,43 @@ impl RealDir {
         std::fs::read(self.path.join(name))
     }
 
+    pub(super) fn read_at(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.file(name)?.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
     pub(super) async fn create(&self, name: &str, len: u64, head: &[u8]) -> io::Result<()> {
         let path = self.path.clone();
         let file_path = path.join(name);
+        let tmp_path = path.join(format!("{name}{TMP_SUFFIX}"));
         let head = head.to_vec();
         let file = blocking(move || {
+            if file_path.exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", file_path.display()),
+                ));
+            }
+            // Made whole under a temporary name, then renamed: a crash halfway leaves no file
+            // that looks like a finished one.
             let mut f = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create_new(true)
-                .open(&file_path)?;
+                .create(true)
+                .truncate(true)
+                .open(&tmp_path)?;
             let made = allocate(&f, len).and_then(|()| {
                 f.write_all(&head)?;
                 f.sync_all()?;
+                std::fs::rename(&tmp_path, &file_path)?;
                 sync_dir(&path)
             });
             if let Err(e) = made {
                 // Never leave a half-made file behind (a full disk must not break the next
                 // start).
                 drop(f);
-                let _ = std::fs::remove_file(&file_path);
+                let _ = std::fs::remove_file(&tmp_path);
                 return Err(e);
             }
             Ok(f)
@@ -149,8 +177,26 @@ impl RealDir {
             if offset >= len {
                 return Ok(());
             }
-            f.set_len(offset)?;
-            allocate(&f, len)?;
+            // Zeroed in place: the blocks stay allocated (freeing and reallocating them could
+            // fail on a full disk).
+            // SAFETY: fallocate on a valid, open file descriptor with in-range arguments.
+            let r = unsafe {
+                libc::fallocate(
+                    f.as_raw_fd(),
+                    libc::FALLOC_FL_ZERO_RANGE,
+                    offset as libc::off_t,
+                    (len - offset) as libc::off_t,
+                )
+            };
+            if r != 0 {
+                let zeros = vec![0u8; 1 << 20];
+                let mut at = offset;
+                while at < len {
+                    let n = (len - at).min(zeros.len() as u64) as usize;
+                    f.write_all_at(&zeros[..n], at)?;
+                    at += n as u64;
+                }
+            }
             f.sync_all()
         })
         .await

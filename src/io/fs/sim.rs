@@ -48,8 +48,8 @@ struct SimFile {
     durable: Vec<u8>,
     /// What reads see.
     current: Vec<u8>,
-    /// Writes since the last completed sync, oldest first.
-    pending: Vec<(usize, Vec<u8>)>,
+    /// Writes since the last completed sync, oldest first, each with its sequence number.
+    pending: Vec<(u64, usize, Vec<u8>)>,
 }
 
 struct State {
@@ -58,6 +58,9 @@ struct State {
     rng: ChaCha8Rng,
     /// Bytes lost in crashes (for the simulator's report).
     lost_bytes: u64,
+    /// The sequence number of the next write: a sync covers exactly the writes numbered below
+    /// the value it saw when it began.
+    next_write: u64,
 }
 
 /// An in-memory directory; see the module docs.
@@ -89,6 +92,7 @@ impl SimDir {
                 faults: FsFaults::default(),
                 rng: crate::io::rand::fork_rng(),
                 lost_bytes: 0,
+                next_write: 0,
             })),
         }
     }
@@ -118,7 +122,7 @@ impl SimDir {
         let mut guard = self.lock();
         let s = &mut *guard;
         for f in s.files.values_mut() {
-            for (at, data) in std::mem::take(&mut f.pending) {
+            for (_, at, data) in std::mem::take(&mut f.pending) {
                 let n = match s.rng.gen_range(0..3) {
                     0 => 0,
                     1 => data.len(),
@@ -150,6 +154,21 @@ impl SimDir {
             data[at] ^= 1 << s.rng.gen_range(0..8);
         }
         Ok(data)
+    }
+
+    pub(super) fn read_at(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let s = self.lock();
+        let f = s.files.get(name).ok_or_else(|| missing(name))?;
+        let at = offset as usize;
+        f.current
+            .get(at..at + len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read past the end of {name}"),
+                )
+            })
     }
 
     async fn device_latency(&self) {
@@ -206,19 +225,17 @@ impl SimDir {
             ));
         }
         f.current[at..at + data.len()].copy_from_slice(data);
-        f.pending.push((at, data.to_vec()));
+        f.pending.push((s.next_write, at, data.to_vec()));
+        s.next_write += 1;
         Ok(())
     }
 
     pub(super) async fn sync(&self, name: &str) -> io::Result<()> {
         // Only the writes issued before the sync started become durable.
-        let count = {
+        let upto = {
             let s = self.lock();
-            s.files
-                .get(name)
-                .ok_or_else(|| missing(name))?
-                .pending
-                .len()
+            s.files.get(name).ok_or_else(|| missing(name))?;
+            s.next_write
         };
         self.device_latency().await;
         let mut guard = self.lock();
@@ -231,8 +248,8 @@ impl SimDir {
         let Some(f) = s.files.get_mut(name) else {
             return Err(missing(name));
         };
-        let count = count.min(f.pending.len());
-        for (at, data) in f.pending.drain(..count) {
+        let count = f.pending.iter().take_while(|(n, _, _)| *n < upto).count();
+        for (_, at, data) in f.pending.drain(..count) {
             f.durable[at..at + data.len()].copy_from_slice(&data);
         }
         Ok(())

@@ -44,6 +44,26 @@ pub struct Segment {
     pub len: u64,
 }
 
+/// Where a record sits: its segment, and the offset and length of its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    /// The segment's sequence number.
+    pub seq: u64,
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+    /// Length of the frame.
+    pub len: u32,
+}
+
+/// A log entry's id and where its record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// The entry's log id.
+    pub log_id: LogId<u64>,
+    /// Its record.
+    pub loc: Loc,
+}
+
 /// The file name of segment `seq` starting at entry `first_index`.
 pub fn segment_name(seq: u64, first_index: u64) -> String {
     format!("{seq:016x}-{first_index:016x}.wal")
@@ -66,6 +86,9 @@ pub struct Wal {
     dir: Dir,
     segment_bytes: u64,
     tail: Arc<Mutex<Tail>>,
+    /// Held while a segment is being made: the log store and the flusher's sync markers may
+    /// both find the segment full at once.
+    rolling: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -95,8 +118,13 @@ impl Wal {
                 state: rec.state.clone(),
                 next_index,
             })),
+            rolling: Arc::new(tokio::sync::Mutex::new(())),
         };
-        if rec.segments.is_empty() {
+        if let Some(last) = rec.segments.last() {
+            // What was read back may have been only in the page cache (the process was killed,
+            // the machine kept running): make it durable before anyone relies on it.
+            wal.dir.sync(&last.name).await?;
+        } else {
             wal.roll(0).await?;
         }
         Ok((wal, rec))
@@ -112,18 +140,25 @@ impl Wal {
     }
 
     /// Writes `records` after everything written so far (not durable until [`Wal::sync`]),
-    /// rolling to new segments as they fill up.
-    pub async fn write(&self, records: &[Record]) -> io::Result<()> {
+    /// rolling to new segments as they fill up. Returns where each record went.
+    pub async fn write(&self, records: &[Record]) -> io::Result<Vec<Loc>> {
         let mut frame = Vec::new();
+        let mut locs = Vec::with_capacity(records.len());
         for r in records {
             frame.clear();
             r.put(&mut frame);
             loop {
                 let written = {
                     let mut t = self.tail();
-                    let seg = t.segments.last().expect("a WAL has a segment").clone();
-                    if t.offset + frame.len() as u64 <= seg.len {
-                        self.dir.write_at(&seg.name, t.offset, &frame)?;
+                    let seg = t.segments.last().expect("a WAL has a segment");
+                    let (seq, len, name) = (seg.seq, seg.len, seg.name.clone());
+                    if t.offset + frame.len() as u64 <= len {
+                        self.dir.write_at(&name, t.offset, &frame)?;
+                        locs.push(Loc {
+                            seq,
+                            offset: t.offset,
+                            len: frame.len() as u32,
+                        });
                         t.offset += frame.len() as u64;
                         note(&mut t, r);
                         true
@@ -137,14 +172,49 @@ impl Wal {
                 self.roll(frame.len() as u64).await?;
             }
         }
-        Ok(())
+        Ok(locs)
+    }
+
+    /// Reads back the record at `loc` (checking its CRC).
+    pub fn read(&self, loc: Loc) -> io::Result<Record> {
+        let name = {
+            let t = self.tail();
+            let i = t
+                .segments
+                .binary_search_by_key(&loc.seq, |s| s.seq)
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("wal: no segment {:x} (purged?)", loc.seq),
+                    )
+                })?;
+            t.segments[i].name.clone()
+        };
+        let data = self.dir.read_at(&name, loc.offset, loc.len as usize)?;
+        match frame::read(&data, 0) {
+            frame::At::Record { kind, payload, .. } => Record::decode(kind, payload),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("wal: corrupt record at {name} offset {}", loc.offset),
+            )),
+        }
     }
 
     /// Makes every record written before the call durable (one fdatasync; a segment filled
-    /// meanwhile was synced when the next one was created).
+    /// meanwhile was synced when the next one was created), then notes how far that was in a
+    /// [`Record::Synced`] marker (itself durable with the next sync).
     pub async fn sync(&self) -> io::Result<()> {
-        let name = self.tail().segments.last().expect("a segment").name.clone();
-        self.dir.sync(&name).await
+        let (name, seq, through) = {
+            let t = self.tail();
+            let seg = t.segments.last().expect("a segment");
+            (seg.name.clone(), seg.seq, t.offset)
+        };
+        self.dir.sync(&name).await?;
+        let same_segment = self.tail().segments.last().map(|s| s.seq) == Some(seq);
+        if same_segment {
+            self.write(&[Record::Synced(through)]).await?;
+        }
+        Ok(())
     }
 
     /// Records the purge point durably and removes the segments whose entries are all at or
@@ -172,25 +242,39 @@ impl Wal {
     /// Syncs the current segment and starts the next one, big enough for a record of `need`
     /// bytes.
     async fn roll(&self, need: u64) -> io::Result<()> {
+        let _rolling = self.rolling.lock().await;
         let (seq, head, old) = {
             let t = self.tail();
+            if let Some(last) = t.segments.last() {
+                if t.offset + need <= last.len {
+                    // Another writer rolled meanwhile and the record fits now.
+                    return Ok(());
+                }
+            }
             let seq = t.segments.last().map_or(0, |s| s.seq + 1);
             let head = SegmentHead {
                 seq,
                 first_index: t.next_index,
                 state: t.state.clone(),
+                len: 0,
             };
             (seq, head, t.segments.last().map(|s| s.name.clone()))
         };
         if let Some(old) = old {
             self.dir.sync(&old).await?;
         }
+        let mut head = head;
         let mut bytes = MAGIC.to_vec();
         Record::Segment(head.clone()).put(&mut bytes);
+        // Room for the head (its length field grows by a few digits) and the record.
         let len = self
             .segment_bytes
-            .max(bytes.len() as u64 + need + frame::HEADER as u64);
+            .max(bytes.len() as u64 + 32 + need + frame::HEADER as u64);
+        head.len = len;
+        bytes.truncate(MAGIC.len());
+        Record::Segment(head.clone()).put(&mut bytes);
         let name = segment_name(seq, head.first_index);
+        // Created atomically: a crash halfway never leaves a segment without its head.
         self.dir.create(&name, len, &bytes).await?;
         let mut t = self.tail();
         t.segments.push(Segment {
@@ -215,7 +299,7 @@ fn note(t: &mut Tail, r: &Record) {
             t.state.purged = Some(*l);
             t.next_index = t.next_index.max(l.index + 1);
         }
-        Record::Segment(_) => {}
+        Record::Segment(_) | Record::Synced(_) => {}
     }
 }
 

@@ -33,6 +33,8 @@ pub struct SegmentHead {
     pub first_index: u64,
     /// The raft state when the segment was created.
     pub state: RaftState,
+    /// The segment's allocated length: a shorter file was cut.
+    pub len: u64,
 }
 
 /// One record of the WAL.
@@ -50,6 +52,10 @@ pub enum Record {
     Truncate(u64),
     /// Entries up to and including this log id are removed (they are in the state machine).
     Purge(LogId<u64>),
+    /// Written after a sync completed: every byte of this segment before this offset was then
+    /// durable. Recovery tells damage to synced data (corruption: refuse) from a torn write
+    /// (cut) by it.
+    Synced(u64),
 }
 
 const SEGMENT: u8 = 1;
@@ -58,6 +64,7 @@ const VOTE: u8 = 3;
 const COMMITTED: u8 = 4;
 const TRUNCATE: u8 = 5;
 const PURGE: u8 = 6;
+const SYNCED: u8 = 7;
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("raft state serializes")
@@ -73,6 +80,7 @@ impl Record {
             Record::Committed(c) => frame::put(out, COMMITTED, &json(c)),
             Record::Truncate(i) => frame::put(out, TRUNCATE, &i.to_le_bytes()),
             Record::Purge(l) => frame::put(out, PURGE, &json(l)),
+            Record::Synced(o) => frame::put(out, SYNCED, &o.to_le_bytes()),
         }
     }
 
@@ -95,6 +103,9 @@ impl Record {
             PURGE => {
                 Record::Purge(serde_json::from_slice(payload).map_err(|_| from_json("purge"))?)
             }
+            SYNCED => Record::Synced(u64::from_le_bytes(
+                payload.try_into().map_err(|_| from_json("synced"))?,
+            )),
             other => return Err(bad(format!("wal: unknown record kind {other}"))),
         })
     }
@@ -116,6 +127,7 @@ mod tests {
                     committed: Some(id),
                     purged: None,
                 },
+                len: 1 << 20,
             }),
             Record::Entry(Entry {
                 log_id: id,
@@ -125,6 +137,7 @@ mod tests {
             Record::Committed(None),
             Record::Truncate(12),
             Record::Purge(id),
+            Record::Synced(4096),
         ];
         for r in records {
             let mut buf = Vec::new();

@@ -1,32 +1,33 @@
 //! Reading a WAL back at start: every segment in order, every record checked, the log rebuilt.
 //!
 //! What counts as damage, and what is done about it:
-//! - A frame that is torn or fails its CRC **in the last segment** ends the log there: only the
-//!   last writes can be torn, and none after the first torn one was acknowledged (every sync
-//!   covers all writes before it). The rest of that segment is zeroed, so the cut cannot
-//!   reappear behind later writes.
-//! - The same **in any earlier segment**, a missing or out-of-order segment, a segment whose
-//!   entries do not reach the next segment's first index, or entries that are not contiguous:
-//!   corruption of acknowledged data. The WAL refuses to open, with the segment and offset.
-//! - A last segment with no head at all (its creation was cut short) is removed.
+//! - A frame that is torn, fails its CRC or reads as zeros **in the last segment**, where no
+//!   later [`Record::Synced`] marker says it had been made durable, is a torn write: the log
+//!   ends there. Only writes after the last completed sync can be torn, and none of them was
+//!   acknowledged (every sync covers all writes before it). The rest of that segment is zeroed,
+//!   so the cut cannot reappear behind later writes.
+//! - The same where a later marker says the bytes were durable, or **in any earlier segment**,
+//!   a missing or out-of-order segment, a segment whose entries do not reach the next segment's
+//!   first index, or entries that are not contiguous: corruption of acknowledged data. The WAL
+//!   refuses to open, naming the segment and offset.
+//! - Segments are created atomically (see [`Dir::create`]): none is ever found half made.
 
 use std::collections::BTreeMap;
 use std::io;
 
-use openraft::{Entry, RaftLogId};
+use openraft::RaftLogId;
 
 use crate::io::fs::Dir;
 
-use super::super::TypeConfig;
 use super::frame::{self, At};
 use super::record::{RaftState, Record, SegmentHead};
-use super::{segment_name, Segment, MAGIC};
+use super::{segment_name, Loc, Located, Segment, MAGIC};
 
 /// The log as the WAL holds it.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Entries after the purge point, by index.
-    pub entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Entries after the purge point, by index: their log ids and where they are.
+    pub entries: BTreeMap<u64, Located>,
     /// Vote, committed and purge point.
     pub state: RaftState,
     /// The segments, oldest first (empty for a new WAL).
@@ -53,7 +54,7 @@ fn parse_name(name: &str) -> Option<(u64, u64)> {
 
 impl Recovered {
     /// Applies one record read from the log.
-    fn apply(&mut self, r: Record, at: &str) -> io::Result<()> {
+    fn apply(&mut self, r: Record, loc: Loc, at: &str) -> io::Result<()> {
         match r {
             Record::Segment(h) => {
                 return Err(corrupt(format!(
@@ -65,13 +66,19 @@ impl Recovered {
                 let index = e.get_log_id().index;
                 if index > self.next {
                     return Err(corrupt(format!(
-                        "entry {index} in {at} leaves a gap after entry {}",
-                        self.next - 1
+                        "entry {index} in {at} leaves a gap (the next entry is {})",
+                        self.next
                     )));
                 }
                 // An entry at an index the log has replaces it and everything after it.
                 self.entries.split_off(&index);
-                self.entries.insert(index, e);
+                self.entries.insert(
+                    index,
+                    Located {
+                        log_id: *e.get_log_id(),
+                        loc,
+                    },
+                );
                 self.next = index + 1;
             }
             Record::Vote(v) => self.state.vote = Some(v),
@@ -85,6 +92,7 @@ impl Recovered {
                 self.entries = self.entries.split_off(&(l.index + 1));
                 self.next = self.next.max(l.index + 1);
             }
+            Record::Synced(_) => {}
         }
         Ok(())
     }
@@ -113,16 +121,11 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
     let count = named.len();
     for (i, (seq, first_index, name)) in named.into_iter().enumerate() {
         let last = i + 1 == count;
-        let data = dir.read(&name)?;
+        let mut data = dir.read(&name)?;
         if !data.starts_with(MAGIC) {
-            if last && data.iter().all(|b| *b == 0) {
-                // Its creation was cut short before the head reached the disk.
-                tracing::warn!(segment = %name, "removing a WAL segment whose creation did not finish");
-                dir.remove(&name).await?;
-                break;
-            }
             return Err(corrupt(format!("{name} is not a WAL segment")));
         }
+        let mut rereads = 0;
         let mut at = MAGIC.len();
         match frame::read(&data, at) {
             At::Record {
@@ -134,12 +137,19 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
                     seq: s,
                     first_index: f,
                     state,
+                    len,
                 }) if s == seq && f == first_index => {
+                    if (data.len() as u64) < len {
+                        return Err(corrupt(format!(
+                            "{name} was cut short: {} of its {len} bytes",
+                            data.len()
+                        )));
+                    }
                     if i > 0 && first_index != out.next {
                         return Err(corrupt(format!(
                             "{name} starts at entry {first_index}, but the segments before it \
-                             end at entry {}",
-                            out.next - 1
+                             continue at entry {}",
+                            out.next
                         )));
                     }
                     // The head holds the state as of the segment's creation: the newest so far.
@@ -161,7 +171,12 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
                     payload,
                     next,
                 } => {
-                    out.apply(Record::decode(kind, payload)?, &name)?;
+                    let loc = Loc {
+                        seq,
+                        offset: at as u64,
+                        len: (next - at) as u32,
+                    };
+                    out.apply(Record::decode(kind, payload)?, loc, &name)?;
                     at = next;
                 }
                 At::End if !last => break,
@@ -171,10 +186,24 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
                     )))
                 }
                 At::End | At::Bad => {
-                    if data[at..].iter().any(|b| *b != 0) {
-                        tracing::warn!(segment = %name, offset = at, "cutting a torn write at the end of the WAL");
-                        dir.zero_from(&name, at as u64).await?;
+                    if data[at..].iter().all(|b| *b == 0) {
+                        break;
                     }
+                    // A bad read must not be taken for damage: read again before judging.
+                    let again = dir.read(&name)?;
+                    if again[..] != data[..] && rereads < 3 {
+                        rereads += 1;
+                        data = again;
+                        continue;
+                    }
+                    if let Some(through) = synced_beyond(&data, at) {
+                        return Err(corrupt(format!(
+                            "{name} is corrupt at offset {at}, below offset {through} that a \
+                             completed sync made durable"
+                        )));
+                    }
+                    tracing::warn!(segment = %name, offset = at, "cutting a torn write at the end of the WAL");
+                    dir.zero_from(&name, at as u64).await?;
                     break;
                 }
             }
@@ -188,11 +217,10 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
         out.tail_offset = at as u64;
     }
     if let Some(first) = out.segments.first() {
-        let purged = out.state.purged.map_or(0, |p| p.index);
-        if first.first_index > purged + 1 {
+        let start = out.state.purged.map_or(0, |p| p.index + 1);
+        if first.first_index > start {
             return Err(corrupt(format!(
-                "entries {}..{} are neither in the log nor purged",
-                purged + 1,
+                "entries {start}..{} are neither in the log nor purged",
                 first.first_index
             )));
         }
@@ -202,6 +230,39 @@ pub async fn recover(dir: &Dir) -> io::Result<Recovered> {
         .iter()
         .all(|s| s.name == segment_name(s.seq, s.first_index)));
     Ok(out)
+}
+
+/// The largest offset beyond `at` that a valid sync marker after `at` says was durable: proof
+/// that damage at `at` is not a torn write.
+fn synced_beyond(data: &[u8], at: usize) -> Option<u64> {
+    let mut best = None;
+    let mut i = at + 1;
+    while i + frame::HEADER <= data.len() {
+        if data[i] == 0 {
+            // Skip runs of zeros (the unwritten end of a preallocated segment) quickly.
+            i += data[i..]
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(data.len() - i);
+            continue;
+        }
+        match frame::read(data, i) {
+            At::Record {
+                kind,
+                payload,
+                next,
+            } => {
+                if let Ok(Record::Synced(through)) = Record::decode(kind, payload) {
+                    if through > at as u64 {
+                        best = best.max(Some(through));
+                    }
+                }
+                i = next;
+            }
+            _ => i += 1,
+        }
+    }
+    best
 }
 
 #[cfg(test)]

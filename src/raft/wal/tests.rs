@@ -132,6 +132,60 @@ async fn corruption_before_the_last_segment_refuses_to_open() {
     assert!(err.to_string().contains("corrupt"), "{err}");
 }
 
+/// Flips one bit of the last segment at `at`, durably.
+async fn flip(dir: &SimDir, wal: &Wal, at: u64) {
+    let name = wal.segments().last().unwrap().name.clone();
+    let d = Dir::Sim(dir.clone());
+    let byte = d.read_at(&name, at, 1).unwrap()[0];
+    d.write_at(&name, at, &[byte ^ 0x08]).unwrap();
+    d.sync(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn damage_to_synced_records_of_the_last_segment_refuses_to_open() {
+    let dir = SimDir::new();
+    let (wal, _) = reopen(&dir, 1 << 20).await.unwrap();
+    for i in 0..10 {
+        wal.write(&[entry(1, i)]).await.unwrap();
+    }
+    wal.sync().await.unwrap();
+    // A later sync's marker proves the first records were durable.
+    wal.write(&[entry(1, 10)]).await.unwrap();
+    wal.sync().await.unwrap();
+    wal.write(&[entry(1, 11)]).await.unwrap();
+    wal.sync().await.unwrap();
+    flip(&dir, &wal, MAGIC.len() as u64 + 150).await;
+    let err = reopen(&dir, 1 << 20).await.unwrap_err();
+    assert!(err.to_string().contains("completed sync"), "{err}");
+}
+
+#[tokio::test]
+async fn damage_after_the_last_sync_is_a_torn_write_and_cut() {
+    let dir = SimDir::new();
+    let (wal, _) = reopen(&dir, 1 << 20).await.unwrap();
+    for i in 0..10 {
+        wal.write(&[entry(1, i)]).await.unwrap();
+    }
+    wal.sync().await.unwrap();
+    let end = {
+        let d = Dir::Sim(dir.clone());
+        let name = wal.segments()[0].name.clone();
+        let data = d.read(&name).unwrap();
+        data.iter().rposition(|b| *b != 0).unwrap() as u64 + 1
+    };
+    for i in 10..20 {
+        wal.write(&[entry(1, i)]).await.unwrap();
+    }
+    // Damage in what no sync covered: the log ends before it.
+    flip(&dir, &wal, end + 30).await;
+    let (_, rec) = reopen(&dir, 1 << 20).await.unwrap();
+    assert!(
+        (10..20).contains(&rec.entries.len()),
+        "{}",
+        rec.entries.len()
+    );
+}
+
 #[tokio::test]
 async fn a_missing_segment_refuses_to_open() {
     let dir = SimDir::new();
