@@ -147,12 +147,24 @@ impl LogStore {
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> io::Result<()> {
         let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
-        let locs = self.wal.write(&records).await?;
+        let written = self.wal.write_frames(&records).await?;
         {
             let mut log = self.log();
-            for (r, loc) in records.into_iter().zip(locs) {
+            for (r, (loc, frame)) in records.into_iter().zip(written) {
                 let Record::Entry(e) = r else { unreachable!() };
                 let index = e.log_id.index;
+                // Cached as decoded from its own record, not as received: a request's bytes may
+                // be slices of network buffers many times their size, which the cache (and the
+                // store the entry is applied to) would otherwise keep alive.
+                let e = match super::wal::frame::read(&frame, 0) {
+                    super::wal::frame::At::Record { kind, payload, .. } => {
+                        match Record::decode(kind, payload)? {
+                            Record::Entry(own) => own,
+                            _ => unreachable!("an entry was written"),
+                        }
+                    }
+                    _ => unreachable!("a frame just written reads back"),
+                };
                 // An append continues the log; one at an index the log has replaces that
                 // suffix, as recovery reads it back.
                 if log

@@ -142,10 +142,19 @@ impl Wal {
     /// Writes `records` after everything written so far (not durable until [`Wal::sync`]),
     /// rolling to new segments as they fill up. Returns where each record went.
     pub async fn write(&self, records: &[Record]) -> io::Result<Vec<Loc>> {
-        let mut frame = Vec::new();
+        Ok(self
+            .write_frames(records)
+            .await?
+            .into_iter()
+            .map(|(loc, _)| loc)
+            .collect())
+    }
+
+    /// [`Wal::write`], also returning each record's frame as written.
+    pub async fn write_frames(&self, records: &[Record]) -> io::Result<Vec<(Loc, Vec<u8>)>> {
         let mut locs = Vec::with_capacity(records.len());
         for r in records {
-            frame.clear();
+            let mut frame = Vec::new();
             r.put(&mut frame);
             loop {
                 let written = {
@@ -154,13 +163,14 @@ impl Wal {
                     let (seq, len, name) = (seg.seq, seg.len, seg.name.clone());
                     if t.offset + frame.len() as u64 <= len {
                         self.dir.write_at(&name, t.offset, &frame)?;
-                        locs.push(Loc {
+                        let loc = Loc {
                             seq,
                             offset: t.offset,
                             len: frame.len() as u32,
-                        });
+                        };
                         t.offset += frame.len() as u64;
                         note(&mut t, r);
+                        locs.push((loc, std::mem::take(&mut frame)));
                         true
                     } else {
                         false
