@@ -1,6 +1,7 @@
 //! Group proposing: writes that arrive while earlier ones are being made durable go into the
 //! log together, as one entry ([`RaftBatch`]) — one append, one fsync, one replication message
-//! for all of them.
+//! for all of them ([`Batcher`], on the leader). A follower groups the writes it forwards the
+//! same way: one Propose call to the leader for all that queued meanwhile ([`Forwarder`]).
 //!
 //! Why here and not in the log store: openraft 0.9 waits for each append's fsync before it
 //! takes the next client write (`append_to_log` awaits the flush callback), so without this
@@ -22,7 +23,10 @@ use crate::error::Error;
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::{RaftBatch, RaftRequest};
 
-use super::propose::write_error;
+use crate::io::clock;
+
+use super::forward::{Peers, REQUEST_TIMEOUT};
+use super::propose::{write_error, ProposeResult};
 use super::types::{Applied, Command, TypeConfig};
 
 /// Batches handed to raft and not yet applied, at most.
@@ -167,6 +171,125 @@ async fn propose(raft: &Raft<TypeConfig>, mut batch: Vec<Pending>) {
             let e = write_error(e);
             for p in batch {
                 let _ = p.done.send(Outcome::Failed(e.clone()));
+            }
+        }
+    }
+}
+
+/// Forwarding runs at most this many Propose calls to the leader at once.
+pub const FORWARDS_IN_FLIGHT: usize = 2;
+
+struct Forwarded {
+    leader: Member,
+    request: RaftRequest,
+    done: oneshot::Sender<ProposeResult>,
+}
+
+/// A follower's writes on their way to the leader, grouped the same way: the requests that
+/// queue while earlier Propose calls are in flight go to the leader in one call, which the
+/// leader proposes as one (nested) batch. Cheap to clone.
+#[derive(Clone)]
+pub struct Forwarder {
+    queue: mpsc::UnboundedSender<Forwarded>,
+}
+
+impl Forwarder {
+    /// Starts the forwarding task, calling the leader through `peers`; it ends when the last
+    /// clone is dropped.
+    pub fn start(peers: Peers) -> Forwarder {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(forward_loop(peers, rx));
+        Forwarder { queue }
+    }
+
+    /// Forwards `request` to `leader` with whatever else is waiting for it; the leader's apply
+    /// result and log index (a failure applies to every request of the call).
+    pub async fn forward(&self, leader: Member, request: RaftRequest) -> ProposeResult {
+        let (done, result) = oneshot::channel();
+        let sent = self.queue.send(Forwarded {
+            leader,
+            request,
+            done,
+        });
+        if sent.is_err() {
+            return Err(Error::Stopped);
+        }
+        result.await.unwrap_or(Err(Error::Stopped))
+    }
+}
+
+async fn forward_loop(peers: Peers, mut rx: mpsc::UnboundedReceiver<Forwarded>) {
+    let slots = Arc::new(Semaphore::new(FORWARDS_IN_FLIGHT));
+    let mut held: Option<Forwarded> = None;
+    loop {
+        let first = match held.take() {
+            Some(f) => f,
+            None => match rx.recv().await {
+                Some(f) => f,
+                None => return,
+            },
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.request.encoded_len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                // Requests for another leader (leadership moved) wait for the next call.
+                Ok(f) if f.leader != batch[0].leader => {
+                    held = Some(f);
+                    break;
+                }
+                Ok(f) => {
+                    bytes += f.request.encoded_len();
+                    batch.push(f);
+                }
+                Err(_) => break,
+            }
+        }
+        let peers = peers.clone();
+        tokio::spawn(async move {
+            forward_batch(&peers, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Forwards one group of requests (a lone request as itself) and hands each its result.
+async fn forward_batch(peers: &Peers, mut batch: Vec<Forwarded>) {
+    let leader = batch[0].leader.clone();
+    let request = if batch.len() == 1 {
+        std::mem::take(&mut batch[0].request)
+    } else {
+        RaftRequest {
+            request: Some(Req::Batch(RaftBatch {
+                requests: batch
+                    .iter_mut()
+                    .map(|f| std::mem::take(&mut f.request))
+                    .collect(),
+            })),
+        }
+    };
+    let deadline = clock::now() + REQUEST_TIMEOUT;
+    match peers.propose(&leader, request, deadline).await {
+        Ok((Applied::Batch(results), index)) if batch.len() > 1 && results.len() == batch.len() => {
+            for (f, result) in batch.into_iter().zip(results) {
+                let _ = f.done.send(Ok((result, index)));
+            }
+        }
+        Ok((result, index)) if batch.len() == 1 => {
+            let _ = batch.pop().expect("one").done.send(Ok((result, index)));
+        }
+        Ok(_) => {
+            let e = Error::Internal("the leader answered a batch with another shape".into());
+            for f in batch {
+                let _ = f.done.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            for f in batch {
+                let _ = f.done.send(Err(e.clone()));
             }
         }
     }

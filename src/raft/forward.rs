@@ -5,7 +5,9 @@
 //! Whether a failed attempt may be retried is the caller's [`Retry`] policy, explicit at every
 //! call: a write must never be proposed twice, a read index may be asked for as often as needed.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -14,9 +16,10 @@ use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock::{self, Instant};
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
-use crate::proto::detcdpb::RaftMessage;
+use crate::proto::detcdpb::{ProposeRequest, RaftMessage, RaftRequest};
 
-use super::network::{peer_channel, PeerRpc};
+use super::network::{decode, peer_channel, PeerRpc};
+use super::propose::ProposeResult;
 use super::RaftNode;
 
 /// How long a request may wait for the leader (and for commit) before failing with etcd's
@@ -136,10 +139,53 @@ impl RaftNode {
         payload: bytes::Bytes,
         rpc: PeerRpc,
     ) -> Result<bytes::Bytes, Error> {
-        let client = self.peer(leader)?;
+        self.peers.call(leader, deadline, payload, rpc).await
+    }
+}
+
+/// Clients to the other members' peer services, by peer URL; cheap to clone (clones share the
+/// connections).
+#[derive(Clone)]
+pub struct Peers {
+    clients: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
+    cluster_id: u64,
+    me: u64,
+}
+
+impl Peers {
+    /// Clients for member `me` of cluster `cluster_id`.
+    pub fn new(cluster_id: u64, me: u64) -> Peers {
+        Peers {
+            clients: Arc::new(Mutex::new(BTreeMap::new())),
+            cluster_id,
+            me,
+        }
+    }
+
+    /// A client to `member`'s peer service, reused across calls.
+    fn client(&self, member: &Member) -> Result<PeerGrpc<Channel>, Error> {
+        let key = member.peer_urls.first().cloned().unwrap_or_default();
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = peer_channel(member).map_err(Error::Internal)?;
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// One unary call on `leader`'s peer service, bounded by `deadline`; its reply payload.
+    pub async fn call(
+        &self,
+        leader: &Member,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        rpc: PeerRpc,
+    ) -> Result<bytes::Bytes, Error> {
+        let client = self.client(leader)?;
         let msg = RaftMessage {
             cluster_id: self.cluster_id,
-            from: self.id,
+            from: self.me,
             payload,
         };
         match clock::timeout_at(deadline, rpc(client, msg)).await {
@@ -149,16 +195,25 @@ impl RaftNode {
         }
     }
 
-    /// A client to `member`'s peer service, reused across calls.
-    pub(super) fn peer(&self, member: &Member) -> Result<PeerGrpc<Channel>, Error> {
-        let key = member.peer_urls.first().cloned().unwrap_or_default();
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = peers.get(&key) {
-            return Ok(c.clone());
-        }
-        let c = peer_channel(member).map_err(Error::Internal)?;
-        peers.insert(key, c.clone());
-        Ok(c)
+    /// Proposes `req` on `leader` (its peer service's Propose), bounded by `deadline`: the
+    /// apply result and its log index.
+    pub async fn propose(
+        &self,
+        leader: &Member,
+        req: RaftRequest,
+        deadline: Instant,
+    ) -> ProposeResult {
+        let mut client = self.client(leader)?;
+        let msg = ProposeRequest {
+            cluster_id: self.cluster_id,
+            request: Some(req),
+        };
+        let reply = match clock::timeout_at(deadline, client.propose(msg)).await {
+            Err(_) => return Err(Error::TimeoutDueToLeaderFail),
+            Ok(Err(status)) => return Err(unsent_or_unknown(&status)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        decode::<ProposeResult>(&reply.payload).map_err(Error::Internal)?
     }
 }
 

@@ -10,17 +10,16 @@ use std::time::Duration;
 
 use openraft::error::RaftError;
 use openraft::{Config, Raft, SnapshotPolicy};
-use tonic::transport::Channel;
 
 use crate::cluster::Member;
 use crate::io::Disk;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
-use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::watch::Hub;
 
-use super::batch::Batcher;
+use super::batch::{Batcher, Forwarder};
+use super::forward::Peers;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::read_index::{AppliedWaiters, ReadQueue};
@@ -64,8 +63,8 @@ pub struct RaftNode {
     pub(super) settings: RaftSettings,
     disk: Disk,
     hub: Arc<Hub>,
-    /// Clients to other members' peer services, by peer URL.
-    pub(super) peers: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
+    /// Clients to other members' peer services.
+    pub(super) peers: Peers,
     /// Linearizable reads waiting for a read index.
     pub(super) reads: Arc<Mutex<ReadQueue>>,
     /// The leases the state machine applies to.
@@ -76,6 +75,8 @@ pub struct RaftNode {
     pub(super) machine: StateMachine,
     /// Where writes queue to be proposed in batches.
     pub(super) batcher: Batcher,
+    /// Where a follower's writes queue to be forwarded to the leader in batches.
+    pub(super) forwarder: Forwarder,
 }
 
 /// Why a raft node could not start.
@@ -122,6 +123,7 @@ impl RaftNode {
         let network = Network { me: id, cluster_id };
         let raft = Raft::new(id, Arc::new(config), network, log, machine.clone()).await?;
         let batcher = Batcher::start(raft.clone());
+        let peers = Peers::new(cluster_id, id);
         let applied = Arc::new(AppliedWaiters::default());
         tokio::spawn(AppliedWaiters::follow(raft.clone(), applied.clone()));
         if !initial.is_empty() && !raft.is_initialized().await? {
@@ -141,12 +143,13 @@ impl RaftNode {
             settings,
             disk,
             hub,
-            peers: Arc::new(Mutex::new(BTreeMap::new())),
+            peers: peers.clone(),
             reads: Arc::new(Mutex::new(ReadQueue::default())),
             applied,
             lessor,
             machine,
             batcher,
+            forwarder: Forwarder::start(peers),
         };
         tokio::spawn(node.clone().lease_expiry_loop());
         Ok(node)

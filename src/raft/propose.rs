@@ -11,7 +11,7 @@ use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock;
 use crate::proto::detcdpb::raft_request::Request as Req;
-use crate::proto::detcdpb::{ProposeRequest, RaftRequest};
+use crate::proto::detcdpb::RaftRequest;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse,
@@ -19,8 +19,7 @@ use crate::proto::etcdserverpb::{
     TxnResponse,
 };
 
-use super::forward::{unsent_or_unknown, Here, Retry, REQUEST_TIMEOUT};
-use super::network::decode;
+use super::forward::{Here, Retry, REQUEST_TIMEOUT};
 use super::types::Applied;
 use super::RaftNode;
 
@@ -125,7 +124,7 @@ impl RaftNode {
                 }
             },
             move |leader| async move {
-                let (applied, index) = node.forward_propose(&leader, req, deadline).await?;
+                let (applied, index) = node.forwarder.forward(leader, req.clone()).await?;
                 node.wait_applied(index, deadline).await?;
                 accepted(applied)
             },
@@ -142,24 +141,5 @@ impl RaftNode {
             Outcome::NotLeader(_) => Err(Error::NoLeader),
             Outcome::Failed(e) => Err(e),
         }
-    }
-
-    async fn forward_propose(
-        &self,
-        leader: &Member,
-        req: &RaftRequest,
-        deadline: clock::Instant,
-    ) -> ProposeResult {
-        let mut client = self.peer(leader)?;
-        let msg = ProposeRequest {
-            cluster_id: self.cluster_id,
-            request: Some(req.clone()),
-        };
-        let reply = match clock::timeout_at(deadline, client.propose(msg)).await {
-            Err(_) => return Err(Error::TimeoutDueToLeaderFail),
-            Ok(Err(status)) => return Err(unsent_or_unknown(&status)),
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        decode::<ProposeResult>(&reply.payload).map_err(Error::Internal)?
     }
 }
