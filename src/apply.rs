@@ -57,10 +57,16 @@ pub struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    /// Starts a batch: takes the store's write lock until [`Applier::finish`].
-    pub fn new(store: &'a Store, lessor: &'a Lessor, now: Instant) -> Self {
+    /// Starts a batch: takes the store's write lock until [`Applier::finish`]. Events are built
+    /// for the watchers only if `watched`.
+    pub fn new(store: &'a Store, lessor: &'a Lessor, now: Instant, watched: bool) -> Self {
+        let writer = store.writer();
         Applier {
-            writer: store.writer(),
+            writer: if watched {
+                writer
+            } else {
+                writer.without_events()
+            },
             lessor,
             now,
         }
@@ -173,7 +179,7 @@ mod tests {
         lessor: &Lessor,
         reqs: Vec<RaftRequest>,
     ) -> (Vec<Applied>, Vec<WriteOp>) {
-        let mut a = Applier::new(store, lessor, Instant::now());
+        let mut a = Applier::new(store, lessor, Instant::now(), true);
         let results = reqs.into_iter().map(|r| a.apply(r)).collect();
         let mut written = Vec::new();
         a.finish(|b| {

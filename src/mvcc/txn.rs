@@ -46,8 +46,10 @@ impl LeaseCheck for NoLeases {
 pub struct Writer<'a> {
     state: RwLockWriteGuard<'a, State>,
     batch: WriteBatch,
-    /// Events of each revision created so far, in order.
+    /// Events of each revision created so far, in order (none are kept while nobody watches).
     events: Vec<Event>,
+    /// Whether to keep events.
+    keep_events: bool,
     /// Revision when the writer started.
     start_rev: i64,
 }
@@ -68,8 +70,17 @@ impl Store {
             state,
             batch: WriteBatch::new(),
             events: Vec::new(),
+            keep_events: true,
             start_rev,
         }
+    }
+}
+
+impl Writer<'_> {
+    /// Stops keeping events: nobody watches, so building them would be wasted work.
+    pub fn without_events(mut self) -> Self {
+        self.keep_events = false;
+        self
     }
 }
 
@@ -268,11 +279,13 @@ impl<'a> Writer<'a> {
             .entry(kv.key.clone())
             .or_default()
             .put(rev, kv.clone());
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv),
-            prev_kv: prev.clone(),
-        });
+        if self.keep_events {
+            self.events.push(Event {
+                r#type: EventType::Put as i32,
+                kv: Some(kv),
+                prev_kv: prev.clone(),
+            });
+        }
         PutResponse {
             header: header(tx.main),
             prev_kv: if r.prev_kv { prev } else { None },
@@ -297,11 +310,13 @@ impl<'a> Writer<'a> {
                 .get_mut(&prev.key)
                 .expect("live key is indexed")
                 .tombstone(rev);
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(tomb),
-                prev_kv: Some(prev.clone()),
-            });
+            if self.keep_events {
+                self.events.push(Event {
+                    r#type: EventType::Delete as i32,
+                    kv: Some(tomb),
+                    prev_kv: Some(prev.clone()),
+                });
+            }
         }
         let rev = self.read_rev(tx);
         DeleteRangeResponse {

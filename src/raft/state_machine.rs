@@ -195,7 +195,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
-        let mut applier = Applier::new(&self.store, &self.lessor, clock::now());
+        // Events only if someone watches (checked before the store changes: a stream that starts
+        // later gets the revisions from the store, see `Hub::applied_unwatched`).
+        let watched = self.hub.has_watchers();
+        let mut applier = Applier::new(&self.store, &self.lessor, clock::now(), watched);
         for e in entries {
             if let Some(prev) = last {
                 assert!(e.log_id > prev, "entries are applied in log order");
@@ -237,7 +240,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Ok::<_, io::Error>(())
             })
             .map_err(sm_err)?;
-        self.hub.publish(RevisionEvents::group(events));
+        if watched {
+            self.hub.publish(RevisionEvents::group(events));
+        } else {
+            self.hub.applied_unwatched(self.store.current_revision());
+        }
         Ok(responses)
     }
 

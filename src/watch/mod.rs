@@ -126,6 +126,19 @@ impl Hub {
     }
 
     /// The highest revision published so far.
+    /// Whether any watch stream follows the hub now.
+    pub fn has_watchers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// Revisions up to `revision` were applied while nobody watched, so their events were never
+    /// built: a stream that starts meanwhile reads them from the store (the same marker as
+    /// [`Hub::store_replaced`]).
+    pub fn applied_unwatched(&self, revision: i64) {
+        self.store_replaced(revision);
+    }
+
+    /// The highest revision published so far.
     pub fn published_revision(&self) -> i64 {
         *self.published.lock().unwrap_or_else(|p| p.into_inner())
     }
