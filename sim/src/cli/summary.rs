@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::cluster::wal::WalStats;
 use crate::nemesis::FaultKind;
 use crate::run::RunReport;
 
@@ -22,6 +23,12 @@ pub struct Summary {
     pub wall: Duration,
     /// Per fault kind: (seeds in which it occurred, episodes in all).
     pub faults: BTreeMap<FaultKind, (u64, usize)>,
+    /// WAL segments rolled and purged, summed over members and seeds.
+    pub wal: WalStats,
+    /// Seeds in which some member purged its raft log.
+    pub seeds_purging: u64,
+    /// Times a member refused to start.
+    pub refusals: usize,
 }
 
 impl Summary {
@@ -34,6 +41,9 @@ impl Summary {
         }
         self.ops += r.ops;
         self.simulated += r.simulated;
+        self.wal.add(r.wal);
+        self.seeds_purging += u64::from(r.wal.purged > 0);
+        self.refusals += r.refusals;
         for (k, n) in &r.faults_seen {
             let e = self.faults.entry(*k).or_insert((0, 0));
             e.0 += 1;
@@ -68,6 +78,10 @@ impl Summary {
             ("seeds passed", self.passed.to_string()),
             ("seeds failed", self.failed.len().to_string()),
             ("ops checked", self.ops.to_string()),
+            ("segments rolled", self.wal.rolled.to_string()),
+            ("segments purged", self.wal.purged.to_string()),
+            ("seeds purging", self.seeds_purging.to_string()),
+            ("starts refused", self.refusals.to_string()),
             (
                 "simulated",
                 format!("{:.1} s", self.simulated.as_secs_f64()),

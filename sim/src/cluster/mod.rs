@@ -7,7 +7,9 @@
 //! has been removed from the cluster, and records why in its [`Exit`]; the nemesis' restart
 //! policy brings a member that stopped on an error back.
 
+mod client;
 pub mod membership;
+pub mod wal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,14 +19,18 @@ use std::time::Duration;
 use detcd::config::{Config, InitialMember};
 use detcd::io::disk::{Disk, SimDisk};
 use detcd::member::Server;
-use detcd::proto::etcdserverpb::kv_client::KvClient;
-use detcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use detcd::proto::etcdserverpb::StatusRequest;
 use madsim::runtime::{Handle, NodeHandle};
-use tonic::transport::Channel;
 
-/// Size of a simulated member's WAL segments.
-pub const SIM_WAL_SEGMENT_BYTES: u64 = 64 << 10;
+pub use client::{kv_client, status, wait_leader};
+
+/// Size of a simulated member's WAL segments: small, as a run's clients write only some 10 KiB
+/// of log per member, so that every run rolls segments (and purges them, see
+/// [`SIM_SNAPSHOT_COUNT`]).
+pub const SIM_WAL_SEGMENT_BYTES: u64 = 4 << 10;
+/// `--snapshot-count` of a simulated member unless a test's configuration says otherwise:
+/// small, as a run commits only a few hundred entries, so that runs build snapshots and purge
+/// their raft log (etcd's 100000 never would, nor would 100 in most runs).
+pub const SIM_SNAPSHOT_COUNT: u64 = 20;
 /// The cluster token every simulated member uses (member IDs derive from it).
 pub const TOKEN: &str = "sim";
 
@@ -54,6 +60,21 @@ pub struct SimNode {
     pub member_id: u64,
     /// Why its server is not running, if it is not.
     pub exit: Arc<Mutex<Exit>>,
+    /// Every time its server refused to start, in order.
+    pub refusals: Arc<Mutex<Vec<Refusal>>>,
+}
+
+/// A member's server refused to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why.
+    pub error: String,
+    /// Whether its WAL directory had a fault in force then (errors, a full disk, corrupt
+    /// reads).
+    pub disk_faulty: bool,
+    /// Whether it had a WAL before it tried (a member that has not joined yet has none). A
+    /// member with a WAL and no disk fault that refuses could not read back what it wrote.
+    pub had_wal: bool,
 }
 
 impl SimNode {
@@ -127,7 +148,13 @@ pub enum Lifecycle {
 }
 
 /// A member's whole life on its node: start, serve until removed or failed, stop.
-async fn member(cfg: Config, disk: SimDisk, exit: Arc<Mutex<Exit>>, life: Lifecycle) {
+async fn member(
+    cfg: Config,
+    disk: SimDisk,
+    exit: Arc<Mutex<Exit>>,
+    refusals: Arc<Mutex<Vec<Refusal>>>,
+    life: Lifecycle,
+) {
     *lock(&exit) = Exit::Running;
     if life == Lifecycle::Serve {
         let server = Server::start(&cfg, Disk::Sim(disk))
@@ -137,10 +164,20 @@ async fn member(cfg: Config, disk: SimDisk, exit: Arc<Mutex<Exit>>, life: Lifecy
         drop(server);
         return;
     }
-    let server = match Server::start(&cfg, Disk::Sim(disk)).await {
+    let had_wal = !wal::segments(&disk.files()).is_empty();
+    let server = match Server::start(&cfg, Disk::Sim(disk.clone())).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(member = %cfg.name, "could not start: {e}");
+            let f = disk.files().faults();
+            lock(&refusals).push(Refusal {
+                error: e.to_string(),
+                disk_faulty: f.write_error > 0.0
+                    || f.sync_error > 0.0
+                    || f.corrupt_read > 0.0
+                    || f.capacity.is_some(),
+                had_wal,
+            });
             *lock(&exit) = Exit::Failed(format!("start: {e}"));
             return;
         }
@@ -231,16 +268,18 @@ impl SimCluster {
         // Small WAL segments: the simulated directory holds them in memory, and small ones make
         // every run roll and purge segments.
         cfg.wal_segment_bytes = SIM_WAL_SEGMENT_BYTES;
+        cfg.snapshot_count = SIM_SNAPSHOT_COUNT;
         (self.tune)(&mut cfg);
         let disk = SimDisk::new();
         let exit = Arc::new(Mutex::new(Exit::Running));
-        let (d, e, life) = (disk.clone(), exit.clone(), self.life);
+        let refusals = Arc::new(Mutex::new(Vec::new()));
+        let (d, e, r, life) = (disk.clone(), exit.clone(), refusals.clone(), self.life);
         let handle = self
             .runtime
             .create_node()
             .name(name)
             .ip(node_ip(i))
-            .init(move || member(cfg.clone(), d.clone(), e.clone(), life))
+            .init(move || member(cfg.clone(), d.clone(), e.clone(), r.clone(), life))
             .build();
         nodes.push(SimNode {
             handle,
@@ -249,6 +288,7 @@ impl SimCluster {
             member_id: detcd::cluster::member_id(std::slice::from_ref(&peer_url), TOKEN),
             peer_url,
             exit,
+            refusals,
         });
         i
     }
@@ -455,44 +495,4 @@ impl SimCluster {
         self.runtime.kill(n.handle.id());
         self.runtime.restart(n.handle.id());
     }
-}
-
-/// Asks member `url` for its status: (member id, leader id, raft term); `None` if it does not
-/// answer.
-pub async fn status(url: &str) -> Option<(u64, u64, u64)> {
-    let mut c = MaintenanceClient::connect(url.to_string()).await.ok()?;
-    let s = c.status(StatusRequest {}).await.ok()?.into_inner();
-    Some((s.header?.member_id, s.leader, s.raft_term))
-}
-
-/// Waits (bounded, in simulated time) until the members at `urls` agree on a leader among them;
-/// returns its position in `urls`.
-pub async fn wait_leader(urls: &[String]) -> usize {
-    for _ in 0..200 {
-        let mut st = Vec::new();
-        for u in urls {
-            st.push(status(u).await);
-        }
-        if let Some(first) = st.first().copied().flatten() {
-            let leader = first.1;
-            if leader != 0 && st.iter().all(|s| s.is_some_and(|s| s.1 == leader)) {
-                if let Some(pos) = st.iter().position(|s| s.is_some_and(|s| s.0 == leader)) {
-                    return pos;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no agreed leader among {urls:?} within 20 simulated seconds");
-}
-
-/// Connects a KV client to `url`, retrying while the member boots (bounded).
-pub async fn kv_client(url: &str) -> KvClient<Channel> {
-    for _ in 0..100 {
-        if let Ok(c) = KvClient::connect(url.to_string()).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("could not connect to {url} within 10 simulated seconds");
 }

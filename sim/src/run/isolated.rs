@@ -43,6 +43,8 @@ pub fn run_isolated(worker: &Path, config: &RunConfig, schedule: &Schedule) -> R
             verdict: detcd_jepsen::Verdict::Unknown,
             faults_seen: Default::default(),
             simulated: Default::default(),
+            wal: Default::default(),
+            refusals: 0,
             failure: Some(Failure {
                 message: format!("the worker process failed: {}", first_line(&e)),
                 explanation: e,

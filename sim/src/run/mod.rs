@@ -122,6 +122,12 @@ pub struct RunReport {
     pub simulated: Duration,
     /// `None` if everything held.
     pub failure: Option<Failure>,
+    /// WAL segments the members rolled and purged, summed.
+    #[serde(default)]
+    pub wal: crate::cluster::wal::WalStats,
+    /// Times a member refused to start.
+    #[serde(default)]
+    pub refusals: usize,
 }
 
 impl RunReport {

@@ -27,6 +27,8 @@ pub(super) fn judge(
         faults_seen: Default::default(),
         simulated: Default::default(),
         failure: None,
+        wal: Default::default(),
+        refusals: 0,
     };
     let mut html = Report::new(format!("detcd-sim seed {}", config.seed));
     html.sections.push(Section {
@@ -52,6 +54,8 @@ pub(super) fn judge(
     report.ops = sim.ops.len();
     report.faults_seen = sim.seen;
     report.simulated = sim.simulated;
+    report.wal = sim.wal;
+    report.refusals = sim.refusals;
     let history = history_of(&sim.ops);
     let check = register::check(sim.ops);
     report.verdict = check.verdict;

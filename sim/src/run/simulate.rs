@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{converge, RunConfig};
+use crate::cluster::wal::WalStats;
 use crate::cluster::{wait_leader, SimCluster};
 use crate::invariants::{self, Monitor};
 use crate::nemesis::apply::{self, RestartPolicy};
@@ -29,6 +30,10 @@ pub(super) struct Simulated {
     /// Invariant violations found while running (empty if all held).
     pub violations: Vec<String>,
     pub simulated: Duration,
+    /// WAL segments rolled and purged, summed over the members.
+    pub wal: WalStats,
+    /// Times a member refused to start.
+    pub refusals: usize,
 }
 
 /// Runs the seed in a fresh runtime. Panics (from the server or the harness) propagate; the
@@ -113,6 +118,7 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             monitor.polls, monitor.hash_checks
         ));
         violations.extend(std::mem::take(&mut monitor.violations));
+        let (wal, refusals) = storage(&cluster, &mut trace, &mut violations);
         for v in &violations {
             trace.record(format!("violation: {v}"));
         }
@@ -124,6 +130,41 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             seen: applied.seen,
             violations,
             simulated,
+            wal,
+            refusals,
         }
     })
+}
+
+/// Records what each member's storage went through: WAL segments rolled and purged, and every
+/// refusal to start. A member with a WAL refusing while its disk had no fault in force is a
+/// violation: it could not read back what it had written itself. Returns the totals.
+fn storage(
+    cluster: &SimCluster,
+    trace: &mut Trace,
+    violations: &mut Vec<String>,
+) -> (WalStats, usize) {
+    let (mut total, mut refusals) = (WalStats::default(), 0);
+    for i in 0..cluster.len() {
+        let Some(node) = cluster.node(i) else {
+            continue;
+        };
+        let stats = WalStats::of(&node.disk.files());
+        total.add(stats);
+        trace.record(format!(
+            "n{} WAL: {} segments rolled, {} purged",
+            i + 1,
+            stats.rolled,
+            stats.purged
+        ));
+        for r in node.refusals.lock().unwrap().iter() {
+            refusals += 1;
+            let line = format!("n{} refused to start: {}", i + 1, r.error);
+            if r.had_wal && !r.disk_faulty {
+                violations.push(format!("{line} (its WAL had no fault in force)"));
+            }
+            trace.record(line);
+        }
+    }
+    (total, refusals)
 }
