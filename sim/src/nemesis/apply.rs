@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use detcd::io::clock::{set_node_skew, Skew};
 use detcd::io::disk::DiskFaults;
+use detcd::io::fs::FsFaults;
 
 use super::{Action, FaultKind, Schedule};
-use crate::cluster::{Exit, SimCluster};
+use crate::cluster::{wal, Exit, SimCluster};
 
 /// What the nemesis did: the trace lines and how many episodes of each kind it started.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +53,8 @@ struct InForce {
     clocks: BTreeMap<usize, (i64, i64)>,
     /// Disk faults set per member (slow fsyncs and errors combine).
     disks: BTreeMap<usize, DiskFaults>,
+    /// Members whose WAL directory this nemesis filled or made to read corrupt bits.
+    files: std::collections::BTreeSet<usize>,
     delay: Option<(u64, u64)>,
     loss: Option<u32>,
 }
@@ -167,6 +170,12 @@ fn heal_all(cluster: &SimCluster, state: &mut InForce) {
             });
         }
     }
+    for i in std::mem::take(&mut state.files) {
+        set_files(cluster, state, i, |f, _| {
+            f.capacity = None;
+            f.corrupt_read = 0.0;
+        });
+    }
     cluster.resume_all();
     for i in std::mem::take(&mut state.crashed) {
         if cluster.is_crashed(i) {
@@ -201,6 +210,22 @@ fn set_disk(cluster: &SimCluster, state: &mut InForce, i: usize, f: impl FnOnce(
     let faults = state.disks.entry(i).or_default();
     f(faults);
     node.disk.set_faults(*faults);
+}
+
+/// Changes member `i`'s WAL directory faults that [`DiskFaults`] does not carry (a full disk,
+/// corrupt reads), keeping the others; `f` sees the directory as it is.
+fn set_files(
+    cluster: &SimCluster,
+    state: &mut InForce,
+    i: usize,
+    f: impl FnOnce(&mut FsFaults, &detcd::io::fs::SimDir),
+) {
+    let Some(node) = cluster.node(i) else { return };
+    let dir = node.disk.files();
+    let mut faults = dir.faults();
+    f(&mut faults, &dir);
+    dir.set_faults(faults);
+    state.files.insert(i);
 }
 
 fn set_clock(cluster: &SimCluster, state: &mut InForce, i: usize, offset_ms: i64, ppm: i64) {
@@ -257,6 +282,20 @@ async fn apply(cluster: &SimCluster, action: &Action, state: &mut InForce) -> Op
             f.write_error = 0.0;
             f.sync_error = 0.0;
         }),
+        Action::DiskFull(i) => {
+            let mut used = None;
+            set_files(cluster, state, *i, |f, dir| {
+                let bytes = wal::used_bytes(dir);
+                f.capacity = Some(bytes);
+                used = Some(bytes);
+            });
+            return used.map(|b| format!("its WAL keeps {b} bytes"));
+        }
+        Action::DiskSpace(i) => set_files(cluster, state, *i, |f, _| f.capacity = None),
+        Action::CorruptReads(i, pm) => set_files(cluster, state, *i, |f, _| {
+            f.corrupt_read = f64::from(*pm) / 1000.0;
+        }),
+        Action::ReadsOk(i) => set_files(cluster, state, *i, |f, _| f.corrupt_read = 0.0),
         Action::Delay(lo, hi) => {
             state.delay = Some((*lo, *hi));
             set_net(state.delay, state.loss);

@@ -41,12 +41,15 @@ impl Builder {
 
 /// Per-generation state: which members exist, and until when each resource is busy (one
 /// network fault, one membership change, one message-latency and one loss episode at a time;
-/// a member is crashed or paused by one episode at a time).
+/// a member is crashed or paused by one episode at a time, and has one episode of each kind of
+/// disk fault at a time).
 struct Plan {
     members: Vec<usize>,
     next_member: usize,
     down_until: Vec<u64>,
     disk_until: Vec<u64>,
+    full_until: Vec<u64>,
+    corrupt_until: Vec<u64>,
     net_until: u64,
     delay_until: u64,
     loss_until: u64,
@@ -59,6 +62,8 @@ impl Plan {
         self.next_member += 1;
         self.down_until.push(0);
         self.disk_until.push(0);
+        self.full_until.push(0);
+        self.corrupt_until.push(0);
         j
     }
 }
@@ -100,6 +105,8 @@ pub fn random(
         next_member: nodes,
         down_until: vec![0; nodes],
         disk_until: vec![0; nodes],
+        full_until: vec![0; nodes],
+        corrupt_until: vec![0; nodes],
         net_until: 0,
         delay_until: 0,
         loss_until: 0,
@@ -253,6 +260,39 @@ fn draw(rng: &mut ChaCha8Rng, b: &mut Builder, p: &mut Plan, kind: FaultKind, t:
             b.push(e, kind, back, Action::DiskOk(node));
             p.disk_until[node] = back;
         }
+        FaultKind::DiskFull if p.full_until[node] <= t => {
+            let e = b.begin();
+            b.push(e, kind, t, Action::DiskFull(node));
+            b.push(e, kind, back, Action::DiskSpace(node));
+            p.full_until[node] = back;
+        }
+        FaultKind::CorruptRead if p.corrupt_until[node] <= t => {
+            let e = b.begin();
+            b.push(
+                e,
+                kind,
+                t,
+                Action::CorruptReads(node, rng.gen_range(20..=500)),
+            );
+            let mut end = back;
+            // A member reads its WAL back when it recovers it: it goes down and comes back
+            // while the reads are bad (unless another episode has it down already).
+            if p.down_until[node] <= t {
+                let down = t + rng.gen_range(0..200);
+                let up = down + rng.gen_range(50..500);
+                let cut = if rng.gen_bool(0.5) {
+                    Action::Crash(node)
+                } else {
+                    Action::Kill(node)
+                };
+                b.push(e, kind, down, cut);
+                b.push(e, kind, up, Action::Restart(node));
+                p.down_until[node] = up;
+                end = end.max(up + rng.gen_range(100..1000));
+            }
+            b.push(e, kind, end, Action::ReadsOk(node));
+            p.corrupt_until[node] = end;
+        }
         FaultKind::Membership if p.membership_until <= t && p.members.len() >= 3 => {
             let old = node;
             let new = p.grow();
@@ -304,5 +344,42 @@ mod tests {
             let s = random(seed, 3, 6000, &only);
             assert!(s.steps.iter().all(|st| st.kind == FaultKind::Pause));
         }
+    }
+
+    #[test]
+    fn disk_full_and_corrupt_read_episodes_are_undone_and_corrupt_reads_see_a_restart() {
+        let kinds: BTreeSet<FaultKind> = [FaultKind::DiskFull, FaultKind::CorruptRead]
+            .into_iter()
+            .collect();
+        let (mut full, mut corrupt, mut restarted) = (0, 0, 0);
+        for seed in 0..20 {
+            let s = random(seed, 3, 6000, &kinds);
+            for e in s.episodes() {
+                let steps: Vec<&Action> = s
+                    .steps
+                    .iter()
+                    .filter(|st| st.episode == e)
+                    .map(|st| &st.action)
+                    .collect();
+                match (steps[0], steps[steps.len() - 1]) {
+                    (Action::DiskFull(i), Action::DiskSpace(j)) if i == j => full += 1,
+                    (Action::CorruptReads(i, pm), Action::ReadsOk(j)) if i == j => {
+                        assert!((20..=500).contains(pm));
+                        corrupt += 1;
+                        // Down and back up while the reads are bad, if anything.
+                        match &steps[1..steps.len() - 1] {
+                            [] => {}
+                            [Action::Crash(a) | Action::Kill(a), Action::Restart(b)] => {
+                                assert!(a == i && b == i, "{steps:?}");
+                                restarted += 1;
+                            }
+                            other => panic!("unexpected steps {other:?}"),
+                        }
+                    }
+                    other => panic!("episode {e} of seed {seed}: {other:?}"),
+                }
+            }
+        }
+        assert!(full > 0 && corrupt > 0 && restarted > 0);
     }
 }

@@ -56,11 +56,17 @@ pub enum FaultKind {
     Membership,
     /// Kill a member's process and later restart it (unsynced writes survive).
     Kill,
+    /// Fill a member's disk: its WAL may not grow past what it uses now, so its next segment
+    /// fails with ENOSPC (the member stops, and is restarted) until space is freed.
+    DiskFull,
+    /// A member's WAL reads return a flipped bit now and then, while it restarts (the WAL is
+    /// read back when a member recovers it).
+    CorruptRead,
 }
 
 /// Every fault kind: what `--faults all` and [`RunConfig::new`](crate::run::RunConfig::new)
 /// enable.
-pub const EVERY_FAULT: [FaultKind; 15] = [
+pub const EVERY_FAULT: [FaultKind; 17] = [
     FaultKind::Crash,
     FaultKind::Partition,
     FaultKind::Pause,
@@ -76,6 +82,8 @@ pub const EVERY_FAULT: [FaultKind; 15] = [
     FaultKind::DiskError,
     FaultKind::Membership,
     FaultKind::Kill,
+    FaultKind::DiskFull,
+    FaultKind::CorruptRead,
 ];
 
 /// The first catalogue (crash, partition, pause, clock skew, slow disk), which the watch,
@@ -109,6 +117,8 @@ impl FaultKind {
             FaultKind::DiskError => "disk-error",
             FaultKind::Membership => "membership",
             FaultKind::Kill => "kill",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::CorruptRead => "corrupt-read",
         }
     }
 }
@@ -195,6 +205,15 @@ pub enum Action {
     DiskErrors(usize, u32, u32),
     /// A member's disk stops failing.
     DiskOk(usize),
+    /// A member's disk is full: its WAL directory may take no more bytes than it does now
+    /// (resolved when applied; removing segments frees space).
+    DiskFull(usize),
+    /// A member's disk has space again.
+    DiskSpace(usize),
+    /// A member's WAL reads return one flipped bit with this rate (per mille).
+    CorruptReads(usize, u32),
+    /// A member's WAL reads are intact again.
+    ReadsOk(usize),
     /// Add this (next) member as a learner and start it.
     AddLearner(usize),
     /// Promote this learner.
@@ -238,6 +257,16 @@ impl fmt::Display for Action {
                 i + 1
             ),
             Action::DiskOk(i) => write!(f, "n{} disk healthy", i + 1),
+            Action::DiskFull(i) => write!(f, "n{} disk full", i + 1),
+            Action::DiskSpace(i) => write!(f, "n{} disk has space again", i + 1),
+            Action::CorruptReads(i, pm) => {
+                write!(
+                    f,
+                    "n{} WAL reads flip a bit {pm} per mille of the time",
+                    i + 1
+                )
+            }
+            Action::ReadsOk(i) => write!(f, "n{} WAL reads intact", i + 1),
             Action::AddLearner(i) => write!(f, "add n{} as a learner", i + 1),
             Action::Promote(i) => write!(f, "promote n{}", i + 1),
             Action::Remove(i) => write!(f, "remove n{}", i + 1),
