@@ -27,6 +27,39 @@ pub struct InitialMember {
     pub peer_urls: Vec<String>,
 }
 
+/// TLS for one kind of listener and its dialers (client or peer), from etcd's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `--cert-file` / `--peer-cert-file`.
+    pub cert_file: String,
+    /// `--key-file` / `--peer-key-file`.
+    pub key_file: String,
+    /// `--trusted-ca-file` / `--peer-trusted-ca-file`.
+    pub trusted_ca_file: String,
+    /// `--client-cert-auth` / `--peer-client-cert-auth`: connections must present a
+    /// certificate signed by the trusted CA.
+    pub client_cert_auth: bool,
+    /// `--client-crl-file` / `--peer-crl-file`: revoked certificates.
+    pub crl_file: String,
+    /// `--auto-tls` / `--peer-auto-tls`: self-signed certificates under the data dir when no
+    /// cert and key are given.
+    pub auto_tls: bool,
+    /// `--peer-cert-allowed-cn`: the only CN a peer's certificate may have.
+    pub allowed_cn: String,
+    /// `--client-cert-allowed-hostname` / `--peer-cert-allowed-hostname`: a DNS name or IP a
+    /// connecting certificate must carry.
+    pub allowed_hostname: String,
+    /// `--experimental-peer-skip-client-san-verification`.
+    pub skip_client_san_verification: bool,
+}
+
+impl TlsInfo {
+    /// Whether anything asks for TLS (certificates given, or generated).
+    pub fn is_set(&self) -> bool {
+        !self.cert_file.is_empty() || !self.key_file.is_empty() || self.auto_tls
+    }
+}
+
 /// The resolved server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +98,14 @@ pub struct Config {
     pub lease_checkpoint: bool,
     /// Size of a WAL segment file: etcd's 64 MiB (no flag; the simulator sets small ones).
     pub wal_segment_bytes: u64,
+    /// TLS of the client URLs.
+    pub client_tls: TlsInfo,
+    /// TLS of the peer URLs and of the connections to other members.
+    pub peer_tls: TlsInfo,
+    /// `--cipher-suites`: the TLS 1.2 suites allowed (empty: the library's defaults).
+    pub cipher_suites: Vec<String>,
+    /// `--self-signed-cert-validity`, in years.
+    pub self_signed_cert_validity: u32,
     /// `--log-level` (or `debug` with `--debug`).
     pub log_level: String,
     /// Warnings to log once logging is up (flags accepted but not built).
@@ -80,6 +121,14 @@ pub enum Action {
     Run(Box<Config>),
 }
 
+fn text(m: &ArgMatches, name: &str) -> String {
+    m.get_one::<String>(name).cloned().unwrap_or_default()
+}
+
+fn flag(m: &ArgMatches, name: &str) -> bool {
+    m.get_one::<bool>(name).copied().unwrap_or(false)
+}
+
 fn urls(m: &ArgMatches, name: &str) -> Result<Vec<String>, String> {
     let v: &String = m.get_one(name).expect("has default");
     let list: Vec<String> = v
@@ -89,13 +138,13 @@ fn urls(m: &ArgMatches, name: &str) -> Result<Vec<String>, String> {
         .map(String::from)
         .collect();
     for u in &list {
-        if u.starts_with("https://") || u.starts_with("unixs://") {
+        if u.starts_with("unixs://") {
             return Err(format!(
-                "--{name}={u}: TLS listeners are not supported by detcd yet; refusing to start \
-                 instead of serving without TLS"
+                "--{name}={u}: unix socket listeners are not supported by detcd; refusing to \
+                 start"
             ));
         }
-        if !(u.starts_with("http://") || u.starts_with("unix://")) {
+        if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("unix://")) {
             return Err(format!(
                 "URL scheme must be http, https, unix, or unixs: {u}"
             ));
@@ -244,6 +293,38 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .copied()
             .unwrap_or(false),
         wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
+        client_tls: TlsInfo {
+            cert_file: text(&m, "cert-file"),
+            key_file: text(&m, "key-file"),
+            trusted_ca_file: text(&m, "trusted-ca-file"),
+            client_cert_auth: flag(&m, "client-cert-auth"),
+            crl_file: text(&m, "client-crl-file"),
+            auto_tls: flag(&m, "auto-tls"),
+            allowed_cn: String::new(),
+            allowed_hostname: text(&m, "client-cert-allowed-hostname"),
+            skip_client_san_verification: false,
+        },
+        peer_tls: TlsInfo {
+            cert_file: text(&m, "peer-cert-file"),
+            key_file: text(&m, "peer-key-file"),
+            trusted_ca_file: text(&m, "peer-trusted-ca-file"),
+            client_cert_auth: flag(&m, "peer-client-cert-auth"),
+            crl_file: text(&m, "peer-crl-file"),
+            auto_tls: flag(&m, "peer-auto-tls"),
+            allowed_cn: text(&m, "peer-cert-allowed-cn"),
+            allowed_hostname: text(&m, "peer-cert-allowed-hostname"),
+            skip_client_san_verification: flag(
+                &m,
+                "experimental-peer-skip-client-san-verification",
+            ),
+        },
+        cipher_suites: text(&m, "cipher-suites")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        self_signed_cert_validity: number(&m, "self-signed-cert-validity")?,
         log_level,
         warnings,
         name,
@@ -299,6 +380,28 @@ impl Config {
         if self.max_txn_ops == 0 {
             return Err("--max-txn-ops must be positive".into());
         }
+        for url in &self.listen_client_urls {
+            if url.starts_with("https://") && !self.client_tls.is_set() {
+                return Err(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for client url {url} \
+                     with HTTPS scheme"
+                ));
+            }
+        }
+        for url in &self.listen_peer_urls {
+            if url.starts_with("https://") && !self.peer_tls.is_set() {
+                return Err(format!(
+                    "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer \
+                     url {url} with HTTPS scheme"
+                ));
+            }
+        }
+        for tls in [&self.client_tls, &self.peer_tls] {
+            if tls.cert_file.is_empty() != tls.key_file.is_empty() {
+                return Err("both a cert file and a key file must be given".into());
+            }
+        }
+        crate::io::tls::check_cipher_suites(&self.cipher_suites)?;
         Ok(())
     }
 
@@ -325,6 +428,10 @@ impl Config {
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
             wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
+            client_tls: TlsInfo::default(),
+            peer_tls: TlsInfo::default(),
+            cipher_suites: Vec::new(),
+            self_signed_cert_validity: 1,
             log_level: "info".to_string(),
             warnings: vec![],
         }

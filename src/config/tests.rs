@@ -40,16 +40,36 @@ fn go_style_flags_and_data_dir_default() {
 }
 
 #[test]
-fn security_flags_refuse_unbuilt_flags_warn() {
+fn tls_flags_parse_and_unbuilt_flags_warn() {
+    let c = run(&[
+        "--cert-file",
+        "s.pem",
+        "--key-file",
+        "s-key.pem",
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        "ca.pem",
+        "--peer-auto-tls",
+        "--peer-cert-allowed-cn",
+        "etcd-peer",
+        "--cipher-suites",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ])
+    .unwrap();
+    assert!(c.client_tls.client_cert_auth && c.client_tls.is_set());
+    assert_eq!(c.client_tls.trusted_ca_file, "ca.pem");
+    assert!(c.peer_tls.auto_tls);
+    assert_eq!(c.peer_tls.allowed_cn, "etcd-peer");
+    assert_eq!(c.cipher_suites.len(), 2);
     assert!(run(&["--cert-file", "x.pem"])
         .unwrap_err()
-        .contains("refusing to start"));
-    assert!(run(&["--client-cert-auth"])
-        .unwrap_err()
-        .contains("refusing"));
+        .contains("both a cert file and a key file"));
     assert!(run(&["--listen-client-urls", "https://127.0.0.1:2379"])
         .unwrap_err()
-        .contains("TLS"));
+        .contains("must be provided for client url https://127.0.0.1:2379"));
+    assert!(run(&["--cipher-suites", "TLS_RSA_WITH_AES_128_CBC_SHA"])
+        .unwrap_err()
+        .contains("not supported"));
     let c = run(&["--quota-backend-bytes", "100", "--enable-v2=false"]).unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(run(&["--no-such-flag"]).is_err());

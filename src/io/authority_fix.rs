@@ -306,10 +306,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
 }
 
 impl tonic::transport::server::Connected for AuthorityFix<tokio::net::TcpStream> {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    type ConnectInfo = super::net::ConnInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+        super::net::ConnInfo {
+            remote: self.inner.peer_addr().ok(),
+            cert: None,
+        }
+    }
+}
+
+impl tonic::transport::server::Connected
+    for AuthorityFix<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>
+{
+    type ConnectInfo = super::net::ConnInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        let (tcp, tls) = self.inner.get_ref();
+        super::net::ConnInfo {
+            remote: tcp.peer_addr().ok(),
+            cert: tls
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(super::tls::rustls::cert_names),
+        }
     }
 }
 

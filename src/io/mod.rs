@@ -15,5 +15,6 @@ pub mod fs;
 pub mod net;
 pub mod rand;
 pub mod runtime;
+pub mod tls;
 
 pub use disk::Disk;

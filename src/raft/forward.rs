@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock::{self, Instant};
+use crate::io::net::Dialer;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::detcdpb::{ProposeRequest, RaftMessage, RaftRequest};
 
@@ -150,15 +151,17 @@ pub struct Peers {
     clients: Arc<Mutex<BTreeMap<String, PeerGrpc<Channel>>>>,
     cluster_id: u64,
     me: u64,
+    dialer: Dialer,
 }
 
 impl Peers {
-    /// Clients for member `me` of cluster `cluster_id`.
-    pub fn new(cluster_id: u64, me: u64) -> Peers {
+    /// Clients for member `me` of cluster `cluster_id`, connecting with `dialer`.
+    pub fn new(cluster_id: u64, me: u64, dialer: Dialer) -> Peers {
         Peers {
             clients: Arc::new(Mutex::new(BTreeMap::new())),
             cluster_id,
             me,
+            dialer,
         }
     }
 
@@ -169,7 +172,7 @@ impl Peers {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let c = peer_channel(member).map_err(Error::Internal)?;
+        let c = peer_channel(&self.dialer, member).map_err(Error::Internal)?;
         clients.insert(key, c.clone());
         Ok(c)
     }

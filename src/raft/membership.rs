@@ -12,6 +12,7 @@ use crate::cluster::membership::{members_of, plan, MemberInfo, MembershipOp, Pro
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock;
+use crate::io::net::Dialer;
 use crate::proto::detcdpb::RaftMessage;
 
 use super::forward::{Here, Retry, REQUEST_TIMEOUT};
@@ -152,6 +153,7 @@ impl RaftNode {
     /// joining): the first answer that `wanted` accepts (one that lists the joining member — a
     /// member that has not applied the addition yet may not), else the last answer received.
     pub async fn cluster_info(
+        dialer: &Dialer,
         peer_urls: &[String],
         wanted: impl Fn(&[MemberInfo]) -> bool,
     ) -> Result<(u64, Vec<MemberInfo>), Error> {
@@ -162,7 +164,7 @@ impl RaftNode {
                 peer_urls: vec![url.clone()],
                 client_urls: vec![],
             };
-            let Ok(mut client) = peer_channel(&probe) else {
+            let Ok(mut client) = peer_channel(dialer, &probe) else {
                 continue;
             };
             let msg = RaftMessage {

@@ -2,8 +2,6 @@
 //! the simulator). openraft's own message types travel bincode-encoded inside `RaftMessage`,
 //! stamped with the cluster ID so a member of another cluster is refused.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -15,10 +13,11 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::cluster::Member;
 use crate::io::clock;
+use crate::io::net::Dialer;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::detcdpb::RaftMessage;
 
@@ -36,16 +35,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     bincode::deserialize(bytes).map_err(|e| format!("undecodable peer message: {e}"))
 }
 
-/// A lazily connecting gRPC channel to a member's first peer URL.
-pub fn peer_channel(member: &Member) -> Result<PeerGrpc<Channel>, String> {
+/// A lazily connecting client of a member's peer service, at its first peer URL.
+pub fn peer_channel(dialer: &Dialer, member: &Member) -> Result<PeerGrpc<Channel>, String> {
     let url = member
         .peer_urls
         .first()
         .ok_or_else(|| format!("member {} has no peer URL", member.name))?;
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
-        .connect_timeout(Duration::from_secs(1));
-    Ok(PeerGrpc::new(endpoint.connect_lazy())
+    Ok(PeerGrpc::new(dialer.channel(url)?)
         .max_decoding_message_size(PEER_MESSAGE_LIMIT)
         .max_encoding_message_size(PEER_MESSAGE_LIMIT))
 }
@@ -68,6 +64,8 @@ pub struct Network {
     pub me: u64,
     /// This member's cluster.
     pub cluster_id: u64,
+    /// How to reach the other members.
+    pub dialer: Dialer,
 }
 
 /// A connection to one peer.
@@ -86,7 +84,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             me: self.me,
             cluster_id: self.cluster_id,
-            client: peer_channel(node),
+            client: peer_channel(&self.dialer, node),
         }
     }
 }

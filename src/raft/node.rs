@@ -12,6 +12,7 @@ use openraft::error::RaftError;
 use openraft::{Config, Raft, SnapshotPolicy};
 
 use crate::cluster::Member;
+use crate::io::net::Dialer;
 use crate::io::Disk;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
@@ -93,6 +94,7 @@ impl RaftNode {
         initial: BTreeMap<u64, Member>,
         disk: Disk,
         settings: RaftSettings,
+        dialer: Dialer,
     ) -> Result<RaftNode, StartError> {
         let election_ms = settings.election.as_millis() as u64;
         let config = Config {
@@ -120,10 +122,14 @@ impl RaftNode {
         }
         let store = machine.store();
         let lessor = machine.lessor();
-        let network = Network { me: id, cluster_id };
+        let network = Network {
+            me: id,
+            cluster_id,
+            dialer: dialer.clone(),
+        };
         let raft = Raft::new(id, Arc::new(config), network, log, machine.clone()).await?;
         let batcher = Batcher::start(raft.clone());
-        let peers = Peers::new(cluster_id, id);
+        let peers = Peers::new(cluster_id, id, dialer);
         let applied = Arc::new(AppliedWaiters::default());
         tokio::spawn(AppliedWaiters::follow(raft.clone(), applied.clone()));
         if !initial.is_empty() && !raft.is_initialized().await? {

@@ -105,6 +105,31 @@ pub struct Builder {
     envs: Vec<(String, String)>,
     ports: Option<(u16, u16)>,
     initial_cluster: Option<String>,
+    schemes: Schemes,
+}
+
+/// URL schemes of a member and the etcdctl flags that reach its client URL.
+#[derive(Clone, Debug)]
+pub struct Schemes {
+    /// `http` or `https` for the client URL.
+    pub client: &'static str,
+    /// `http` or `https` for the peer URL.
+    pub peer: &'static str,
+    /// Extra etcdctl flags for every call (e.g. `--cacert=...`).
+    pub ctl_args: Vec<String>,
+    /// More client URLs to listen on besides the main one.
+    pub also_listen: Vec<String>,
+}
+
+impl Default for Schemes {
+    fn default() -> Self {
+        Schemes {
+            client: "http",
+            peer: "http",
+            ctl_args: Vec::new(),
+            also_listen: Vec::new(),
+        }
+    }
 }
 
 impl Builder {
@@ -116,7 +141,28 @@ impl Builder {
             envs: Vec::new(),
             ports: None,
             initial_cluster: None,
+            schemes: Schemes::default(),
         }
+    }
+
+    /// Serve clients on an `https://` URL; `ctl_args` are the etcdctl flags that reach it (CA,
+    /// client certificate...), used for every etcdctl call including the readiness checks.
+    pub fn https_clients(mut self, ctl_args: &[&str]) -> Builder {
+        self.schemes.client = "https";
+        self.schemes.ctl_args = ctl_args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Listen on `url` too (a second client URL, e.g. of the other scheme).
+    pub fn also_listen(mut self, url: &str) -> Builder {
+        self.schemes.also_listen.push(url.to_string());
+        self
+    }
+
+    /// Serve peers on an `https://` URL.
+    pub fn https_peers(mut self) -> Builder {
+        self.schemes.peer = "https";
+        self
     }
 
     /// The member's name (default `n1`).
@@ -151,6 +197,7 @@ impl Builder {
             child: None,
             starts: 0,
             initial_cluster: self.initial_cluster.clone(),
+            schemes: self.schemes.clone(),
         };
         server.spawn_only().expect("spawn member");
         server
@@ -209,6 +256,7 @@ impl Builder {
                 child: None,
                 starts: 0,
                 initial_cluster: self.initial_cluster.clone(),
+                schemes: self.schemes.clone(),
             };
             // A failed attempt may have left a half-initialised data dir.
             let _ = std::fs::remove_dir_all(server.data_dir());
@@ -249,6 +297,7 @@ pub struct Server {
     child: Option<Child>,
     starts: usize,
     initial_cluster: Option<String>,
+    schemes: Schemes,
 }
 
 impl Server {
@@ -283,11 +332,11 @@ impl Server {
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.schemes.client, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.schemes.peer, self.peer_port)
     }
 
     pub fn pid(&self) -> u32 {
@@ -301,7 +350,12 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen-client-urls")
-            .arg(self.client_url())
+            .arg(
+                std::iter::once(self.client_url())
+                    .chain(self.schemes.also_listen.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("--advertise-client-urls")
             .arg(self.client_url())
             .arg("--listen-peer-urls")
@@ -544,11 +598,17 @@ impl Server {
         dial: &str,
         command: &str,
     ) -> Output {
+        let endpoint = if self.schemes.client == "https" {
+            self.client_url()
+        } else {
+            self.endpoint()
+        };
         let mut full = vec![
-            format!("--endpoints={}", self.endpoint()),
+            format!("--endpoints={endpoint}"),
             format!("--dial-timeout={dial}"),
             format!("--command-timeout={command}"),
         ];
+        full.extend(self.schemes.ctl_args.iter().cloned());
         full.extend(args.iter().map(|s| s.to_string()));
         run_etcdctl(&full, stdin)
     }

@@ -1,8 +1,23 @@
-//! Network edges: parsing etcd-style URLs into socket addresses the gRPC server binds.
-//! Sockets themselves come from tonic (real or madsim-tonic); this module keeps URL handling
-//! in one place.
+//! Network edges: etcd-style URLs, listeners ([`serve`]: gRPC on a listener, plain or TLS) and
+//! connections to other members ([`dial`]). Sockets come from tokio and tonic in production and
+//! from madsim in the simulator, where TLS is not simulated.
+
+pub mod dial;
+pub mod serve;
 
 use std::net::SocketAddr;
+
+pub use dial::Dialer;
+pub use serve::serve_grpc;
+
+/// What a request's handler may learn of the connection it came on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The remote address.
+    pub remote: Option<SocketAddr>,
+    /// The verified client certificate's names, on a TLS connection that presented one.
+    pub cert: Option<super::tls::CertNames>,
+}
 
 /// Splits an etcd URL (`http://127.0.0.1:2379`, `unix://...` is not supported) into a socket
 /// address. Host names are resolved only for `localhost`, like etcd's listener does.
@@ -56,50 +71,6 @@ pub fn local_addr(l: &Listener) -> std::io::Result<SocketAddr> {
     #[cfg(madsim)]
     {
         Ok(*l)
-    }
-}
-
-/// Serves a gRPC router on a listener until `shutdown` completes. Client listeners accept the
-/// URL-shaped `:authority` etcdctl sends (see `authority_fix`).
-pub async fn serve_grpc(
-    router: tonic::transport::server::Router,
-    listener: Listener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    clients: bool,
-) -> Result<(), tonic::transport::Error> {
-    #[cfg(not(madsim))]
-    {
-        if clients {
-            let incoming = futures::stream::unfold(listener, |listener| async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nodelay(true);
-                            let conn = super::authority_fix::AuthorityFix::new(stream);
-                            return Some((Ok::<_, std::io::Error>(conn), listener));
-                        }
-                        // Out of file descriptors and the like: back off, keep listening.
-                        Err(e) => {
-                            tracing::warn!("accept: {e}");
-                            super::clock::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            });
-            return router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await;
-        }
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-    }
-    #[cfg(madsim)]
-    {
-        let _ = clients;
-        router.serve_with_shutdown(listener, shutdown).await
     }
 }
 

@@ -3,16 +3,15 @@
 //! attributes, and then serves etcd's gRPC API on the client URLs. This is the wiring; the
 //! services themselves are in [`crate::server`].
 
-use std::collections::BTreeMap;
+mod identity;
+pub mod transport;
+
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::cluster::membership::MemberInfo;
-use crate::cluster::{cluster_id, member_id, Member};
+use crate::cluster::Member;
 use crate::config::Config;
-use crate::io::disk::WriteBatch;
 use crate::io::{net, Disk};
 use crate::proto::detcdpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::auth_server::AuthServer;
@@ -37,12 +36,6 @@ use crate::server::peer::PeerService;
 use crate::server::watch::{WatchService, WatchSettings};
 use crate::server::GRPC_OVERHEAD_BYTES;
 
-const MEMBER_ID_KEY: &[u8] = b"c/member_id";
-const CLUSTER_ID_KEY: &[u8] = b"c/cluster_id";
-/// Present when this member joined a running cluster: it must never bootstrap a membership of
-/// its own, even if it restarts before the leader first replicated to it.
-const JOINED_KEY: &[u8] = b"c/joined";
-
 /// A running member.
 pub struct Server {
     node: RaftNode,
@@ -54,98 +47,11 @@ pub struct Server {
 /// Why a member could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The member and cluster identity: from disk if this data dir was bootstrapped before (flags
-/// like the cluster token only matter at bootstrap, as in etcd), else derived from the flags.
-async fn identity(
-    cfg: &Config,
-    disk: &Disk,
-) -> Result<(u64, u64, BTreeMap<u64, Member>), StartError> {
-    // Every member must bootstrap the same first membership entry, so it holds only what all of
-    // them know from the flags; each member publishes its client URLs once it runs.
-    let mut members = BTreeMap::new();
-    for m in &cfg.initial_cluster {
-        let id = member_id(&m.peer_urls, &cfg.initial_cluster_token);
-        let member = Member {
-            name: m.name.clone(),
-            peer_urls: m.peer_urls.clone(),
-            client_urls: vec![],
-        };
-        if members.insert(id, member).is_some() {
-            return Err(format!(
-                "--initial-cluster has duplicate peer URLs for member {}",
-                m.name
-            )
-            .into());
-        }
-    }
-    let read = |k: &[u8]| -> Result<Option<u64>, StartError> {
-        Ok(disk
-            .get(k)?
-            .and_then(|v| v[..].try_into().ok().map(u64::from_be_bytes)))
-    };
-    if let (Some(me), Some(cid)) = (read(MEMBER_ID_KEY)?, read(CLUSTER_ID_KEY)?) {
-        if disk.get(JOINED_KEY)?.is_some() {
-            // It learns the membership from the leader, however it was started this time.
-            return Ok((me, cid, BTreeMap::new()));
-        }
-        return Ok((me, cid, members));
-    }
-    if !cfg.initial_cluster_new {
-        // Joining a running cluster (after `etcdctl member add`): learn the cluster and our own
-        // ID from the other members, by our peer URLs, as etcd does.
-        let others: Vec<String> = cfg
-            .initial_cluster
-            .iter()
-            .filter(|m| m.name != cfg.name)
-            .flat_map(|m| m.peer_urls.clone())
-            .collect();
-        let mut mine = cfg.initial_advertise_peer_urls.clone();
-        mine.sort();
-        let is_me = |m: &MemberInfo| {
-            let mut urls = m.member.peer_urls.clone();
-            urls.sort();
-            urls == mine
-        };
-        let (cid, current) = RaftNode::cluster_info(&others, |ms| ms.iter().any(is_me)).await?;
-        let me = current
-            .iter()
-            .find(|m| is_me(m))
-            .map(|m| m.id)
-            .ok_or_else(|| {
-                format!(
-                    "member with peer URLs {} has not been added to cluster {cid:x}; run `etcdctl member add` first",
-                    mine.join(",")
-                )
-            })?;
-        persist_identity(disk, me, cid, true).await?;
-        return Ok((me, cid, BTreeMap::new()));
-    }
-    let me = member_id(&cfg.initial_advertise_peer_urls, &cfg.initial_cluster_token);
-    let ids: Vec<u64> = members.keys().copied().collect();
-    let cid = cluster_id(&ids);
-    persist_identity(disk, me, cid, false).await?;
-    Ok((me, cid, members))
-}
-
-async fn persist_identity(disk: &Disk, me: u64, cid: u64, joined: bool) -> Result<(), StartError> {
-    let mut b = WriteBatch::new();
-    if joined {
-        b.put(Bytes::from_static(JOINED_KEY), vec![1]);
-    }
-    b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
-    b.put(
-        Bytes::from_static(CLUSTER_ID_KEY),
-        cid.to_be_bytes().to_vec(),
-    );
-    disk.write(b)?;
-    disk.sync().await?;
-    Ok(())
-}
-
 impl Server {
     /// Starts a member on `disk` and serves its client URLs.
     pub async fn start(cfg: &Config, disk: Disk) -> Result<Server, StartError> {
-        let (me, cid, members) = identity(cfg, &disk).await?;
+        let transport = transport::Transport::from_config(cfg)?;
+        let (me, cid, members) = identity::identity(cfg, &disk, &transport.dialer).await?;
         let settings = RaftSettings {
             heartbeat: cfg.heartbeat,
             election: cfg.election,
@@ -155,7 +61,8 @@ impl Server {
         };
         let (stop, stopped) = watch::channel(false);
         let mut serving = Vec::new();
-        let node = RaftNode::start(me, cid, members, disk, settings).await?;
+        let node =
+            RaftNode::start(me, cid, members, disk, settings, transport.dialer.clone()).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
         let peer = PeerServer::new(PeerService::new(node.clone()))
             .max_decoding_message_size(PEER_MESSAGE_LIMIT)
@@ -166,13 +73,14 @@ impl Server {
                 .await
                 .map_err(|e| format!("listen tcp {addr}: {e}"))?;
             let bound = net::local_addr(&listener)?;
+            let tls = transport.peer_listener(url);
             let router = tonic::transport::Server::builder().add_service(peer.clone());
             let mut stopped = stopped.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
             serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown, false).await {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown, false, tls).await {
                     tracing::error!(%bound, "peer listener failed: {e}");
                 }
             }));
@@ -221,6 +129,7 @@ impl Server {
                 .map_err(|e| format!("listen tcp {addr}: {e}"))?;
             let bound = net::local_addr(&listener)?;
             client_addrs.push(bound);
+            let tls = transport.client_listener(url);
             let router = tonic::transport::Server::builder()
                 .add_service(kv.clone())
                 .add_service(maintenance.clone())
@@ -235,7 +144,7 @@ impl Server {
                 let _ = stopped.wait_for(|s| *s).await;
             };
             serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown, true).await {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown, true, tls).await {
                     tracing::error!(%bound, "client listener failed: {e}");
                 }
             }));
