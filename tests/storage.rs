@@ -6,6 +6,8 @@
 
 // Real processes, real time: the seam rule (clippy.toml) is for the server.
 #![allow(clippy::disallowed_methods)]
+// Real processes only: not part of the simulator build.
+#![cfg(not(madsim))]
 
 mod common;
 
