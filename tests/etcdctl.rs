@@ -824,11 +824,12 @@ fn unknown_flag_exits_non_zero() {
 }
 
 #[test]
-fn cert_file_refuses_to_start() {
+fn cert_file_without_key_refuses_on_https() {
+    // As etcd: a lone --cert-file is fatal once a client URL is https.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (c, p) = common::free_ports();
-    let client = format!("http://127.0.0.1:{c}");
+    let client = format!("https://127.0.0.1:{c}");
     let peer = format!("http://127.0.0.1:{p}");
     let o = run_detcd(
         &[
@@ -853,15 +854,23 @@ fn cert_file_refuses_to_start() {
         Duration::from_secs(10),
     );
     assert!(!o.success(), "{o:?}");
-    assert!(o.stderr.contains("refusing"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("KeyFile and CertFile must both be present[key: , cert: x]"),
+        "{o:?}"
+    );
     // Also via the environment.
     let o = run_detcd(
         &["--data-dir", data.to_str().unwrap()],
-        &[("ETCD_CERT_FILE", "x")],
+        &[
+            ("ETCD_CERT_FILE", "x"),
+            ("ETCD_LISTEN_CLIENT_URLS", client.as_str()),
+            ("ETCD_ADVERTISE_CLIENT_URLS", client.as_str()),
+        ],
         Duration::from_secs(10),
     );
     assert!(!o.success(), "{o:?}");
-    assert!(o.stderr.contains("refusing"), "{o:?}");
+    assert!(o.stderr.contains("KeyFile and CertFile"), "{o:?}");
 }
 
 #[test]

@@ -396,9 +396,18 @@ impl Config {
                 ));
             }
         }
-        for tls in [&self.client_tls, &self.peer_tls] {
-            if tls.cert_file.is_empty() != tls.key_file.is_empty() {
-                return Err("both a cert file and a key file must be given".into());
+        // As etcd: a lone cert or key file is ignored (with a warning) on http URLs and
+        // fatal once an https URL would need it.
+        let https = |urls: &[String]| urls.iter().any(|u| u.starts_with("https://"));
+        for (tls, urls) in [
+            (&self.client_tls, &self.listen_client_urls),
+            (&self.peer_tls, &self.listen_peer_urls),
+        ] {
+            if https(urls) && tls.cert_file.is_empty() != tls.key_file.is_empty() {
+                return Err(format!(
+                    "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                    tls.key_file, tls.cert_file
+                ));
             }
         }
         crate::io::tls::check_cipher_suites(&self.cipher_suites)?;

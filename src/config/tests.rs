@@ -61,9 +61,15 @@ fn tls_flags_parse_and_unbuilt_flags_warn() {
     assert!(c.peer_tls.auto_tls);
     assert_eq!(c.peer_tls.allowed_cn, "etcd-peer");
     assert_eq!(c.cipher_suites.len(), 2);
-    assert!(run(&["--cert-file", "x.pem"])
-        .unwrap_err()
-        .contains("both a cert file and a key file"));
+    assert!(run(&["--cert-file", "x.pem"]).is_ok(), "ignored on http URLs");
+    assert!(run(&[
+        "--cert-file",
+        "x.pem",
+        "--listen-client-urls",
+        "https://127.0.0.1:2379"
+    ])
+    .unwrap_err()
+    .contains("KeyFile and CertFile must both be present[key: , cert: x.pem]"));
     assert!(run(&["--listen-client-urls", "https://127.0.0.1:2379"])
         .unwrap_err()
         .contains("must be provided for client url https://127.0.0.1:2379"));
