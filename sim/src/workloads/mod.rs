@@ -6,9 +6,11 @@
 //! - [`txn`]: bank transfers by compare-and-swap transactions that must conserve the total;
 //! - [`watch`]: watches followed across broken streams, judged by the watch guarantees;
 //! - [`lease`]: leases kept alive under clock skew must not expire early, abandoned ones must;
-//! - [`lock`]: clients contending for one lock, fenced by its token, judged mutually exclusive.
+//! - [`lock`]: clients contending for one lock, fenced by its token, judged mutually exclusive;
+//! - [`storage`]: members crashed while their WAL rolls and purges segments, judged by the
+//!   acknowledged writes and every member starting again.
 //!
-//! The last four are scenarios: each runs one seed in a fresh simulator through
+//! The last five are scenarios: each runs one seed in a fresh simulator through
 //! [`scenario::run_seed`] and returns a [`scenario::Passed`] or a [`scenario::failure`] report.
 //! Their clients connect, build requests and renew leases through the shared [`client`].
 
@@ -17,5 +19,6 @@ pub mod lease;
 pub mod lock;
 pub mod register;
 pub mod scenario;
+pub mod storage;
 pub mod txn;
 pub mod watch;
