@@ -6,14 +6,19 @@
 //! store's write lock) and with it the batch's single [`WriteBatch`]: key revisions and lease
 //! records changed by the same entries go into that one batch, which the state machine
 //! persists atomically together with its applied index.
+//!
+//! Auth is applied here too: a write is judged against the identity its entry carries
+//! ([`crate::auth::request`]) before it touches the store, and auth changes go to the
+//! [`AuthStore`], their records into the same batch.
 
+use crate::auth::{request, AuthInfo, AuthStore};
 use crate::error::Error;
 use crate::io::clock::Instant;
 use crate::io::disk::WriteBatch;
 use crate::lease::Lessor;
 use crate::mvcc::{Store, Writer};
 use crate::proto::detcdpb::raft_request::Request as Req;
-use crate::proto::detcdpb::RaftRequest;
+use crate::proto::detcdpb::{AuthApplied, RaftRequest};
 use crate::proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
@@ -41,6 +46,8 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     /// A lease checkpoint.
     LeaseCheckpoint(LeaseCheckpointResponse),
+    /// An auth change (or Authenticate's token).
+    Auth(AuthApplied),
     /// The request was rejected when applied (e.g. an unknown lease); the store is unchanged.
     Rejected(Error),
     /// The results of a batch of requests, in order.
@@ -51,15 +58,43 @@ pub enum Applied {
 pub struct Applier<'a> {
     writer: Writer<'a>,
     lessor: &'a Lessor,
-    /// The member's clock when the batch is applied: a primary lessor starts new leases' expiry
-    /// from it (followers keep no expiries, so replicated state never depends on it).
-    now: Instant,
+    auth: &'a AuthStore,
+    clock: ApplyClock,
+}
+
+/// The member's clocks when a batch is applied. Replicated state never depends on them: a
+/// primary lessor starts new leases' expiry from `now` (followers keep no expiries), and tokens
+/// issued here expire by `unix_secs` (tokens are each member's own).
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyClock {
+    /// The monotonic clock.
+    pub now: Instant,
+    /// Wall-clock time, Unix seconds.
+    pub unix_secs: u64,
+}
+
+/// The identity an entry was proposed with; `Err(())` for the member's own housekeeping.
+fn identity(r: &RaftRequest) -> Result<Option<AuthInfo>, ()> {
+    match &r.auth {
+        Some(a) if a.system => Err(()),
+        Some(a) => Ok(Some(AuthInfo {
+            username: a.username.clone(),
+            revision: a.revision,
+        })),
+        None => Ok(None),
+    }
 }
 
 impl<'a> Applier<'a> {
     /// Starts a batch: takes the store's write lock until [`Applier::finish`]. Events are built
     /// for the watchers only if `watched`.
-    pub fn new(store: &'a Store, lessor: &'a Lessor, now: Instant, watched: bool) -> Self {
+    pub fn new(
+        store: &'a Store,
+        lessor: &'a Lessor,
+        auth: &'a AuthStore,
+        clock: ApplyClock,
+        watched: bool,
+    ) -> Self {
         let writer = store.writer();
         Applier {
             writer: if watched {
@@ -68,40 +103,72 @@ impl<'a> Applier<'a> {
                 writer.without_events()
             },
             lessor,
-            now,
+            auth,
+            clock,
         }
     }
 
     /// Applies one committed request. A request the state refuses (an unknown lease, a
     /// compacted revision, …) changes nothing and yields [`Applied::Rejected`] — on every
-    /// member alike, since the decision depends only on the replicated state.
-    pub fn apply(&mut self, r: RaftRequest) -> Applied {
+    /// member alike, since the decision depends only on the replicated state. `index` is the
+    /// entry's log index.
+    pub fn apply(&mut self, index: u64, r: RaftRequest) -> Applied {
         if let Some(Req::Batch(batch)) = r.request {
             // Each request of a batch applies as if it were its own entry.
-            return Applied::Batch(batch.requests.into_iter().map(|r| self.apply(r)).collect());
+            return Applied::Batch(
+                batch
+                    .requests
+                    .into_iter()
+                    .map(|r| self.apply(index, r))
+                    .collect(),
+            );
         }
+        let who = identity(&r);
+        let Some(req) = r.request else {
+            return Applied::Empty;
+        };
+        if let Ok(who) = &who {
+            let w = &self.writer;
+            if let Err(e) =
+                request::check_write(self.auth, who.as_ref(), &req, &|id| w.keys_with_lease(id))
+            {
+                return Applied::Rejected(e);
+            }
+        }
+        let who = who.unwrap_or(None);
+        let result = match self.apply_auth(index, who.as_ref(), req) {
+            Ok(done) => done,
+            Err(req) => self.apply_kv(req),
+        };
+        result.unwrap_or_else(Applied::Rejected)
+    }
+
+    /// Applies a request to the store and the lessor.
+    fn apply_kv(&mut self, req: Req) -> Result<Applied, Error> {
         let w = &mut self.writer;
         let lessor = self.lessor;
-        let result = match r.request {
-            Some(Req::Put(p)) => w.put(&p, lessor).map(Applied::Put),
-            Some(Req::DeleteRange(d)) => Ok(Applied::DeleteRange(w.delete_range(&d))),
-            Some(Req::Txn(t)) => w.txn(&t, lessor).map(Applied::Txn),
-            Some(Req::Compaction(c)) => w.compact(&c).map(|rev| {
+        match req {
+            Req::Put(p) => w.put(&p, lessor).map(Applied::Put),
+            Req::DeleteRange(d) => Ok(Applied::DeleteRange(w.delete_range(&d))),
+            Req::Txn(t) => w.txn(&t, lessor).map(Applied::Txn),
+            Req::Compaction(c) => w.compact(&c).map(|rev| {
                 Applied::Compaction(CompactionResponse {
                     header: header(rev),
                 })
             }),
             // The proposer raised the TTL to the minimum and chose the ID, so every member
             // applies the same grant.
-            Some(Req::LeaseGrant(g)) => lessor.grant(g.id, g.ttl, self.now, w.batch()).map(|()| {
-                Applied::LeaseGrant(LeaseGrantResponse {
-                    header: header(w.current_revision()),
-                    id: g.id,
-                    ttl: g.ttl,
-                    error: String::new(),
-                })
-            }),
-            Some(Req::LeaseRevoke(r)) => {
+            Req::LeaseGrant(g) => lessor
+                .grant(g.id, g.ttl, self.clock.now, w.batch())
+                .map(|()| {
+                    Applied::LeaseGrant(LeaseGrantResponse {
+                        header: header(w.current_revision()),
+                        id: g.id,
+                        ttl: g.ttl,
+                        error: String::new(),
+                    })
+                }),
+            Req::LeaseRevoke(r) => {
                 if lessor.exists(r.id) {
                     // Every attached key goes in one revision, then the lease itself.
                     let rev = w.delete_leased(r.id);
@@ -114,7 +181,7 @@ impl<'a> Applier<'a> {
                     Err(Error::LeaseNotFound)
                 }
             }
-            Some(Req::LeaseCheckpoint(c)) => {
+            Req::LeaseCheckpoint(c) => {
                 for cp in &c.checkpoints {
                     lessor.checkpoint(cp.id, cp.remaining_ttl, w.batch());
                 }
@@ -122,10 +189,61 @@ impl<'a> Applier<'a> {
                     header: header(w.current_revision()),
                 }))
             }
-            Some(Req::Batch(_)) => unreachable!("batches are taken apart above"),
-            None => Ok(Applied::Empty),
+            Req::Batch(_) => unreachable!("batches are taken apart above"),
+            _ => unreachable!("auth changes are applied by apply_auth"),
+        }
+    }
+
+    /// Applies an auth change (`Err(req)` back if `req` is not one). Each needs the root role
+    /// of `who` (the store checks), except Authenticate, whose password the proposer checked:
+    /// it fails if the auth revision moved since, so the proposer checks again.
+    fn apply_auth(
+        &mut self,
+        index: u64,
+        who: Option<&AuthInfo>,
+        req: Req,
+    ) -> Result<Result<Applied, Error>, Req> {
+        let (auth, batch) = (self.auth, self.writer.batch());
+        let done = |r: Result<(), Error>| r.map(|()| String::new());
+        let token = match req {
+            Req::AuthEnable(_) => done(auth.enable(who, batch)),
+            Req::AuthDisable(_) => done(auth.disable(who, batch)),
+            Req::Authenticate(a) => {
+                if a.checked_revision != auth.revision() {
+                    Err(Error::AuthOldRevision)
+                } else {
+                    let now = self.clock.unix_secs;
+                    auth.authenticate(&a.name, &a.simple_token, index, now)
+                }
+            }
+            Req::UserAdd(u) => {
+                let no_password = u.options.is_some_and(|o| o.no_password);
+                done(auth.user_add(who, &u.name, &u.hashed_password, no_password, batch))
+            }
+            Req::UserDelete(u) => done(auth.user_delete(who, &u.name, batch)),
+            Req::UserChangePassword(u) => {
+                done(auth.user_change_password(who, &u.name, &u.hashed_password, batch))
+            }
+            Req::UserGrantRole(g) => done(auth.user_grant_role(who, &g.user, &g.role, batch)),
+            Req::UserRevokeRole(r) => done(auth.user_revoke_role(who, &r.name, &r.role, batch)),
+            Req::RoleAdd(r) => done(auth.role_add(who, &r.name, batch)),
+            Req::RoleDelete(r) => done(auth.role_delete(who, &r.role, batch)),
+            Req::RoleGrantPermission(g) => match g.perm {
+                Some(perm) => done(auth.role_grant_permission(who, &g.name, perm, batch)),
+                None => Err(Error::PermissionNotGiven),
+            },
+            Req::RoleRevokePermission(r) => {
+                done(auth.role_revoke_permission(who, &r.role, &r.key, &r.range_end, batch))
+            }
+            other => return Err(other),
         };
-        result.unwrap_or_else(Applied::Rejected)
+        let revision = self.writer.current_revision();
+        Ok(token.map(|token| {
+            Applied::Auth(AuthApplied {
+                header: header(revision),
+                token,
+            })
+        }))
     }
 
     /// Ends the batch: `persist` gets the one write batch of everything applied (to which it adds
@@ -152,12 +270,14 @@ mod tests {
     use super::*;
     use crate::io::disk::WriteOp;
     use crate::proto::etcdserverpb::{
-        CompactionRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest,
-        LeaseRevokeRequest, PutRequest, RangeRequest,
+        AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
+        AuthUserAddRequest, AuthUserGrantRoleRequest, CompactionRequest, LeaseCheckpoint,
+        LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
+        TxnRequest,
     };
 
     fn request(r: Req) -> RaftRequest {
-        RaftRequest { request: Some(r) }
+        RaftRequest::anonymous(r)
     }
 
     fn put(key: &'static [u8], lease: i64) -> RaftRequest {
@@ -179,8 +299,26 @@ mod tests {
         lessor: &Lessor,
         reqs: Vec<RaftRequest>,
     ) -> (Vec<Applied>, Vec<WriteOp>) {
-        let mut a = Applier::new(store, lessor, Instant::now(), true);
-        let results = reqs.into_iter().map(|r| a.apply(r)).collect();
+        apply_with(store, lessor, &AuthStore::default(), reqs)
+    }
+
+    /// As [`apply_all`], with `auth`; entry `i` of `reqs` has log index `i + 1`.
+    fn apply_with(
+        store: &Store,
+        lessor: &Lessor,
+        auth: &AuthStore,
+        reqs: Vec<RaftRequest>,
+    ) -> (Vec<Applied>, Vec<WriteOp>) {
+        let clock = ApplyClock {
+            now: Instant::now(),
+            unix_secs: 1000,
+        };
+        let mut a = Applier::new(store, lessor, auth, clock, true);
+        let results = reqs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| a.apply(i as u64 + 1, r))
+            .collect();
         let mut written = Vec::new();
         a.finish(|b| {
             written = b.ops().to_vec();
@@ -316,8 +454,207 @@ mod tests {
     #[test]
     fn an_empty_request_is_applied_as_nothing() {
         let (store, lessor) = (Store::new(), Lessor::new());
-        let (results, written) = apply_all(&store, &lessor, vec![RaftRequest { request: None }]);
+        let (results, written) = apply_all(&store, &lessor, vec![RaftRequest::default()]);
         assert_eq!(results, vec![Applied::Empty]);
         assert!(written.is_empty());
+    }
+
+    fn as_user(user: &str, revision: u64, r: Req) -> RaftRequest {
+        RaftRequest {
+            request: Some(r),
+            auth: Some(crate::proto::detcdpb::RequestAuth {
+                username: user.into(),
+                revision,
+                system: false,
+            }),
+        }
+    }
+
+    /// Sets up, through applied entries: root, alice with write on `[a, c)`, auth on.
+    fn secured(store: &Store, lessor: &Lessor, auth: &AuthStore) -> Vec<WriteOp> {
+        use crate::proto::authpb::{permission::Type, Permission};
+        let setup = vec![
+            request(Req::UserAdd(AuthUserAddRequest {
+                name: "root".into(),
+                hashed_password: "h".into(),
+                ..Default::default()
+            })),
+            request(Req::UserGrantRole(AuthUserGrantRoleRequest {
+                user: "root".into(),
+                role: "root".into(),
+            })),
+            request(Req::UserAdd(AuthUserAddRequest {
+                name: "alice".into(),
+                hashed_password: "h".into(),
+                ..Default::default()
+            })),
+            request(Req::RoleAdd(AuthRoleAddRequest { name: "w".into() })),
+            request(Req::RoleGrantPermission(AuthRoleGrantPermissionRequest {
+                name: "w".into(),
+                perm: Some(Permission {
+                    perm_type: Type::Write as i32,
+                    key: b"a".as_slice().into(),
+                    range_end: b"c".as_slice().into(),
+                }),
+            })),
+            request(Req::UserGrantRole(AuthUserGrantRoleRequest {
+                user: "alice".into(),
+                role: "w".into(),
+            })),
+            request(Req::AuthEnable(AuthEnableRequest {})),
+        ];
+        let (results, written) = apply_with(store, lessor, auth, setup);
+        assert!(
+            results.iter().all(|r| matches!(r, Applied::Auth(_))),
+            "{results:?}"
+        );
+        assert!(auth.enabled());
+        written
+    }
+
+    #[test]
+    fn auth_changes_are_applied_into_the_same_batch() {
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        let written = secured(&store, &lessor, &auth);
+        assert!(written.iter().any(|op| matches!(op,
+            WriteOp::Put(k, _) if k.starts_with(b"s/auth/user/alice"))));
+        // Auth changes do not move the key revision.
+        assert_eq!(store.current_revision(), 1);
+    }
+
+    #[test]
+    fn writes_are_judged_by_the_identity_their_entry_carries() {
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        secured(&store, &lessor, &auth);
+        let rev = auth.revision();
+        let put_as = |user: &str, revision, key: &'static [u8]| {
+            let Some(Req::Put(p)) = put(key, 0).request else {
+                unreachable!()
+            };
+            as_user(user, revision, Req::Put(p))
+        };
+        let (results, _) = apply_with(
+            &store,
+            &lessor,
+            &auth,
+            vec![
+                put(b"a", 0),
+                put_as("alice", rev, b"b"),
+                put_as("alice", rev, b"x"),
+                put_as("alice", rev - 1, b"b"),
+                put_as("root", rev, b"x"),
+            ],
+        );
+        assert_eq!(results[0], Applied::Rejected(Error::UserEmpty));
+        assert_eq!(revision_of(&results[1]), 2);
+        assert_eq!(results[2], Applied::Rejected(Error::PermissionDenied));
+        assert_eq!(results[3], Applied::Rejected(Error::AuthOldRevision));
+        assert_eq!(revision_of(&results[4]), 3);
+        // A txn is judged by every op, nested ones too; alice may not read.
+        let txn = TxnRequest {
+            success: vec![crate::proto::etcdserverpb::RequestOp {
+                request: Some(crate::proto::etcdserverpb::request_op::Request::RequestTxn(
+                    TxnRequest {
+                        failure: vec![crate::proto::etcdserverpb::RequestOp {
+                            request: Some(
+                                crate::proto::etcdserverpb::request_op::Request::RequestPut(
+                                    PutRequest {
+                                        key: b"zz".as_slice().into(),
+                                        ..Default::default()
+                                    },
+                                ),
+                            ),
+                        }],
+                        ..Default::default()
+                    },
+                )),
+            }],
+            ..Default::default()
+        };
+        let (results, _) = apply_with(
+            &store,
+            &lessor,
+            &auth,
+            vec![as_user("alice", rev, Req::Txn(txn))],
+        );
+        assert_eq!(results[0], Applied::Rejected(Error::PermissionDenied));
+        assert_eq!(store.current_revision(), 3);
+    }
+
+    #[test]
+    fn a_revoke_needs_write_on_every_attached_key_but_expiry_does_not() {
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        secured(&store, &lessor, &auth);
+        let rev = auth.revision();
+        let root = |r| as_user("root", rev, r);
+        let Some(Req::Put(outside)) = put(b"x", 7).request else {
+            unreachable!()
+        };
+        apply_with(
+            &store,
+            &lessor,
+            &auth,
+            vec![
+                root(Req::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 7 })),
+                root(Req::Put(outside)),
+            ],
+        );
+        let revoke = Req::LeaseRevoke(LeaseRevokeRequest { id: 7 });
+        let (results, _) = apply_with(
+            &store,
+            &lessor,
+            &auth,
+            vec![as_user("alice", rev, revoke.clone())],
+        );
+        assert_eq!(results[0], Applied::Rejected(Error::PermissionDenied));
+        assert!(lessor.exists(7));
+        let (results, _) = apply_with(&store, &lessor, &auth, vec![RaftRequest::system(revoke)]);
+        assert!(matches!(results[0], Applied::LeaseRevoke(_)), "{results:?}");
+        assert!(!lessor.exists(7));
+    }
+
+    #[test]
+    fn authenticate_issues_a_token_only_at_the_checked_revision() {
+        use crate::proto::detcdpb::InternalAuthenticateRequest;
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        secured(&store, &lessor, &auth);
+        let login = |checked_revision| {
+            request(Req::Authenticate(InternalAuthenticateRequest {
+                name: "alice".into(),
+                simple_token: "tok".into(),
+                checked_revision,
+            }))
+        };
+        let rev = auth.revision();
+        let (results, _) = apply_with(&store, &lessor, &auth, vec![login(rev - 1), login(rev)]);
+        assert_eq!(results[0], Applied::Rejected(Error::AuthOldRevision));
+        let Applied::Auth(a) = &results[1] else {
+            panic!("{results:?}")
+        };
+        // The token names the entry's log index (the second entry of this batch).
+        assert_eq!(a.token, "tok.2");
+        assert_eq!(
+            auth.tokens().resolve("tok.2", 1001).map(|b| b.username),
+            Some("alice".to_string())
+        );
+    }
+
+    #[test]
+    fn auth_changes_by_a_non_root_user_are_refused() {
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        secured(&store, &lessor, &auth);
+        let rev = auth.revision();
+        let (results, _) = apply_with(
+            &store,
+            &lessor,
+            &auth,
+            vec![
+                as_user("alice", rev, Req::AuthDisable(AuthDisableRequest {})),
+                request(Req::RoleAdd(AuthRoleAddRequest { name: "x".into() })),
+            ],
+        );
+        assert_eq!(results[0], Applied::Rejected(Error::PermissionDenied));
+        assert_eq!(results[1], Applied::Rejected(Error::UserEmpty));
+        assert!(auth.enabled());
     }
 }

@@ -94,6 +94,64 @@ pub enum Error {
     /// MoveLeader did not finish in time.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
+    /// The root user must exist to enable auth.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// The root user must hold the root role to enable auth.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// UserAdd of an existing user.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    /// No user name (or no identity while auth is on).
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// A user that does not exist.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// RoleAdd of an existing role.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    /// A role that does not exist.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// An empty role name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// Authenticate with a wrong password or an unknown user.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// The user's roles do not permit the request.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// UserRevokeRole of a role the user does not hold.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// RoleRevokePermission of a permission the role does not have.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// Authenticate while auth is off.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// A token that is malformed, unknown, expired or invalidated.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    /// Deleting root, revoking root's root role, deleting the root role while auth is on.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// The request was authorized against an auth revision older than the store's.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// Authenticate of a user created without a password (etcd reports its raw error).
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    /// A permission grant without a permission (etcd 3.4 crashes; detcd refuses).
+    #[error("etcdserver: permission is not given")]
+    PermissionNotGiven,
+    /// An auth error on a path where etcd returns its raw error (maintenance admin RPCs):
+    /// `Unknown` with the `auth:` form of the message.
+    #[error("auth: {0}")]
+    AuthRaw(String),
     /// A Lock whose key vanished (its lease expired) while it waited.
     #[error("mutex: session is expired")]
     LockSessionExpired,
@@ -151,6 +209,24 @@ impl Error {
             | Error::TimeoutDueToLeaderFail
             | Error::NotSupportedForLearner
             | Error::Stopped => Code::Unavailable,
+            Error::RootUserNotExist
+            | Error::RootRoleNotExist
+            | Error::UserAlreadyExist
+            | Error::UserNotFound
+            | Error::RoleAlreadyExist
+            | Error::RoleNotFound
+            | Error::RoleNotGranted
+            | Error::PermissionNotGranted
+            | Error::AuthNotEnabled => Code::FailedPrecondition,
+            Error::UserEmpty
+            | Error::RoleEmpty
+            | Error::AuthFailed
+            | Error::InvalidAuthMgmt
+            | Error::AuthOldRevision
+            | Error::PermissionNotGiven => Code::InvalidArgument,
+            Error::PermissionDenied => Code::PermissionDenied,
+            Error::InvalidAuthToken => Code::Unauthenticated,
+            Error::NoPasswordUser | Error::AuthRaw(_) => Code::Unknown,
             Error::LockSessionExpired
             | Error::ElectionSessionExpired
             | Error::ElectionNoLeader
@@ -159,6 +235,18 @@ impl Error {
             | Error::LostWatcher
             | Error::Recipe(_) => Code::Unknown,
             Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// This error as etcd's maintenance admin RPCs report it: their auth errors are raw
+    /// (`Unknown`, `auth: …`).
+    pub fn raw_auth(self) -> Error {
+        match self {
+            Error::UserEmpty => Error::AuthRaw("user name is empty".into()),
+            Error::PermissionDenied => Error::AuthRaw("permission denied".into()),
+            Error::InvalidAuthToken => Error::AuthRaw("invalid auth token".into()),
+            Error::UserNotFound => Error::AuthRaw("user not found".into()),
+            other => other,
         }
     }
 

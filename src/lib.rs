@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -42,3 +42,25 @@ pub mod v3lockpb {
 pub mod detcdpb {
     generated!("detcdpb.rs");
 }
+
+impl detcdpb::RaftRequest {
+    /// `request` proposed with no identity (refused by a key or admin check while auth is on).
+    pub fn anonymous(request: detcdpb::raft_request::Request) -> Self {
+        detcdpb::RaftRequest {
+            request: Some(request),
+            auth: None,
+        }
+    }
+
+    /// `request` proposed as the member's own housekeeping (revoking an expired lease,
+    /// checkpointing leases): never refused by an auth check.
+    pub fn system(request: detcdpb::raft_request::Request) -> Self {
+        detcdpb::RaftRequest {
+            request: Some(request),
+            auth: Some(detcdpb::RequestAuth {
+                system: true,
+                ..Default::default()
+            }),
+        }
+    }
+}

@@ -2,9 +2,9 @@
 //! environment variables (a flag on the command line wins over its variable).
 //!
 //! Each flag is one of three kinds ([`Support`]): built; accepted but not built yet (a warning is
-//! logged when it is set to anything but its default); or a security flag (TLS, client
-//! certificates, non-default auth tokens) — detcd refuses to start with those rather than run
-//! less securely than the operator asked for.
+//! logged when it is set to anything but its default); or a security-relevant flag not built yet
+//! (today only `--config-file`) — detcd refuses to start with those rather than run less
+//! securely than the operator asked for.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -106,6 +106,12 @@ pub struct Config {
     pub cipher_suites: Vec<String>,
     /// `--self-signed-cert-validity`, in years.
     pub self_signed_cert_validity: u32,
+    /// `--auth-token`: `simple`, or `jwt,` and its options.
+    pub auth_token: String,
+    /// `--auth-token-ttl`, in seconds (simple tokens).
+    pub auth_token_ttl: u64,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
     /// `--log-level` (or `debug` with `--debug`).
     pub log_level: String,
     /// Warnings to log once logging is up (flags accepted but not built).
@@ -293,6 +299,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .copied()
             .unwrap_or(false),
         wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
+        auth_token: text(&m, "auth-token"),
+        auth_token_ttl: number(&m, "auth-token-ttl")?,
+        bcrypt_cost: number(&m, "bcrypt-cost")?,
         client_tls: TlsInfo {
             cert_file: text(&m, "cert-file"),
             key_file: text(&m, "key-file"),
@@ -441,6 +450,9 @@ impl Config {
             peer_tls: TlsInfo::default(),
             cipher_suites: Vec::new(),
             self_signed_cert_validity: 1,
+            auth_token: "simple".to_string(),
+            auth_token_ttl: 300,
+            bcrypt_cost: 10,
             log_level: "info".to_string(),
             warnings: vec![],
         }

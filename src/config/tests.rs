@@ -61,7 +61,10 @@ fn tls_flags_parse_and_unbuilt_flags_warn() {
     assert!(c.peer_tls.auto_tls);
     assert_eq!(c.peer_tls.allowed_cn, "etcd-peer");
     assert_eq!(c.cipher_suites.len(), 2);
-    assert!(run(&["--cert-file", "x.pem"]).is_ok(), "ignored on http URLs");
+    assert!(
+        run(&["--cert-file", "x.pem"]).is_ok(),
+        "ignored on http URLs"
+    );
     assert!(run(&[
         "--cert-file",
         "x.pem",

@@ -134,3 +134,19 @@ impl AsyncRuntime for DetRuntime {
         (OneshotSender(tx), rx)
     }
 }
+
+/// Runs CPU-heavy work (password hashing) off the runtime's worker threads, so it cannot stall
+/// raft or other requests. The simulator runs it inline: one thread, same order every seed.
+pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    #[cfg(not(madsim))]
+    {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    #[cfg(madsim)]
+    {
+        f()
+    }
+}

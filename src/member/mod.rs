@@ -7,9 +7,11 @@ mod identity;
 pub mod transport;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::auth::{AuthStore, Tokens};
 use crate::cluster::Member;
 use crate::config::Config;
 use crate::io::{net, Disk};
@@ -59,10 +61,16 @@ impl Server {
             max_request_bytes: cfg.max_request_bytes,
             wal_segment_bytes: cfg.wal_segment_bytes,
         };
+        let tokens = Tokens::from_flag(
+            &cfg.auth_token,
+            cfg.auth_token_ttl,
+            crate::io::fs::read_named_file,
+        )?;
+        let auth = Arc::new(AuthStore::new(tokens, cfg.client_tls.client_cert_auth));
         let (stop, stopped) = watch::channel(false);
         let mut serving = Vec::new();
-        let node =
-            RaftNode::start(me, cid, members, disk, settings, transport.dialer.clone()).await?;
+        let dialer = transport.dialer.clone();
+        let node = RaftNode::start(me, cid, members, disk, settings, dialer, auth).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
         let peer = PeerServer::new(PeerService::new(node.clone()))
             .max_decoding_message_size(PEER_MESSAGE_LIMIT)
@@ -117,6 +125,7 @@ impl Server {
         }
         let lease_service = LeaseService::new(node.clone(), cfg.election);
         let lease = LeaseServer::new(lease_service.clone());
+        let auth = AuthServer::new(AuthService::new(node.clone(), cfg.bcrypt_cost));
         // Lock and Election run etcd's recipes over an in-process client of this member.
         let local = LocalClient::new(node.clone(), kv_service, lease_service, stopped.clone());
         let election = ElectionServer::new(ElectionService::new(local.clone()));
@@ -136,7 +145,7 @@ impl Server {
                 .add_service(cluster.clone())
                 .add_service(watch.clone())
                 .add_service(lease.clone())
-                .add_service(AuthServer::new(AuthService))
+                .add_service(auth.clone())
                 .add_service(election.clone())
                 .add_service(lock.clone());
             let mut stopped = stopped.clone();

@@ -98,6 +98,11 @@ impl<'a> Writer<'a> {
         &mut self.batch
     }
 
+    /// Live keys attached to `lease`, in key order, including this writer's changes so far.
+    pub fn keys_with_lease(&self, lease: i64) -> Vec<Bytes> {
+        leased_keys(&self.state, lease)
+    }
+
     /// The newest revision, including this writer's changes so far.
     pub fn current_revision(&self) -> i64 {
         self.state.current

@@ -137,14 +137,12 @@ async fn propose(raft: &Raft<TypeConfig>, mut batch: Vec<Pending>) {
     let request = if batch.len() == 1 {
         std::mem::take(&mut batch[0].request)
     } else {
-        RaftRequest {
-            request: Some(Req::Batch(RaftBatch {
-                requests: batch
-                    .iter_mut()
-                    .map(|p| std::mem::take(&mut p.request))
-                    .collect(),
-            })),
-        }
+        RaftRequest::anonymous(Req::Batch(RaftBatch {
+            requests: batch
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.request))
+                .collect(),
+        }))
     };
     match raft.client_write(Command(request)).await {
         Ok(r) => {
@@ -262,14 +260,12 @@ async fn forward_batch(peers: &Peers, mut batch: Vec<Forwarded>) {
     let request = if batch.len() == 1 {
         std::mem::take(&mut batch[0].request)
     } else {
-        RaftRequest {
-            request: Some(Req::Batch(RaftBatch {
-                requests: batch
-                    .iter_mut()
-                    .map(|f| std::mem::take(&mut f.request))
-                    .collect(),
-            })),
-        }
+        RaftRequest::anonymous(Req::Batch(RaftBatch {
+            requests: batch
+                .iter_mut()
+                .map(|f| std::mem::take(&mut f.request))
+                .collect(),
+        }))
     };
     let deadline = clock::now() + REQUEST_TIMEOUT;
     match peers.propose(&leader, request, deadline).await {

@@ -128,9 +128,7 @@ mod tests {
             };
             let entry = Entry {
                 log_id: log_id(term, 0x8e9e05c52164694d, index),
-                payload: EntryPayload::Normal(Command(RaftRequest {
-                    request: Some(Req::Put(put)),
-                })),
+                payload: EntryPayload::Normal(Command(RaftRequest::anonymous(Req::Put(put)))),
             };
             prop_assert_eq!(round_trip(&entry), entry);
         }

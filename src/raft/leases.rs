@@ -131,9 +131,7 @@ impl RaftNode {
                 tracing::info!(lease = %format!("{id:016x}"), "lease expired; revoking");
                 let node = self.clone();
                 tokio::spawn(async move {
-                    let req = RaftRequest {
-                        request: Some(Req::LeaseRevoke(LeaseRevokeRequest { id })),
-                    };
+                    let req = RaftRequest::system(Req::LeaseRevoke(LeaseRevokeRequest { id }));
                     if let Err(e) = node.propose_here(req).await {
                         tracing::debug!(lease = %format!("{id:016x}"), "revoking an expired lease: {e}");
                     }
@@ -178,14 +176,12 @@ impl RaftNode {
     /// Proposes `(lease, remaining TTL)` checkpoints from this member (never forwarded).
     async fn propose_checkpoints(&self, cps: Vec<(i64, i64)>) -> Result<(), Error> {
         for chunk in cps.chunks(CHECKPOINT_BATCH) {
-            let req = RaftRequest {
-                request: Some(Req::LeaseCheckpoint(LeaseCheckpointRequest {
-                    checkpoints: chunk
-                        .iter()
-                        .map(|&(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
-                        .collect(),
-                })),
-            };
+            let req = RaftRequest::system(Req::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: chunk
+                    .iter()
+                    .map(|&(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                    .collect(),
+            }));
             self.propose_here(req).await?;
         }
         Ok(())

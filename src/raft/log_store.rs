@@ -366,13 +366,11 @@ mod tests {
     fn put(index: u64) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Command(RaftRequest {
-                request: Some(Req::Put(PutRequest {
-                    key: format!("k{index}").into_bytes().into(),
-                    value: vec![index as u8; 300].into(),
-                    ..Default::default()
-                })),
-            })),
+            payload: EntryPayload::Normal(Command(RaftRequest::anonymous(Req::Put(PutRequest {
+                key: format!("k{index}").into_bytes().into(),
+                value: vec![index as u8; 300].into(),
+                ..Default::default()
+            })))),
         }
     }
 

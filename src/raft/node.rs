@@ -11,6 +11,7 @@ use std::time::Duration;
 use openraft::error::RaftError;
 use openraft::{Config, Raft, SnapshotPolicy};
 
+use crate::auth::AuthStore;
 use crate::cluster::Member;
 use crate::io::net::Dialer;
 use crate::io::Disk;
@@ -70,6 +71,8 @@ pub struct RaftNode {
     pub(super) reads: Arc<Mutex<ReadQueue>>,
     /// The leases the state machine applies to.
     pub(super) lessor: Arc<Lessor>,
+    /// Users, roles and tokens, as the state machine applies them.
+    auth: Arc<AuthStore>,
     /// Requests waiting for this member to apply a log index.
     pub(super) applied: Arc<AppliedWaiters>,
     /// The state machine, for its applied (committed) membership.
@@ -95,6 +98,7 @@ impl RaftNode {
         disk: Disk,
         settings: RaftSettings,
         dialer: Dialer,
+        auth: Arc<AuthStore>,
     ) -> Result<RaftNode, StartError> {
         let election_ms = settings.election.as_millis() as u64;
         let config = Config {
@@ -110,7 +114,7 @@ impl RaftNode {
         .validate()?;
         let log = LogStore::open(disk.clone(), settings.wal_segment_bytes).await?;
         let hub = Arc::new(Hub::new());
-        let machine = StateMachine::open(disk.clone(), hub.clone())?;
+        let machine = StateMachine::open(disk.clone(), hub.clone(), auth.clone())?;
         let (applied, purged) = (machine.applied_index(), log.purged_index());
         if applied < purged {
             return Err(format!(
@@ -153,6 +157,7 @@ impl RaftNode {
             reads: Arc::new(Mutex::new(ReadQueue::default())),
             applied,
             lessor,
+            auth,
             machine,
             batcher,
             forwarder: Forwarder::start(peers),
@@ -164,6 +169,11 @@ impl RaftNode {
     /// The mvcc store (reads go here directly).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The auth store (users, roles, tokens as applied here).
+    pub fn auth(&self) -> &Arc<AuthStore> {
+        &self.auth
     }
 
     /// The lessor (leases as applied here; expiries if this member leads).

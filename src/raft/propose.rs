@@ -7,17 +7,13 @@ use prost::Message;
 
 use super::batch::Outcome;
 
+use crate::auth::AuthInfo;
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock;
 use crate::proto::detcdpb::raft_request::Request as Req;
-use crate::proto::detcdpb::RaftRequest;
-use crate::proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader, TxnRequest,
-    TxnResponse,
-};
+use crate::proto::detcdpb::{InternalAuthenticateRequest, RaftRequest, RequestAuth};
+use crate::proto::etcdserverpb::*;
 
 use super::forward::{Here, Retry, REQUEST_TIMEOUT};
 use super::types::Applied;
@@ -68,6 +64,60 @@ proposals! {
     LeaseCheckpointRequest => LeaseCheckpointResponse, LeaseCheckpoint;
 }
 
+/// Auth changes: every one answers only a header.
+macro_rules! auth_proposals {
+    ($($request:ident => $response:ident, $variant:ident;)*) => {$(
+        impl Proposal for $request {
+            type Response = $response;
+            fn command(self) -> Req {
+                Req::$variant(self)
+            }
+            fn response(applied: Applied) -> Option<$response> {
+                match applied {
+                    Applied::Auth(a) => Some($response { header: a.header }),
+                    _ => None,
+                }
+            }
+            fn header(response: &mut $response) -> &mut Option<ResponseHeader> {
+                &mut response.header
+            }
+        }
+    )*};
+}
+
+auth_proposals! {
+    AuthEnableRequest => AuthEnableResponse, AuthEnable;
+    AuthDisableRequest => AuthDisableResponse, AuthDisable;
+    AuthUserAddRequest => AuthUserAddResponse, UserAdd;
+    AuthUserDeleteRequest => AuthUserDeleteResponse, UserDelete;
+    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, UserChangePassword;
+    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, UserGrantRole;
+    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, UserRevokeRole;
+    AuthRoleAddRequest => AuthRoleAddResponse, RoleAdd;
+    AuthRoleDeleteRequest => AuthRoleDeleteResponse, RoleDelete;
+    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, RoleGrantPermission;
+    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, RoleRevokePermission;
+}
+
+impl Proposal for InternalAuthenticateRequest {
+    type Response = AuthenticateResponse;
+    fn command(self) -> Req {
+        Req::Authenticate(self)
+    }
+    fn response(applied: Applied) -> Option<AuthenticateResponse> {
+        match applied {
+            Applied::Auth(a) => Some(AuthenticateResponse {
+                header: a.header,
+                token: a.token,
+            }),
+            _ => None,
+        }
+    }
+    fn header(response: &mut AuthenticateResponse) -> &mut Option<ResponseHeader> {
+        &mut response.header
+    }
+}
+
 /// Maps a leader-side raft write error to what the proposer sees.
 pub fn write_error(e: RaftError<u64, ClientWriteError<u64, Member>>) -> Error {
     match e {
@@ -88,13 +138,22 @@ fn accepted(a: Applied) -> Result<Applied, Error> {
 }
 
 impl RaftNode {
-    /// Proposes `request` through raft and returns its typed response, header filled. Refused
-    /// with `RequestTooLarge` above `--max-request-bytes`; never proposed twice (see
-    /// [`Retry::AtMostOnce`]).
-    pub async fn propose<P: Proposal>(&self, request: P) -> Result<P::Response, Error> {
+    /// Proposes `request` as `who` through raft and returns its typed response, header filled.
+    /// The entry carries `who`, judged when it applies. Refused with `RequestTooLarge` above
+    /// `--max-request-bytes`; never proposed twice (see [`Retry::AtMostOnce`]).
+    pub async fn propose<P: Proposal>(
+        &self,
+        who: Option<&AuthInfo>,
+        request: P,
+    ) -> Result<P::Response, Error> {
         let applied = self
             .propose_command(RaftRequest {
                 request: Some(request.command()),
+                auth: who.map(|w| RequestAuth {
+                    username: w.username.clone(),
+                    revision: w.revision,
+                    system: false,
+                }),
             })
             .await?;
         let mut response = P::response(applied).ok_or_else(|| {

@@ -165,6 +165,12 @@ impl RaftNode {
         }
     }
 
+    /// Waits until this member has applied log index `index`, for at most the request timeout.
+    pub async fn await_applied(&self, index: u64) -> Result<(), Error> {
+        self.wait_applied(index, clock::now() + super::forward::REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Waits until this member has applied log index `index`, or fails at `deadline`.
     pub(super) async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), Error> {
         let applied = || {

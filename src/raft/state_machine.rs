@@ -20,7 +20,8 @@ use openraft::{
     StoredMembership,
 };
 
-use crate::apply::Applier;
+use crate::apply::{Applier, ApplyClock};
+use crate::auth::AuthStore;
 use crate::cluster::Member;
 use crate::io::disk::{prefix_end, WriteBatch};
 use crate::io::{clock, Disk};
@@ -60,6 +61,8 @@ pub struct StateMachine {
     hub: Arc<Hub>,
     /// The leases, applied in log order with the store.
     lessor: Arc<Lessor>,
+    /// Users, roles and permissions, applied in log order with the store.
+    auth: Arc<AuthStore>,
 }
 
 fn sm_err(e: io::Error) -> StorageError<u64> {
@@ -87,8 +90,9 @@ impl StateMachine {
         self.meta().applied.map(|l| l.index)
     }
 
-    /// Opens the state machine on `disk`, rebuilding the store from it; applied events go to `hub`.
-    pub fn open(disk: Disk, hub: Arc<Hub>) -> io::Result<Self> {
+    /// Opens the state machine on `disk`, rebuilding the store, the leases and `auth` from it;
+    /// applied events go to `hub`.
+    pub fn open(disk: Disk, hub: Arc<Hub>, auth: Arc<AuthStore>) -> io::Result<Self> {
         let store = Arc::new(Store::open(&disk)?);
         let json = |key: &[u8]| -> io::Result<Option<Bytes>> { disk.get(key) };
         let applied = match json(APPLIED)? {
@@ -107,12 +111,14 @@ impl StateMachine {
         };
         let lessor = Arc::new(Lessor::new());
         lessor.load(&disk, clock::now())?;
+        auth.load(&disk)?;
         Ok(StateMachine {
             disk,
             store,
             meta: Arc::new(Mutex::new(meta)),
             hub,
             lessor,
+            auth,
         })
     }
 
@@ -198,14 +204,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Events only if someone watches (checked before the store changes: a stream that starts
         // later gets the revisions from the store, see `Hub::applied_unwatched`).
         let watched = self.hub.has_watchers();
-        let mut applier = Applier::new(&self.store, &self.lessor, clock::now(), watched);
+        let clock = ApplyClock {
+            now: clock::now(),
+            unix_secs: (clock::unix_nanos() / 1_000_000_000).max(0) as u64,
+        };
+        let mut applier = Applier::new(&self.store, &self.lessor, &self.auth, clock, watched);
         for e in entries {
             if let Some(prev) = last {
                 assert!(e.log_id > prev, "entries are applied in log order");
             }
             responses.push(match e.payload {
                 EntryPayload::Blank => Applied::Empty,
-                EntryPayload::Normal(Command(r)) => applier.apply(r),
+                EntryPayload::Normal(Command(r)) => applier.apply(e.log_id.index, r),
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                     Applied::Empty
@@ -286,6 +296,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.disk.sync().await?;
             self.store.reload(&self.disk)?;
             self.lessor.load(&self.disk, clock::now())?;
+            self.auth.load(&self.disk)?;
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
             let mut m = self.meta();

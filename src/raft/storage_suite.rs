@@ -23,7 +23,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine> for OnSimDisk {
         let log = LogStore::open(disk.clone(), 4096)
             .await
             .map_err(|e| StorageIOError::read_logs(&e))?;
-        let machine = StateMachine::open(disk, Arc::new(Hub::new()))
+        let machine = StateMachine::open(disk, Arc::new(Hub::new()), Default::default())
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
         Ok(((), log, machine))
     }

@@ -59,6 +59,7 @@ enum WireApplied {
     LeaseCheckpoint(Vec<u8>),
     Rejected(Error),
     Batch(Vec<WireApplied>),
+    Auth(Vec<u8>),
 }
 
 fn to_wire(a: &Applied) -> WireApplied {
@@ -73,6 +74,7 @@ fn to_wire(a: &Applied) -> WireApplied {
         Applied::LeaseCheckpoint(r) => WireApplied::LeaseCheckpoint(r.encode_to_vec()),
         Applied::Rejected(e) => WireApplied::Rejected(e.clone()),
         Applied::Batch(b) => WireApplied::Batch(b.iter().map(to_wire).collect()),
+        Applied::Auth(r) => WireApplied::Auth(r.encode_to_vec()),
     }
 }
 
@@ -90,6 +92,7 @@ fn from_wire<E: serde::de::Error>(w: WireApplied) -> Result<Applied, E> {
         WireApplied::LeaseRevoke(b) => Applied::LeaseRevoke(dec(&b)?),
         WireApplied::LeaseCheckpoint(b) => Applied::LeaseCheckpoint(dec(&b)?),
         WireApplied::Rejected(e) => Applied::Rejected(e),
+        WireApplied::Auth(b) => Applied::Auth(dec(&b)?),
         WireApplied::Batch(b) => {
             Applied::Batch(b.into_iter().map(from_wire).collect::<Result<_, E>>()?)
         }
@@ -128,6 +131,11 @@ mod tests {
                 lease: 7,
                 ..Default::default()
             })),
+            auth: Some(crate::proto::detcdpb::RequestAuth {
+                username: "alice".into(),
+                revision: 3,
+                system: false,
+            }),
         });
         assert_eq!(round_trip(&cmd), cmd);
         let results = [

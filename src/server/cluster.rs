@@ -9,6 +9,8 @@ use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::*;
 use crate::raft::RaftNode;
 
+use super::caller::admin;
+
 /// etcd's Cluster service on one member.
 #[derive(Clone)]
 pub struct ClusterService {
@@ -43,6 +45,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        admin(&self.node, &req).await?;
         let r = req.into_inner();
         check_urls(&r.peer_ur_ls)?;
         let id = new_member_id(&r.peer_ur_ls, (clock::unix_nanos() / 1_000_000_000) as i64);
@@ -64,6 +67,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        admin(&self.node, &req).await?;
         let members = self
             .node
             .change_membership(MembershipOp::Remove {
@@ -80,6 +84,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        admin(&self.node, &req).await?;
         let r = req.into_inner();
         let members = self
             .node
@@ -98,6 +103,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        admin(&self.node, &req).await?;
         let members = self
             .node
             .change_membership(MembershipOp::Promote {

@@ -40,8 +40,13 @@ impl Election for ElectionService {
         &self,
         req: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
         let r = req.into_inner();
-        let (leader, header) = election::campaign(&self.client, &r.name, r.value, r.lease)
+        let (leader, header) = election::campaign(&client, &r.name, r.value, r.lease)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(CampaignResponse {
@@ -54,8 +59,13 @@ impl Election for ElectionService {
         &self,
         req: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
         let r = req.into_inner();
-        let header = election::proclaim_as(&self.client, r.leader, r.value)
+        let header = election::proclaim_as(&client, r.leader, r.value)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(ProclaimResponse { header }))
@@ -65,7 +75,12 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
-        let (kv, header) = election::leader(&self.client, &req.into_inner().name)
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
+        let (kv, header) = election::leader(&client, &req.into_inner().name)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(LeaderResponse {
@@ -78,9 +93,13 @@ impl Election for ElectionService {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
         let name = req.into_inner().name;
         let (tx, rx) = mpsc::channel(16);
-        let client = self.client.clone();
         tokio::spawn(async move {
             tokio::select! {
                 // Deterministic under the simulator: no random branch order.
@@ -101,7 +120,12 @@ impl Election for ElectionService {
         &self,
         req: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
-        let header = election::resign(&self.client, req.into_inner().leader)
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
+        let header = election::resign(&client, req.into_inner().leader)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(ResignResponse { header }))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::auth::AuthInfo;
 use crate::error::Error;
 use crate::proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, RangeRequest, RangeResponse,
@@ -19,13 +20,15 @@ use crate::watch::session::HeaderFn;
 use super::kv::KvService;
 use super::lease::LeaseService;
 
-/// The in-process client of one member.
+/// The in-process client of one member, acting as one caller.
 #[derive(Clone)]
 pub struct LocalClient {
     node: RaftNode,
     kv: KvService,
     lease: LeaseService,
     stopping: watch::Receiver<bool>,
+    /// Whom its requests are made as (etcd's v3client passes the caller's context on).
+    who: Option<AuthInfo>,
 }
 
 impl LocalClient {
@@ -43,17 +46,36 @@ impl LocalClient {
             kv,
             lease,
             stopping,
+            who: None,
         }
+    }
+
+    /// The same client making its requests as `who`.
+    pub fn acting_as(&self, who: Option<AuthInfo>) -> Self {
+        LocalClient {
+            who,
+            ..self.clone()
+        }
+    }
+
+    /// The same client acting as the caller of `req`.
+    pub async fn for_caller<T>(&self, req: &tonic::Request<T>) -> Result<Self, Error> {
+        Ok(self.acting_as(super::caller::caller(&self.node, req).await?))
+    }
+
+    /// The member this client is served by.
+    pub fn node(&self) -> &RaftNode {
+        &self.node
     }
 }
 
 impl Client for LocalClient {
     async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Error> {
-        self.kv.handle_range(r).await
+        self.kv.handle_range(self.who.as_ref(), r).await
     }
 
     async fn txn(&self, t: TxnRequest) -> Result<TxnResponse, Error> {
-        self.kv.handle_txn(t).await
+        self.kv.handle_txn(self.who.as_ref(), t).await
     }
 
     async fn delete(&self, key: Bytes) -> Result<DeleteRangeResponse, Error> {
@@ -61,12 +83,12 @@ impl Client for LocalClient {
             key,
             ..Default::default()
         };
-        self.kv.handle_delete_range(req).await
+        self.kv.handle_delete_range(self.who.as_ref(), req).await
     }
 
     async fn grant(&self, ttl: i64) -> Result<i64, Error> {
         let req = LeaseGrantRequest { ttl, id: 0 };
-        Ok(self.lease.handle_grant(req).await?.id)
+        Ok(self.lease.handle_grant(self.who.as_ref(), req).await?.id)
     }
 
     fn watch(&self, key: Bytes, range_end: Bytes, start_revision: i64) -> KeyWatch {

@@ -9,6 +9,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::AuthInfo;
 use crate::error::Error;
 use crate::io::clock;
 use crate::lease::grant::{check_grant, min_ttl, IdGen};
@@ -20,6 +21,8 @@ use crate::proto::etcdserverpb::{
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use crate::raft::RaftNode;
+
+use super::caller::caller;
 
 /// The responses of a LeaseKeepAlive stream.
 pub type KeepAliveStream =
@@ -51,10 +54,14 @@ impl LeaseService {
     }
 
     /// LeaseGrant as the RPC serves it (the in-process client of the recipes calls it too).
-    pub async fn handle_grant(&self, r: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
+    pub async fn handle_grant(
+        &self,
+        who: Option<&AuthInfo>,
+        r: LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, Error> {
         let lessor = self.node.lessor();
         let g = check_grant(&r, self.min_ttl, || self.ids.next(), |id| lessor.exists(id))?;
-        self.node.propose(g).await
+        self.node.propose(who, g).await
     }
 
     async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, Error> {
@@ -77,14 +84,20 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        Ok(Response::new(self.handle_grant(req.into_inner()).await?))
+        let who = caller(&self.node, &req).await?;
+        Ok(Response::new(
+            self.handle_grant(who.as_ref(), req.into_inner()).await?,
+        ))
     }
 
     async fn lease_revoke(
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        Ok(Response::new(self.node.propose(req.into_inner()).await?))
+        // Judged when it applies: write permission on every key attached to the lease.
+        let who = caller(&self.node, &req).await?;
+        let resp = self.node.propose(who.as_ref(), req.into_inner()).await?;
+        Ok(Response::new(resp))
     }
 
     async fn lease_keep_alive(

@@ -27,8 +27,13 @@ impl LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
         let r = req.into_inner();
-        let (key, header) = lock::lock(&self.client, &r.name, r.lease)
+        let (key, header) = lock::lock(&client, &r.name, r.lease)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(LockResponse {
@@ -41,7 +46,12 @@ impl Lock for LockService {
         &self,
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let resp = lock::unlock(&self.client, req.into_inner().key)
+        let client = self
+            .client
+            .for_caller(&req)
+            .await
+            .map_err(Error::in_recipe)?;
+        let resp = lock::unlock(&client, req.into_inner().key)
             .await
             .map_err(Error::in_recipe)?;
         Ok(Response::new(UnlockResponse {

@@ -6,7 +6,9 @@ use tonic::{Request, Response, Status};
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
 
+use super::caller::admin;
 use super::unimplemented::{not_yet, unimplemented_rpcs, NoStream};
+use crate::error::Error;
 use crate::raft::RaftNode;
 
 /// The etcd API version detcd speaks (what Status reports as the server version).
@@ -56,7 +58,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        admin(&self.node, &req).await.map_err(Error::raw_auth)?;
         let store = self.node.store();
         let (hash, _) = store.hash_kv(0)?;
         Ok(Response::new(HashResponse {
@@ -69,6 +72,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        admin(&self.node, &req).await.map_err(Error::raw_auth)?;
         let store = self.node.store();
         let (hash, compact_revision) = store.hash_kv(req.into_inner().revision)?;
         Ok(Response::new(HashKvResponse {

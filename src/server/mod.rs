@@ -8,6 +8,7 @@
 //! (`crate::member`).
 
 pub mod auth;
+pub mod caller;
 pub mod check;
 pub mod cluster;
 pub mod election;

@@ -22,16 +22,23 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{request as perms, Credentials};
 use crate::error::Error;
 use crate::io::clock;
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
-use crate::proto::etcdserverpb::{WatchRequest, WatchResponse};
+use crate::proto::etcdserverpb::{RangeRequest, WatchRequest, WatchResponse};
 use crate::raft::RaftNode;
 use crate::watch::progress;
 use crate::watch::session::{Feed, HeaderFn, Session};
 use crate::watch::{Hub, RevisionEvents};
 
+use super::caller::{credentials, identify};
 use super::GRPC_OVERHEAD_BYTES;
+
+/// Why etcd cancels a watch its caller may not read (the status as Go prints it).
+const PERMISSION_DENIED_REASON: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 
 /// Responses buffered per stream before its task waits for the client.
 const RESPONSE_BUFFER: usize = 128;
@@ -128,6 +135,10 @@ impl Watch for WatchService {
         if require_leader && !has_leader(&self.node, election) {
             return Err(Error::NoLeader.into());
         }
+        let permit = Permit {
+            node: self.node.clone(),
+            creds: credentials(&request),
+        };
         let requests = request.into_inner();
         let node = self.node.clone();
         let header: HeaderFn = Arc::new(move |rev| node.header(rev));
@@ -149,7 +160,12 @@ impl Watch for WatchService {
         });
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let stopping = self.stopping.clone();
-        tokio::spawn(drive(session, feed, requests, tx, period, leader, stopping));
+        let streams = Streams {
+            requests,
+            tx,
+            stopping,
+        };
+        tokio::spawn(drive(session, feed, streams, period, leader, permit));
         let stream =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         Ok(Response::new(Box::pin(stream)))
@@ -187,6 +203,50 @@ struct LeaderCheck {
     every: Duration,
 }
 
+/// Whether the stream's caller may watch a range: etcd judges each create request by the
+/// stream's credentials as a read of the range.
+struct Permit {
+    node: RaftNode,
+    creds: Credentials,
+}
+
+impl Permit {
+    /// The cancel response for `create` if its caller may not read its range.
+    async fn refusal(&self, req: &WatchRequest) -> Option<WatchResponse> {
+        let Some(RequestUnion::CreateRequest(c)) = &req.request_union else {
+            return None;
+        };
+        let auth = self.node.auth();
+        if !auth.enabled() && self.creds.token.is_none() {
+            return None;
+        }
+        let range = RangeRequest {
+            key: c.key.clone(),
+            range_end: c.range_end.clone(),
+            ..Default::default()
+        };
+        let allowed = match identify(&self.node, &self.creds).await {
+            Ok(who) => perms::check_range(auth, who.as_ref(), &range).is_ok(),
+            Err(_) => false,
+        };
+        (!allowed).then(|| WatchResponse {
+            header: Some(self.node.header(self.node.store().current_revision())),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: PERMISSION_DENIED_REASON.to_string(),
+            ..Default::default()
+        })
+    }
+}
+
+/// The stream's two ends and the member's stop signal.
+struct Streams {
+    requests: Streaming<WatchRequest>,
+    tx: mpsc::Sender<Result<WatchResponse, Status>>,
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
 /// What woke the stream's task.
 enum Wake {
     Gone,
@@ -200,12 +260,16 @@ enum Wake {
 async fn drive(
     mut session: Session,
     mut feed: Feed,
-    mut requests: Streaming<WatchRequest>,
-    tx: mpsc::Sender<Result<WatchResponse, Status>>,
+    streams: Streams,
     period: Duration,
     leader: Option<LeaderCheck>,
-    mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    permit: Permit,
 ) {
+    let Streams {
+        mut requests,
+        tx,
+        mut stopping,
+    } = streams;
     let mut next_tick = clock::now() + period;
     let check_every = leader.as_ref().map_or(period, |l| l.every);
     let mut next_leader_check = clock::now() + check_every;
@@ -228,7 +292,10 @@ async fn drive(
             Wake::Gone => return,
             Wake::Request(Ok(Some(req))) => {
                 session.drain(&mut feed, &mut out);
-                session.handle(req, &mut out);
+                match permit.refusal(&req).await {
+                    Some(refused) => out.push(refused),
+                    None => session.handle(req, &mut out),
+                }
             }
             // The client finished sending; keep watching until it cancels the call.
             Wake::Request(Ok(None)) => requests_open = false,

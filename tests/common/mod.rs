@@ -560,6 +560,12 @@ impl Server {
         }
     }
 
+    /// Sets the extra etcdctl flags of every later call, readiness checks included (e.g. a
+    /// `--user` once auth is on, since `endpoint health` needs a user then).
+    pub fn set_ctl_args(&mut self, args: &[&str]) {
+        self.schemes.ctl_args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Runs etcdctl against this server with the standard timeouts.
     pub fn etcdctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         self.etcdctl_with(args, stdin, "2s", "5s")

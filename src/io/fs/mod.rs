@@ -112,3 +112,9 @@ impl Dir {
         }
     }
 }
+
+/// The content of a file an operator named in a flag (a JWT key, …), read once at start; the
+/// error says which file and why.
+pub fn read_named_file(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("open {path}: {e}"))
+}
