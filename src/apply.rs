@@ -11,6 +11,7 @@
 //! ([`crate::auth::request`]) before it touches the store, and auth changes go to the
 //! [`AuthStore`], their records into the same batch.
 
+use crate::alarm::AlarmStore;
 use crate::auth::{request, AuthInfo, AuthStore};
 use crate::error::Error;
 use crate::io::clock::Instant;
@@ -19,9 +20,12 @@ use crate::lease::Lessor;
 use crate::mvcc::{Store, Writer};
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::{AuthApplied, RaftRequest};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+    AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
+    LeaseCheckpointResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
+    TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 
@@ -48,6 +52,8 @@ pub enum Applied {
     LeaseCheckpoint(LeaseCheckpointResponse),
     /// An auth change (or Authenticate's token).
     Auth(AuthApplied),
+    /// An alarm raised, cleared or listed.
+    Alarm(AlarmResponse),
     /// The request was rejected when applied (e.g. an unknown lease); the store is unchanged.
     Rejected(Error),
     /// The results of a batch of requests, in order.
@@ -59,6 +65,7 @@ pub struct Applier<'a> {
     writer: Writer<'a>,
     lessor: &'a Lessor,
     auth: &'a AuthStore,
+    alarms: &'a AlarmStore,
     clock: ApplyClock,
 }
 
@@ -71,6 +78,18 @@ pub struct ApplyClock {
     pub now: Instant,
     /// Wall-clock time, Unix seconds.
     pub unix_secs: u64,
+}
+
+/// Whether a txn puts in either branch (a txn that only reads and deletes takes no space).
+fn txn_puts(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .any(|op| match &op.request {
+            Some(Op::RequestPut(_)) => true,
+            Some(Op::RequestTxn(t)) => txn_puts(t),
+            _ => false,
+        })
 }
 
 /// The identity an entry was proposed with; `Err(())` for the member's own housekeeping.
@@ -92,6 +111,7 @@ impl<'a> Applier<'a> {
         store: &'a Store,
         lessor: &'a Lessor,
         auth: &'a AuthStore,
+        alarms: &'a AlarmStore,
         clock: ApplyClock,
         watched: bool,
     ) -> Self {
@@ -104,6 +124,7 @@ impl<'a> Applier<'a> {
             },
             lessor,
             auth,
+            alarms,
             clock,
         }
     }
@@ -136,11 +157,57 @@ impl<'a> Applier<'a> {
             }
         }
         let who = who.unwrap_or(None);
+        if let Req::Alarm(a) = req {
+            return self.apply_alarm(a);
+        }
         let result = match self.apply_auth(index, who.as_ref(), req) {
             Ok(done) => done,
-            Err(req) => self.apply_kv(req),
+            Err(req) => self.capped(&req).and_then(|()| self.apply_kv(req)),
         };
         result.unwrap_or_else(Applied::Rejected)
+    }
+
+    /// What a raised alarm refuses: with CORRUPT every key and lease write, with NOSPACE the
+    /// writes that take space (puts, txns that put, lease grants).
+    fn capped(&self, req: &Req) -> Result<(), Error> {
+        if self.alarms.raised(AlarmType::Corrupt) {
+            return match req {
+                Req::Put(_)
+                | Req::DeleteRange(_)
+                | Req::Txn(_)
+                | Req::Compaction(_)
+                | Req::LeaseGrant(_)
+                | Req::LeaseRevoke(_) => Err(Error::Corrupt),
+                _ => Ok(()),
+            };
+        }
+        if self.alarms.raised(AlarmType::Nospace) {
+            return match req {
+                Req::Put(_) | Req::LeaseGrant(_) => Err(Error::NoSpace),
+                Req::Txn(t) if txn_puts(t) => Err(Error::NoSpace),
+                _ => Ok(()),
+            };
+        }
+        Ok(())
+    }
+
+    /// Raises, clears or lists alarms (etcd's `applierV3backend.Alarm`).
+    fn apply_alarm(&mut self, a: AlarmRequest) -> Applied {
+        let batch = self.writer.batch();
+        let alarms = match AlarmAction::try_from(a.action) {
+            Ok(AlarmAction::Get) => self.alarms.get(a.alarm),
+            Ok(AlarmAction::Activate) => vec![self.alarms.activate(a.member_id, a.alarm, batch)],
+            Ok(AlarmAction::Deactivate) => self
+                .alarms
+                .deactivate(a.member_id, a.alarm, batch)
+                .into_iter()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Applied::Alarm(AlarmResponse {
+            header: header(self.writer.current_revision()),
+            alarms,
+        })
     }
 
     /// Applies a request to the store and the lessor.
@@ -309,11 +376,22 @@ mod tests {
         auth: &AuthStore,
         reqs: Vec<RaftRequest>,
     ) -> (Vec<Applied>, Vec<WriteOp>) {
+        apply_alarmed(store, lessor, auth, &AlarmStore::default(), reqs)
+    }
+
+    /// As [`apply_with`], with `alarms`.
+    fn apply_alarmed(
+        store: &Store,
+        lessor: &Lessor,
+        auth: &AuthStore,
+        alarms: &AlarmStore,
+        reqs: Vec<RaftRequest>,
+    ) -> (Vec<Applied>, Vec<WriteOp>) {
         let clock = ApplyClock {
             now: Instant::now(),
             unix_secs: 1000,
         };
-        let mut a = Applier::new(store, lessor, auth, clock, true);
+        let mut a = Applier::new(store, lessor, auth, alarms, clock, true);
         let results = reqs
             .into_iter()
             .enumerate()
@@ -656,5 +734,63 @@ mod tests {
         assert_eq!(results[0], Applied::Rejected(Error::PermissionDenied));
         assert_eq!(results[1], Applied::Rejected(Error::UserEmpty));
         assert!(auth.enabled());
+    }
+
+    fn alarm(action: AlarmAction, alarm: AlarmType) -> RaftRequest {
+        request(Req::Alarm(AlarmRequest {
+            action: action as i32,
+            member_id: 9,
+            alarm: alarm as i32,
+        }))
+    }
+
+    #[test]
+    fn nospace_refuses_what_takes_space_and_corrupt_refuses_every_write() {
+        let (store, lessor, auth) = (Store::new(), Lessor::new(), AuthStore::default());
+        let alarms = AlarmStore::default();
+        let run = |reqs| apply_alarmed(&store, &lessor, &auth, &alarms, reqs).0;
+        let delete = request(Req::DeleteRange(
+            crate::proto::etcdserverpb::DeleteRangeRequest {
+                key: b"a".as_slice().into(),
+                ..Default::default()
+            },
+        ));
+        let deleting_txn = request(Req::Txn(TxnRequest {
+            success: vec![crate::proto::etcdserverpb::RequestOp {
+                request: Some(Op::RequestDeleteRange(Default::default())),
+            }],
+            ..Default::default()
+        }));
+        let results = run(vec![
+            put(b"a", 0),
+            alarm(AlarmAction::Activate, AlarmType::Nospace),
+            put(b"a", 0),
+            grant(1, 60),
+            delete.clone(),
+            deleting_txn,
+            alarm(AlarmAction::Get, AlarmType::None),
+        ]);
+        assert_eq!(revision_of(&results[0]), 2);
+        assert!(matches!(&results[1], Applied::Alarm(r) if r.alarms.len() == 1));
+        assert_eq!(results[2], Applied::Rejected(Error::NoSpace));
+        assert_eq!(results[3], Applied::Rejected(Error::NoSpace));
+        assert!(
+            matches!(results[4], Applied::DeleteRange(_)),
+            "{:?}",
+            results[4]
+        );
+        assert!(matches!(results[5], Applied::Txn(_)), "{:?}", results[5]);
+        assert!(matches!(&results[6], Applied::Alarm(r) if r.alarms[0].member_id == 9));
+        let results = run(vec![
+            alarm(AlarmAction::Deactivate, AlarmType::Nospace),
+            alarm(AlarmAction::Deactivate, AlarmType::Nospace),
+            put(b"a", 0),
+            alarm(AlarmAction::Activate, AlarmType::Corrupt),
+            delete,
+        ]);
+        assert!(matches!(&results[0], Applied::Alarm(r) if r.alarms.len() == 1));
+        assert!(matches!(&results[1], Applied::Alarm(r) if r.alarms.is_empty()));
+        assert!(matches!(results[2], Applied::Put(_)));
+        assert_eq!(results[4], Applied::Rejected(Error::Corrupt));
     }
 }

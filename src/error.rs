@@ -12,6 +12,13 @@ pub enum Error {
     /// A request without a key.
     #[error("etcdserver: key is not provided")]
     EmptyKey,
+    /// A write past `--quota-backend-bytes`, or any write that needs space while the NOSPACE
+    /// alarm is raised.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// Any request while the CORRUPT alarm is raised.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// `ignore_value`/`ignore_lease` on a key that does not exist.
     #[error("etcdserver: key not found")]
     KeyNotFound,
@@ -235,6 +242,8 @@ impl Error {
             | Error::LostWatcher
             | Error::Recipe(_) => Code::Unknown,
             Error::Internal(_) => Code::Internal,
+            Error::NoSpace => Code::ResourceExhausted,
+            Error::Corrupt => Code::DataLoss,
         }
     }
 

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alarm;
 pub mod apply;
 pub mod auth;
 pub mod cluster;

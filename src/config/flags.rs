@@ -41,7 +41,7 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("listen-metrics-urls", "", Value, Warn),
     ("max-snapshots", "5", Value, Warn),
     ("max-wals", "5", Value, Warn),
-    ("quota-backend-bytes", "0", Value, Warn),
+    ("quota-backend-bytes", "0", Value, Built),
     ("backend-batch-interval", "0s", Value, Warn),
     ("backend-batch-limit", "0", Value, Warn),
     ("max-txn-ops", "128", Value, Built),

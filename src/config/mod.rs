@@ -106,6 +106,8 @@ pub struct Config {
     pub cipher_suites: Vec<String>,
     /// `--self-signed-cert-validity`, in years.
     pub self_signed_cert_validity: u32,
+    /// `--quota-backend-bytes` (0: etcd's default of 2 GiB; negative: no quota).
+    pub quota_backend_bytes: i64,
     /// `--auth-token`: `simple`, or `jwt,` and its options.
     pub auth_token: String,
     /// `--auth-token-ttl`, in seconds (simple tokens).
@@ -299,6 +301,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .copied()
             .unwrap_or(false),
         wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
+        quota_backend_bytes: number(&m, "quota-backend-bytes")?,
         auth_token: text(&m, "auth-token"),
         auth_token_ttl: number(&m, "auth-token-ttl")?,
         bcrypt_cost: number(&m, "bcrypt-cost")?,
@@ -450,6 +453,7 @@ impl Config {
             peer_tls: TlsInfo::default(),
             cipher_suites: Vec::new(),
             self_signed_cert_validity: 1,
+            quota_backend_bytes: 0,
             auth_token: "simple".to_string(),
             auth_token_ttl: 300,
             bcrypt_cost: 10,

@@ -79,7 +79,7 @@ fn tls_flags_parse_and_unbuilt_flags_warn() {
     assert!(run(&["--cipher-suites", "TLS_RSA_WITH_AES_128_CBC_SHA"])
         .unwrap_err()
         .contains("not supported"));
-    let c = run(&["--quota-backend-bytes", "100", "--enable-v2=false"]).unwrap();
+    let c = run(&["--cors", "example.com", "--enable-v2=false"]).unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(run(&["--no-such-flag"]).is_err());
 }

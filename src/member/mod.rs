@@ -35,6 +35,7 @@ use crate::server::lease::LeaseService;
 use crate::server::lock::LockService;
 use crate::server::maintenance::MaintenanceService;
 use crate::server::peer::PeerService;
+use crate::server::quota::Quota;
 use crate::server::watch::{WatchService, WatchSettings};
 use crate::server::GRPC_OVERHEAD_BYTES;
 
@@ -103,7 +104,8 @@ impl Server {
         .await?;
 
         let max_decode = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
-        let kv_service = KvService::new(node.clone(), cfg.max_txn_ops);
+        let quota = Quota::from_flag(cfg.quota_backend_bytes);
+        let kv_service = KvService::new(node.clone(), cfg.max_txn_ops, quota);
         let kv = KvServer::new(kv_service.clone())
             .max_decoding_message_size(max_decode)
             .max_encoding_message_size(usize::MAX);
@@ -123,7 +125,7 @@ impl Server {
         if cfg.lease_checkpoint {
             node.enable_lease_checkpoints(crate::lease::CHECKPOINT_INTERVAL);
         }
-        let lease_service = LeaseService::new(node.clone(), cfg.election);
+        let lease_service = LeaseService::new(node.clone(), cfg.election, quota);
         let lease = LeaseServer::new(lease_service.clone());
         let auth = AuthServer::new(AuthService::new(node.clone(), cfg.bcrypt_cost));
         // Lock and Election run etcd's recipes over an in-process client of this member.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use openraft::error::RaftError;
 use openraft::{Config, Raft, SnapshotPolicy};
 
+use crate::alarm::AlarmStore;
 use crate::auth::AuthStore;
 use crate::cluster::Member;
 use crate::io::net::Dialer;
@@ -169,6 +170,11 @@ impl RaftNode {
     /// The mvcc store (reads go here directly).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The raised alarms, as applied here.
+    pub fn alarms(&self) -> Arc<AlarmStore> {
+        self.machine.alarms()
     }
 
     /// The auth store (users, roles, tokens as applied here).

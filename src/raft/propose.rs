@@ -32,6 +32,8 @@ pub trait Proposal {
     fn response(applied: Applied) -> Option<Self::Response>;
     /// The response's header, to fill.
     fn header(response: &mut Self::Response) -> &mut Option<ResponseHeader>;
+    /// Whether etcd answers with a header (its Alarm responses have none).
+    const HAS_HEADER: bool = true;
 }
 
 macro_rules! proposals {
@@ -62,6 +64,26 @@ proposals! {
     LeaseGrantRequest => LeaseGrantResponse, LeaseGrant;
     LeaseRevokeRequest => LeaseRevokeResponse, LeaseRevoke;
     LeaseCheckpointRequest => LeaseCheckpointResponse, LeaseCheckpoint;
+}
+
+impl Proposal for AlarmRequest {
+    type Response = AlarmResponse;
+    const HAS_HEADER: bool = false;
+    fn command(self) -> Req {
+        Req::Alarm(self)
+    }
+    fn response(applied: Applied) -> Option<AlarmResponse> {
+        match applied {
+            Applied::Alarm(r) => Some(AlarmResponse {
+                header: None,
+                alarms: r.alarms,
+            }),
+            _ => None,
+        }
+    }
+    fn header(response: &mut AlarmResponse) -> &mut Option<ResponseHeader> {
+        &mut response.header
+    }
 }
 
 /// Auth changes: every one answers only a header.
@@ -159,7 +181,9 @@ impl RaftNode {
         let mut response = P::response(applied).ok_or_else(|| {
             Error::Internal("unexpected apply result for the request's kind".into())
         })?;
-        self.fill(P::header(&mut response));
+        if P::HAS_HEADER {
+            self.fill(P::header(&mut response));
+        }
         Ok(response)
     }
 

@@ -20,6 +20,7 @@ use openraft::{
     StoredMembership,
 };
 
+use crate::alarm::AlarmStore;
 use crate::apply::{Applier, ApplyClock};
 use crate::auth::AuthStore;
 use crate::cluster::Member;
@@ -63,6 +64,8 @@ pub struct StateMachine {
     lessor: Arc<Lessor>,
     /// Users, roles and permissions, applied in log order with the store.
     auth: Arc<AuthStore>,
+    /// The raised alarms, applied in log order with the store.
+    alarms: Arc<AlarmStore>,
 }
 
 fn sm_err(e: io::Error) -> StorageError<u64> {
@@ -112,6 +115,8 @@ impl StateMachine {
         let lessor = Arc::new(Lessor::new());
         lessor.load(&disk, clock::now())?;
         auth.load(&disk)?;
+        let alarms = Arc::new(AlarmStore::default());
+        alarms.load(&disk)?;
         Ok(StateMachine {
             disk,
             store,
@@ -119,12 +124,18 @@ impl StateMachine {
             hub,
             lessor,
             auth,
+            alarms,
         })
     }
 
     /// The lessor this state machine applies lease requests to.
     pub fn lessor(&self) -> Arc<Lessor> {
         self.lessor.clone()
+    }
+
+    /// The alarms this state machine applies alarm requests to.
+    pub fn alarms(&self) -> Arc<AlarmStore> {
+        self.alarms.clone()
     }
 
     /// The store this state machine applies to (shared with the read path).
@@ -208,7 +219,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             now: clock::now(),
             unix_secs: (clock::unix_nanos() / 1_000_000_000).max(0) as u64,
         };
-        let mut applier = Applier::new(&self.store, &self.lessor, &self.auth, clock, watched);
+        let mut applier = Applier::new(
+            &self.store,
+            &self.lessor,
+            &self.auth,
+            &self.alarms,
+            clock,
+            watched,
+        );
         for e in entries {
             if let Some(prev) = last {
                 assert!(e.log_id > prev, "entries are applied in log order");
@@ -297,6 +315,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.store.reload(&self.disk)?;
             self.lessor.load(&self.disk, clock::now())?;
             self.auth.load(&self.disk)?;
+            self.alarms.load(&self.disk)?;
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
             let mut m = self.meta();

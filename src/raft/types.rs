@@ -60,6 +60,7 @@ enum WireApplied {
     Rejected(Error),
     Batch(Vec<WireApplied>),
     Auth(Vec<u8>),
+    Alarm(Vec<u8>),
 }
 
 fn to_wire(a: &Applied) -> WireApplied {
@@ -75,6 +76,7 @@ fn to_wire(a: &Applied) -> WireApplied {
         Applied::Rejected(e) => WireApplied::Rejected(e.clone()),
         Applied::Batch(b) => WireApplied::Batch(b.iter().map(to_wire).collect()),
         Applied::Auth(r) => WireApplied::Auth(r.encode_to_vec()),
+        Applied::Alarm(r) => WireApplied::Alarm(r.encode_to_vec()),
     }
 }
 
@@ -93,6 +95,7 @@ fn from_wire<E: serde::de::Error>(w: WireApplied) -> Result<Applied, E> {
         WireApplied::LeaseCheckpoint(b) => Applied::LeaseCheckpoint(dec(&b)?),
         WireApplied::Rejected(e) => Applied::Rejected(e),
         WireApplied::Auth(b) => Applied::Auth(dec(&b)?),
+        WireApplied::Alarm(b) => Applied::Alarm(dec(&b)?),
         WireApplied::Batch(b) => {
             Applied::Batch(b.into_iter().map(from_wire).collect::<Result<_, E>>()?)
         }

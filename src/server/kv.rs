@@ -12,25 +12,40 @@ use crate::auth::{request as perms, AuthInfo};
 use crate::error::Error;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+    AlarmType, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use crate::raft::RaftNode;
 
 use super::caller::caller;
 use super::check;
+use super::quota::{cost_put, cost_txn, Quota};
 
 /// etcd's KV service on one member.
 #[derive(Clone)]
 pub struct KvService {
     node: RaftNode,
     max_txn_ops: usize,
+    quota: Quota,
 }
 
 impl KvService {
-    /// A KV service of `node`, allowing `max_txn_ops` operations per txn branch.
-    pub fn new(node: RaftNode, max_txn_ops: usize) -> Self {
-        KvService { node, max_txn_ops }
+    /// A KV service of `node`, allowing `max_txn_ops` operations per txn branch and puts within
+    /// `quota`.
+    pub fn new(node: RaftNode, max_txn_ops: usize, quota: Quota) -> Self {
+        KvService {
+            node,
+            max_txn_ops,
+            quota,
+        }
+    }
+
+    /// Refuses every read while the CORRUPT alarm is raised, as etcd does.
+    fn readable(&self) -> Result<(), Error> {
+        if self.node.alarms().raised(AlarmType::Corrupt) {
+            return Err(Error::Corrupt);
+        }
+        Ok(())
     }
 
     /// Runs `read` once `permitted` allows it to `who`, and again while the auth store changed
@@ -65,6 +80,7 @@ impl KvService {
         r: RangeRequest,
     ) -> Result<RangeResponse, Error> {
         check::check_range(&r)?;
+        self.readable()?;
         if !r.serializable {
             self.node.read_barrier().await?;
         }
@@ -85,6 +101,7 @@ impl KvService {
         r: PutRequest,
     ) -> Result<PutResponse, Error> {
         check::check_put(&r)?;
+        self.quota.check(&self.node, cost_put(&r)).await?;
         self.node.propose(who, r).await
     }
 
@@ -106,9 +123,11 @@ impl KvService {
         r: TxnRequest,
     ) -> Result<TxnResponse, Error> {
         check::check_txn(&r, self.max_txn_ops)?;
+        self.quota.check(&self.node, cost_txn(&r)).await?;
         if !check::txn_is_read_only(&r) {
             return self.node.propose(who, r).await;
         }
+        self.readable()?;
         if !check::txn_is_serializable(&r) {
             self.node.read_barrier().await?;
         }

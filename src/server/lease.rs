@@ -23,6 +23,7 @@ use crate::proto::etcdserverpb::{
 use crate::raft::RaftNode;
 
 use super::caller::caller;
+use super::quota::{Quota, LEASE_OVERHEAD};
 
 /// The responses of a LeaseKeepAlive stream.
 pub type KeepAliveStream =
@@ -34,6 +35,7 @@ pub struct LeaseService {
     node: RaftNode,
     min_ttl: i64,
     ids: Arc<IdGen>,
+    quota: Quota,
 }
 
 /// The leader answered a lease call with the other call's kind of answer (cannot happen
@@ -43,13 +45,15 @@ fn mismatched() -> Error {
 }
 
 impl LeaseService {
-    /// A Lease service on `node`, whose election timeout sets the minimum TTL.
-    pub fn new(node: RaftNode, election: Duration) -> Self {
+    /// A Lease service on `node`, whose election timeout sets the minimum TTL, granting
+    /// within `quota`.
+    pub fn new(node: RaftNode, election: Duration, quota: Quota) -> Self {
         let ids = IdGen::new(node.id(), clock::unix_nanos());
         LeaseService {
             node,
             min_ttl: min_ttl(election),
             ids: Arc::new(ids),
+            quota,
         }
     }
 
@@ -60,6 +64,7 @@ impl LeaseService {
         r: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, Error> {
         let lessor = self.node.lessor();
+        self.quota.check(&self.node, LEASE_OVERHEAD).await?;
         let g = check_grant(&r, self.min_ttl, || self.ids.next(), |id| lessor.exists(id))?;
         self.node.propose(who, g).await
     }

@@ -1,12 +1,13 @@
-//! The Maintenance service: Status (what `etcdctl endpoint status` shows). The rest answers
-//! `Unimplemented` until built.
+//! The Maintenance service: Status (what `etcdctl endpoint status` shows, raised alarms
+//! included), Alarm (through the log, see [`crate::alarm`]), Hash/HashKV (root only while auth
+//! is on), MoveLeader. Defragment, Snapshot and Downgrade answer `Unimplemented` until built.
 
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
 
-use super::caller::admin;
+use super::caller::{admin, caller};
 use super::unimplemented::{not_yet, unimplemented_rpcs, NoStream};
 use crate::error::Error;
 use crate::raft::RaftNode;
@@ -37,14 +38,11 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        // No alarm is ever raised yet (no quota, no corruption check): GET lists none, and
-        // activating or deactivating one changes nothing.
-        let _ = req.into_inner();
-        let revision = self.node.store().current_revision();
-        Ok(Response::new(AlarmResponse {
-            header: Some(self.node.header(revision)),
-            alarms: vec![],
-        }))
+        // Every action goes through the log, as in etcd: a GET is linearizable, and raising or
+        // clearing an alarm is applied by every member. Anyone may (etcd checks no role).
+        let who = caller(&self.node, &req).await?;
+        let resp = self.node.propose(who.as_ref(), req.into_inner()).await?;
+        Ok(Response::new(resp))
     }
 
     async fn move_leader(
@@ -52,10 +50,8 @@ impl Maintenance for MaintenanceService {
         req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
         self.node.move_leader(req.into_inner().target_id).await?;
-        let revision = self.node.store().current_revision();
-        Ok(Response::new(MoveLeaderResponse {
-            header: Some(self.node.header(revision)),
-        }))
+        // etcd 3.4 answers MoveLeader with an empty response: no header.
+        Ok(Response::new(MoveLeaderResponse { header: None }))
     }
 
     async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
@@ -104,7 +100,7 @@ impl Maintenance for MaintenanceService {
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
             raft_applied_index: m.last_applied.map_or(0, |l| l.index),
-            errors: vec![],
+            errors: self.node.alarms().status_errors(),
             db_size_in_use: db_size,
             is_learner: !m
                 .membership_config

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod peer;
+pub mod quota;
 pub mod unimplemented;
 pub mod watch;
 

@@ -560,6 +560,14 @@ impl Server {
         }
     }
 
+    /// Sets `flag` to `value` for later restarts (replacing its value if it was given).
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.args.len() => self.args[i + 1] = value.to_string(),
+            _ => self.args.extend([flag.to_string(), value.to_string()]),
+        }
+    }
+
     /// Sets the extra etcdctl flags of every later call, readiness checks included (e.g. a
     /// `--user` once auth is on, since `endpoint health` needs a user then).
     pub fn set_ctl_args(&mut self, args: &[&str]) {
