@@ -6,6 +6,7 @@
 pub mod alarm;
 pub mod apply;
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod error;

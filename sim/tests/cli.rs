@@ -92,10 +92,12 @@ fn number_after(out: &str, prefix: &str) -> usize {
 #[test]
 fn a_canary_failure_shrinks_to_a_smaller_schedule_that_still_fails() {
     let dir = format!("{}/shrink", env!("CARGO_TARGET_TMPDIR"));
-    // Acknowledging appends before fsync loses acknowledged writes across power cuts.
+    // Acknowledging appends before fsync loses acknowledged writes across power cuts. (Whether
+    // a given seed's crashes land where the canary loses a write depends on the exact run: the
+    // seed is one that does with the code as it is; most seeds of 100..130 do.)
     let (code, out) = exec(&[
         "--seed",
-        "100",
+        "101",
         "--faults",
         "crash",
         "--canary",
@@ -107,14 +109,14 @@ fn a_canary_failure_shrinks_to_a_smaller_schedule_that_still_fails() {
         &dir,
     ]);
     assert_eq!(code, 1, "{out}");
-    let before = number_after(&out, "shrinking seed 100 (");
+    let before = number_after(&out, "shrinking seed 101 (");
     let after = number_after(&out, "tries (");
     assert!(after < before, "{before} steps shrank to {after}:\n{out}");
     // The minimal schedule, replayed from its file, still fails.
-    let min = format!("{dir}/seed-100.min.schedule.json");
+    let min = format!("{dir}/seed-101.min.schedule.json");
     let (code, again) = exec(&[
         "--seed",
-        "100",
+        "101",
         "--canary",
         "ack-before-fsync",
         "--schedule",

@@ -207,6 +207,18 @@ impl AuthStore {
         Some((u.password.to_vec(), no_password))
     }
 
+    /// Everything the store holds, for snapshots: (enabled, auth revision, users, roles), users
+    /// and roles by name.
+    pub fn export(&self) -> (bool, u64, Vec<User>, Vec<Role>) {
+        let s = self.lock();
+        (
+            s.enabled,
+            s.revision,
+            s.users.values().cloned().collect(),
+            s.roles.values().cloned().collect(),
+        )
+    }
+
     /// etcd's admin check (`IsAdminPermitted`).
     pub fn check_admin(&self, who: Option<&AuthInfo>) -> Result<(), Error> {
         self.lock().admin(who)

@@ -278,6 +278,24 @@ impl Store {
         self.read().compacted
     }
 
+    /// Calls `f` with every retained revision record in revision order (the key, and its
+    /// key-value, `None` for a tombstone) and the compacted revision, while no writer can
+    /// change the store — so what else `f` reads of the applied state (leases, auth, the applied
+    /// index, all changed under the store's write lock) is consistent with them. For snapshots.
+    pub fn with_records<R>(
+        &self,
+        f: impl FnOnce(Vec<(Revision, Bytes, Option<KeyValue>)>, i64) -> R,
+    ) -> R {
+        let s = self.read();
+        let mut records: Vec<_> = s
+            .index
+            .iter()
+            .flat_map(|(key, h)| h.changes().map(move |c| (c.rev, key.clone(), c.kv.clone())))
+            .collect();
+        records.sort_by_key(|(rev, _, _)| *rev);
+        f(records, s.compacted)
+    }
+
     /// Number of retained revision records (for status and metrics).
     pub fn record_count(&self) -> usize {
         self.read()

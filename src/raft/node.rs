@@ -172,6 +172,11 @@ impl RaftNode {
         &self.store
     }
 
+    /// The index of the last entry applied here (`None` before the first).
+    pub fn applied_index(&self) -> Option<u64> {
+        self.machine.applied_index()
+    }
+
     /// The raised alarms, as applied here.
     pub fn alarms(&self) -> Arc<AlarmStore> {
         self.machine.alarms()

@@ -1,6 +1,7 @@
 //! The Maintenance service: Status (what `etcdctl endpoint status` shows, raised alarms
 //! included), Alarm (through the log, see [`crate::alarm`]), Hash/HashKV (root only while auth
-//! is on), MoveLeader. Defragment, Snapshot and Downgrade answer `Unimplemented` until built.
+//! is on), MoveLeader. Snapshot (root only) streams the applied state as etcd's backend database
+//! ([`crate::backup`]). Defragment and Downgrade answer `Unimplemented` until built.
 
 use tonic::{Request, Response, Status};
 
@@ -8,9 +9,16 @@ use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
 
 use super::caller::{admin, caller};
-use super::unimplemented::{not_yet, unimplemented_rpcs, NoStream};
+use super::unimplemented::unimplemented_rpcs;
+use crate::backup::{self, etcd_db, export};
 use crate::error::Error;
+use crate::io::runtime;
 use crate::raft::RaftNode;
+
+/// The responses of a Snapshot call.
+pub type SnapshotStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send + 'static>,
+>;
 
 /// The etcd API version detcd speaks (what Status reports as the server version).
 pub const ETCD_API_VERSION: &str = "3.5.0";
@@ -30,7 +38,7 @@ impl MaintenanceService {
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    type SnapshotStream = NoStream<SnapshotResponse>;
+    type SnapshotStream = SnapshotStream;
 
     unimplemented_rpcs! {
         defragment(DefragmentRequest) -> DefragmentResponse;
@@ -80,9 +88,17 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _req: Request<SnapshotRequest>,
+        req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(not_yet("Snapshot"))
+        admin(&self.node, &req).await.map_err(Error::raw_auth)?;
+        let content = export::content(&self.node);
+        // Encoding a large store is CPU work: off the runtime's threads.
+        let db = runtime::off_runtime(move || etcd_db::write(&content)).await;
+        tracing::info!(bytes = db.len(), "sending a database snapshot");
+        // As etcd 3.4: the responses carry no header.
+        let responses: Vec<Result<SnapshotResponse, Status>> =
+            backup::snapshot_responses(&db).map(Ok).collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(responses))))
     }
 
     async fn status(
