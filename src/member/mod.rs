@@ -96,12 +96,21 @@ impl Server {
             tracing::info!(%bound, "serving peer traffic");
         }
         // Like etcd, serve clients only once this member's attributes are committed.
-        node.publish_attributes(Member {
-            name: cfg.name.clone(),
-            peer_urls: cfg.initial_advertise_peer_urls.clone(),
-            client_urls: cfg.advertise_client_urls.clone(),
-        })
-        .await?;
+        let published = node
+            .publish_attributes(Member {
+                name: cfg.name.clone(),
+                peer_urls: cfg.initial_advertise_peer_urls.clone(),
+                client_urls: cfg.advertise_client_urls.clone(),
+            })
+            .await;
+        if let Err(e) = published {
+            // Raft stopped on a fatal error meanwhile: say which.
+            let why = match node.raft().metrics().borrow().running_state.clone() {
+                Err(fatal) => format!("{e} (raft stopped: {fatal})"),
+                Ok(()) => e.to_string(),
+            };
+            return Err(why.into());
+        }
 
         let max_decode = cfg.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let quota = Quota::from_flag(cfg.quota_backend_bytes);

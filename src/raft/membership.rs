@@ -113,7 +113,9 @@ impl RaftNode {
                 Ok(_) => {
                     tracing::info!(member = %format!("{:x}", self.id), "published member attributes")
                 }
-                Err(Error::Stopped) => return Err(Error::Stopped),
+                // `Stopped` may come from the leader this was forwarded to (its raft stopped):
+                // another leader will be elected; only this member's own raft stopping (checked
+                // above) ends the wait.
                 Err(e) => {
                     tracing::debug!("publishing member attributes: {e}");
                     clock::sleep(Duration::from_millis(200)).await;
