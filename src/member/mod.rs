@@ -73,7 +73,7 @@ impl Server {
         let dialer = transport.dialer.clone();
         let node = RaftNode::start(me, cid, members, disk, settings, dialer, auth).await?;
         tracing::info!(member = %format!("{me:x}"), cluster = %format!("{cid:x}"), "raft started");
-        let peer = PeerServer::new(PeerService::new(node.clone()))
+        let peer = PeerServer::new(PeerService::new(node.clone(), cfg.max_txn_ops))
             .max_decoding_message_size(PEER_MESSAGE_LIMIT)
             .max_encoding_message_size(PEER_MESSAGE_LIMIT);
         for url in &cfg.listen_peer_urls {

@@ -2,6 +2,11 @@
 //! follower asks of the leader (propose a write, a read index, a membership change, a lease
 //! call) or a joining member asks of anyone (the cluster's ID and committed members). Each
 //! handler checks the sender's cluster, decodes, calls the node, encodes the answer.
+//!
+//! The peer port is a trust boundary (peer TLS and `--peer-cert-allowed-cn/hostname` decide who
+//! gets in), and even a member is held to the client rules: a forwarded write is checked as the
+//! KV service checks it before it reaches the log, and only the leader may ask a member to
+//! campaign (its MoveLeader).
 
 use tonic::{Request, Response, Status};
 
@@ -9,21 +14,40 @@ use crate::cluster::membership::{MemberInfo, MembershipOp};
 use crate::error::Error;
 use crate::lease::{LeaderAnswer, LeaderCall};
 use crate::proto::detcdpb::peer_server::Peer;
-use crate::proto::detcdpb::{ProposeRequest, RaftMessage};
+use crate::proto::detcdpb::raft_request::Request as Req;
+use crate::proto::detcdpb::{ProposeRequest, RaftMessage, RaftRequest};
 use crate::raft::network::{decode, encode};
 use crate::raft::propose::ProposeResult;
 use crate::raft::RaftNode;
+
+use super::check;
 
 /// The peer service of one member.
 #[derive(Clone)]
 pub struct PeerService {
     node: RaftNode,
+    max_txn_ops: usize,
 }
 
 impl PeerService {
-    /// Serves `node` to the other members of its cluster.
-    pub fn new(node: RaftNode) -> Self {
-        PeerService { node }
+    /// Serves `node` to the other members of its cluster, holding forwarded txns to
+    /// `max_txn_ops` operations per branch.
+    pub fn new(node: RaftNode, max_txn_ops: usize) -> Self {
+        PeerService { node, max_txn_ops }
+    }
+
+    /// The checks a client write gets from the KV service, for a write a member forwarded.
+    fn validate(&self, r: &RaftRequest, nested: bool) -> Result<(), Error> {
+        match &r.request {
+            Some(Req::Batch(b)) if !nested => {
+                b.requests.iter().try_for_each(|r| self.validate(r, true))
+            }
+            Some(Req::Batch(_)) => Err(Error::Internal("a batch inside a batch".into())),
+            Some(Req::Put(p)) => check::check_put(p),
+            Some(Req::DeleteRange(d)) => check::check_delete(d),
+            Some(Req::Txn(t)) => check::check_txn(t, self.max_txn_ops),
+            _ => Ok(()),
+        }
     }
 
     fn check(&self, cluster_id: u64) -> Result<(), Status> {
@@ -81,7 +105,10 @@ impl Peer for PeerService {
         let request = m
             .request
             .ok_or_else(|| Status::invalid_argument("propose without a request"))?;
-        let result: ProposeResult = self.node.propose_here(request).await;
+        let result: ProposeResult = match self.validate(&request, false) {
+            Ok(()) => self.node.propose_here(request).await,
+            Err(e) => Err(e),
+        };
         self.reply(encode(&result))
     }
 
@@ -111,7 +138,16 @@ impl Peer for PeerService {
     }
 
     async fn campaign(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.check(req.into_inner().cluster_id)?;
+        let m = req.into_inner();
+        self.check(m.cluster_id)?;
+        // Only as part of a MoveLeader the leader started: a campaign costs the cluster a term
+        // and its writes for an election.
+        if m.from == self.node.id() || self.node.leader() != Some(m.from) {
+            return Err(Status::permission_denied(format!(
+                "member {:x} asked for a campaign but is not the leader",
+                m.from
+            )));
+        }
         self.node.campaign_for_transfer();
         let result: Result<(), Error> = Ok(());
         self.reply(encode(&result))
