@@ -89,6 +89,8 @@ fn script() -> Vec<Step> {
         // alice: her keys only.
         alice(&["put", "/a", "1"]),
         alice(&["get", "/a"]),
+        as_user("alice", &["--password=apw", "get", "/a"]),
+        as_user("alice", &["--password=nope", "get", "/a"]),
         alice(&["put", "/b", "1"]),
         alice(&["get", "/b"]),
         alice(&["get", "/p/1"]),
