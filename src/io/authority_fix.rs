@@ -10,7 +10,8 @@
 //!
 //! A client uses one authority per connection, so the first header block decides: a connection
 //! whose first authority is a plain `host:port` (every other client) gets that block's original
-//! bytes and is passed straight through from then on, at no cost.
+//! bytes and is passed straight through from then on, at no cost. So is a connection that does
+//! not open with HTTP/2's preface (HTTP/1.1 on the same port, for `/health` and `/metrics`).
 
 use std::io;
 use std::pin::Pin;
@@ -80,14 +81,17 @@ impl<S> AuthorityFix<S> {
     /// Moves every complete frame from `raw` to `out`, rewriting header blocks.
     fn process(&mut self) -> io::Result<()> {
         if !self.preface_seen {
-            if self.raw.len() < PREFACE.len() {
+            let n = self.raw.len().min(PREFACE.len());
+            if self.raw[..n] != PREFACE[..n] {
+                // Not HTTP/2 (an HTTP/1.1 client of /health or /metrics): nothing to rewrite.
+                self.mode = Mode::PassThrough;
+                self.preface_seen = true;
+                let all = self.raw.split();
+                self.out.extend_from_slice(&all);
                 return Ok(());
             }
-            if &self.raw[..PREFACE.len()] != PREFACE {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "not an HTTP/2 connection",
-                ));
+            if self.raw.len() < PREFACE.len() {
+                return Ok(());
             }
             self.out
                 .extend_from_slice(&self.raw.split_to(PREFACE.len()));
@@ -345,6 +349,23 @@ mod tests {
         f.put_u32(stream);
         f.extend_from_slice(block);
         f
+    }
+
+    #[test]
+    fn an_http1_connection_passes_through_from_its_first_bytes() {
+        let req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut fix = AuthorityFix::new(());
+        // Even fewer bytes than HTTP/2's preface are enough to tell.
+        fix.raw.extend_from_slice(&req[..4]);
+        fix.process().unwrap();
+        assert_eq!(fix.mode, Mode::PassThrough);
+        assert_eq!(&fix.out[..], &req[..4]);
+        // A prefix of the preface is not decided yet.
+        let mut h2 = AuthorityFix::new(());
+        h2.raw.extend_from_slice(&PREFACE[..3]);
+        h2.process().unwrap();
+        assert_eq!(h2.mode, Mode::Undecided);
+        assert!(h2.out.is_empty());
     }
 
     #[test]

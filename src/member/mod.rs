@@ -30,6 +30,8 @@ use crate::server::auth::AuthService;
 use crate::server::cluster::ClusterService;
 use crate::server::election::ElectionService;
 use crate::server::embedded::LocalClient;
+#[cfg(not(madsim))]
+use crate::server::http;
 use crate::server::kv::KvService;
 use crate::server::lease::LeaseService;
 use crate::server::lock::LockService;
@@ -141,6 +143,8 @@ impl Server {
         let local = LocalClient::new(node.clone(), kv_service, lease_service, stopped.clone());
         let election = ElectionServer::new(ElectionService::new(local.clone()));
         let lock = LockServer::new(LockService::new(local));
+        #[cfg(not(madsim))]
+        let http_state = http::HttpState::new(node.clone(), quota.max_bytes());
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;
@@ -150,6 +154,26 @@ impl Server {
             let bound = net::local_addr(&listener)?;
             client_addrs.push(bound);
             let tls = transport.client_listener(url);
+            // gRPC and HTTP (/health, /metrics, ...) share the port, HTTP/1.1 included.
+            #[cfg(not(madsim))]
+            let router = {
+                let mut routes = tonic::service::Routes::new(kv.clone())
+                    .add_service(maintenance.clone())
+                    .add_service(cluster.clone())
+                    .add_service(watch.clone())
+                    .add_service(lease.clone())
+                    .add_service(auth.clone())
+                    .add_service(election.clone())
+                    .add_service(lock.clone());
+                let grpc = std::mem::take(routes.axum_router_mut());
+                *routes.axum_router_mut() = grpc
+                    .merge(http::routes(http_state.clone()))
+                    .fallback(http::fallback);
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(routes)
+            };
+            #[cfg(madsim)]
             let router = tonic::transport::Server::builder()
                 .add_service(kv.clone())
                 .add_service(maintenance.clone())

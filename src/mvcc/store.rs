@@ -296,6 +296,15 @@ impl Store {
         f(records, s.compacted)
     }
 
+    /// Number of keys that exist now (for metrics).
+    pub fn key_count(&self) -> usize {
+        self.read()
+            .index
+            .values()
+            .filter(|h| h.latest().is_some())
+            .count()
+    }
+
     /// Number of retained revision records (for status and metrics).
     pub fn record_count(&self) -> usize {
         self.read()

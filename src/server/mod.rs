@@ -13,6 +13,8 @@ pub mod check;
 pub mod cluster;
 pub mod election;
 pub mod embedded;
+#[cfg(not(madsim))]
+pub mod http;
 pub mod kv;
 pub mod lease;
 pub mod lock;

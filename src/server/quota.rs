@@ -48,6 +48,11 @@ impl Quota {
         Quota { max_bytes }
     }
 
+    /// The quota in bytes (`None`: no quota).
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.max_bytes
+    }
+
     /// Whether `cost` more bytes fit on `size` bytes.
     pub fn allows(&self, size: u64, cost: usize) -> bool {
         self.max_bytes

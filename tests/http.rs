@@ -1,0 +1,167 @@
+//! HTTP on the client port, with curl as operators use it: `/health` (etcd 3.4's answers: 200,
+//! 503 on an alarm unless excluded, 503 without a leader), `/version`, `/livez`, `/readyz`,
+//! `/metrics` (etcd's names, values that move), etcd's 404, CORS headers; and gRPC's answer for
+//! an unknown service or method on the same port.
+
+// Real processes, real time: the seam rule (clippy.toml) is for the server.
+#![allow(clippy::disallowed_methods)]
+#![cfg(not(madsim))]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Builder, Kind, Server};
+
+/// `curl -s -i URL` (plus `extra`): the status code, the headers (lower-cased), the body.
+fn curl(url: &str, extra: &[&str]) -> (u16, String, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "10"])
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = common::run_bounded(cmd, None, Duration::from_secs(15));
+    assert!(out.success(), "curl {url}: {out:?}");
+    let text = out.stdout.replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    (status, head.to_lowercase(), body.to_string())
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            (n == name).then(|| v.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn health_version_probes_and_metrics() {
+    let s = Server::detcd();
+    let base = s.client_url();
+    let (code, head, body) = curl(&format!("{base}/health"), &[]);
+    assert_eq!((code, body.as_str()), (200, r#"{"health":"true"}"#));
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    let (code, _, body) = curl(&format!("{base}/version"), &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        v["etcdserver"].is_string() && v["etcdcluster"].is_string(),
+        "{body}"
+    );
+    assert_eq!(curl(&format!("{base}/livez"), &[]).0, 200);
+    assert_eq!(curl(&format!("{base}/readyz"), &[]).0, 200);
+    let (code, _, body) = curl(&format!("{base}/no/such/path"), &[]);
+    assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
+
+    let (code, _, before) = curl(&format!("{base}/metrics"), &[]);
+    assert_eq!(code, 200);
+    for (name, kind) in [
+        ("etcd_server_has_leader", "gauge"),
+        ("etcd_server_is_leader", "gauge"),
+        ("etcd_server_leader_changes_seen", "counter"),
+        ("etcd_server_proposals_applied", "counter"),
+        ("etcd_mvcc_db_total_size_in_bytes", "gauge"),
+        ("etcd_debugging_mvcc_keys_total", "gauge"),
+        ("etcd_server_quota_backend_bytes", "gauge"),
+    ] {
+        assert!(
+            before.contains(&format!("# TYPE {name} {kind}")),
+            "{name}:\n{before}"
+        );
+    }
+    assert_eq!(metric(&before, "etcd_server_has_leader"), 1.0);
+    assert_eq!(
+        metric(&before, "etcd_server_leader_changes_seen_total"),
+        1.0
+    );
+    assert_eq!(
+        metric(&before, "etcd_server_quota_backend_bytes"),
+        2147483648.0
+    );
+    for i in 0..5 {
+        s.ok(&["put", &format!("k{i}"), "v"]);
+    }
+    let (_, _, after) = curl(&format!("{base}/metrics"), &[]);
+    assert_eq!(metric(&after, "etcd_debugging_mvcc_keys_total"), 5.0);
+    assert_eq!(metric(&after, "etcd_debugging_mvcc_current_revision"), 6.0);
+    assert!(
+        metric(&after, "etcd_server_proposals_applied_total")
+            >= metric(&before, "etcd_server_proposals_applied_total") + 5.0
+    );
+    assert!(after.contains("etcd_server_id{server_id=\""), "{after}");
+
+    // gRPC on the same port: an unknown service or method is Unimplemented, named.
+    let grpc = [
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+    ];
+    let (_, head, _) = curl(&format!("{base}/foo.Bar/Baz"), &grpc);
+    assert!(head.contains("grpc-status: 12"), "{head}");
+    assert!(
+        head.contains("grpc-message: unknown%20service%20foo.bar"),
+        "{head}"
+    );
+    // (An unknown method of a known service is answered by tonic's generated service:
+    // Unimplemented without a message.)
+    let (_, head, _) = curl(&format!("{base}/etcdserverpb.KV/Nope"), &grpc);
+    assert!(head.contains("grpc-status: 12"), "{head}");
+}
+
+#[test]
+fn health_is_503_with_an_alarm_unless_excluded() {
+    let s = Builder::new(Kind::Detcd)
+        .args(["--quota-backend-bytes", "200000"])
+        .start();
+    let value = "x".repeat(3000);
+    for i in 0..200 {
+        if !s
+            .etcdctl(&["put", &format!("k{i}"), &value], None)
+            .success()
+        {
+            break;
+        }
+    }
+    assert!(s.ok(&["alarm", "list"]).contains("alarm:NOSPACE"));
+    let base = s.client_url();
+    let (code, _, body) = curl(&format!("{base}/health"), &[]);
+    assert_eq!((code, body.as_str()), (503, r#"{"health":"false"}"#));
+    let (code, _, body) = curl(&format!("{base}/health?exclude=NOSPACE"), &[]);
+    assert_eq!((code, body.as_str()), (200, r#"{"health":"true"}"#));
+    s.ok(&["alarm", "disarm"]);
+    // Still over the quota, but no alarm until the next write refused for space.
+    assert_eq!(curl(&format!("{base}/health"), &[]).0, 200);
+}
+
+#[test]
+fn health_is_503_without_a_quorum() {
+    let mut members = common::start_cluster(3, &[]);
+    let base = members[0].client_url();
+    assert_eq!(curl(&format!("{base}/health"), &[]).0, 200);
+    members[1].kill_9();
+    members[2].kill_9();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, _, body) = curl(&format!("{base}/health"), &[]);
+        if code == 503 {
+            assert_eq!(body, r#"{"health":"false"}"#);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still healthy without a quorum");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(curl(&format!("{base}/readyz"), &[]).0, 503);
+    assert_eq!(curl(&format!("{base}/livez"), &[]).0, 200);
+}
