@@ -8,12 +8,15 @@
 //! - [`lease`]: leases kept alive under clock skew must not expire early, abandoned ones must;
 //! - [`lock`]: clients contending for one lock, fenced by its token, judged mutually exclusive;
 //! - [`storage`]: members crashed while their WAL rolls and purges segments, judged by the
-//!   acknowledged writes and every member starting again.
+//!   acknowledged writes and every member starting again;
+//! - [`auth`]: permissions revoked and granted again and passwords changed while clients write
+//!   with tokens, judged by what the acknowledged revocations forbid and the members' agreement.
 //!
-//! The last five are scenarios: each runs one seed in a fresh simulator through
+//! The last six are scenarios: each runs one seed in a fresh simulator through
 //! [`scenario::run_seed`] and returns a [`scenario::Passed`] or a [`scenario::failure`] report.
 //! Their clients connect, build requests and renew leases through the shared [`client`].
 
+pub mod auth;
 pub mod client;
 pub mod lease;
 pub mod lock;
