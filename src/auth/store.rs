@@ -219,6 +219,28 @@ impl AuthStore {
         )
     }
 
+    /// The disk records of an auth store with this content, for restoring a snapshot into an
+    /// empty data dir.
+    pub fn restore_records(
+        batch: &mut WriteBatch,
+        enabled: bool,
+        revision: u64,
+        users: &[User],
+        roles: &[Role],
+    ) {
+        batch.put(Bytes::from_static(ENABLED), vec![enabled as u8]);
+        batch.put(
+            Bytes::from_static(REVISION),
+            revision.max(1).to_be_bytes().to_vec(),
+        );
+        for u in users {
+            Self::put_user(batch, u);
+        }
+        for r in roles {
+            Self::put_role(batch, r);
+        }
+    }
+
     /// etcd's admin check (`IsAdminPermitted`).
     pub fn check_admin(&self, who: Option<&AuthInfo>) -> Result<(), Error> {
         self.lock().admin(who)

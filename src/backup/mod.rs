@@ -14,6 +14,7 @@
 pub mod bbolt;
 pub mod etcd_db;
 pub mod export;
+pub mod restore;
 
 use sha2::{Digest, Sha256};
 

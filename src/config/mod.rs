@@ -6,6 +6,8 @@
 //! (today only `--config-file`) — detcd refuses to start with those rather than run less
 //! securely than the operator asked for.
 
+pub mod restore;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -127,6 +129,8 @@ pub enum Action {
     Version,
     /// Run the server.
     Run(Box<Config>),
+    /// `detcd snapshot restore FILE ...`: build a data dir from a snapshot and exit.
+    Restore(Box<restore::RestoreArgs>),
 }
 
 fn text(m: &ArgMatches, name: &str) -> String {
@@ -201,6 +205,18 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<InitialMember>, String> {
 
 /// Parses the command line (`args[0]` is the program) and environment into an [`Action`].
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
+    let args: Vec<String> = args.into_iter().collect();
+    if args.get(1).map(String::as_str) == Some("snapshot") {
+        return match args.get(2).map(String::as_str) {
+            Some("restore") => Ok(Action::Restore(Box::new(restore::parse(
+                args[3..].to_vec(),
+            )?))),
+            other => Err(format!(
+                "unknown command {:?} for \"detcd snapshot\" (supported: restore)",
+                other.unwrap_or("")
+            )),
+        };
+    }
     let m = command()
         .try_get_matches_from(normalize(args))
         .map_err(|e| e.to_string())?;

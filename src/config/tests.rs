@@ -7,7 +7,20 @@ fn run(args: &[&str]) -> Result<Config, String> {
     match parse(v)? {
         Action::Run(c) => Ok(*c),
         Action::Version => Err("version".into()),
+        Action::Restore(_) => Err("restore".into()),
     }
+}
+
+#[test]
+fn snapshot_restore_is_a_subcommand() {
+    let args = ["detcd", "snapshot", "restore", "s.db", "--name", "m1"].map(String::from);
+    match parse(args).unwrap() {
+        Action::Restore(r) => {
+            assert_eq!((r.file.as_str(), r.data_dir.as_str()), ("s.db", "m1.etcd"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(["detcd", "snapshot", "save"].map(String::from)).is_err());
 }
 
 #[test]

@@ -87,6 +87,17 @@ fn record(l: &Lease) -> Bytes {
     v.freeze()
 }
 
+/// The disk record of lease `id` with `ttl` and checkpointed `remaining` (0: none), for
+/// restoring a snapshot into an empty data dir.
+pub fn restore_record(batch: &mut WriteBatch, id: i64, ttl: i64, remaining: i64) {
+    let lease = Lease {
+        ttl: ttl.max(1),
+        remaining: remaining.max(0),
+        expiry: None,
+    };
+    batch.put(record_key(id), record(&lease));
+}
+
 fn seconds(s: i64) -> Duration {
     Duration::from_secs(s.max(0) as u64)
 }

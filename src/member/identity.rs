@@ -97,16 +97,22 @@ pub(super) async fn identity(
     Ok((me, cid, members))
 }
 
-async fn persist_identity(disk: &Disk, me: u64, cid: u64, joined: bool) -> Result<(), StartError> {
-    let mut b = WriteBatch::new();
-    if joined {
-        b.put(Bytes::from_static(JOINED_KEY), vec![1]);
-    }
+/// The records naming this data dir's member `me` of cluster `cid` (for a founding member, or
+/// one restored from a snapshot).
+pub fn identity_records(b: &mut WriteBatch, me: u64, cid: u64) {
     b.put(Bytes::from_static(MEMBER_ID_KEY), me.to_be_bytes().to_vec());
     b.put(
         Bytes::from_static(CLUSTER_ID_KEY),
         cid.to_be_bytes().to_vec(),
     );
+}
+
+async fn persist_identity(disk: &Disk, me: u64, cid: u64, joined: bool) -> Result<(), StartError> {
+    let mut b = WriteBatch::new();
+    if joined {
+        b.put(Bytes::from_static(JOINED_KEY), vec![1]);
+    }
+    identity_records(&mut b, me, cid);
     disk.write(b)?;
     disk.sync().await?;
     Ok(())

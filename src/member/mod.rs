@@ -3,7 +3,7 @@
 //! attributes, and then serves etcd's gRPC API on the client URLs. This is the wiring; the
 //! services themselves are in [`crate::server`].
 
-mod identity;
+pub mod identity;
 pub mod transport;
 
 use std::net::SocketAddr;

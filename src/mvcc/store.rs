@@ -184,6 +184,35 @@ impl State {
     }
 }
 
+/// The disk record of revision `rev` (a put of `kv`, or a tombstone of `kv.key`), for
+/// restoring a snapshot into an empty data dir.
+pub fn restore_record(
+    batch: &mut crate::io::disk::WriteBatch,
+    rev: Revision,
+    kv: &KeyValue,
+    tombstone: bool,
+) {
+    let value = if tombstone {
+        KeyValue {
+            key: kv.key.clone(),
+            mod_revision: rev.main,
+            ..Default::default()
+        }
+    } else {
+        kv.clone()
+    };
+    batch.put(record_key(rev, tombstone), value.encode_to_vec());
+}
+
+/// The disk records of the current and compacted revisions, for restoring a snapshot.
+pub fn restore_meta(batch: &mut crate::io::disk::WriteBatch, current: i64, compacted: i64) {
+    batch.put(Bytes::from_static(META_REV), current.to_be_bytes().to_vec());
+    batch.put(
+        Bytes::from_static(META_COMPACT),
+        compacted.to_be_bytes().to_vec(),
+    );
+}
+
 /// The mvcc store: an index of every key's history, shared by the apply path (one writer at a
 /// time) and any number of readers.
 #[derive(Debug, Default)]

@@ -76,6 +76,23 @@ fn bad_data(m: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, m.to_string())
 }
 
+/// The state machine's records saying it applied the log up to `applied`, with `membership`:
+/// for restoring a snapshot into an empty data dir.
+pub fn restore_records(
+    batch: &mut WriteBatch,
+    applied: LogId<u64>,
+    membership: StoredMembership<u64, Member>,
+) {
+    batch.put(
+        Bytes::from_static(APPLIED),
+        serde_json::to_vec(&Some(applied)).expect("log id"),
+    );
+    batch.put(
+        Bytes::from_static(MEMBERSHIP),
+        serde_json::to_vec(&membership).expect("membership"),
+    );
+}
+
 impl StateMachine {
     /// The membership of the last applied membership entry: committed, unlike the latest one in
     /// the log, which a new leader may still roll back.
