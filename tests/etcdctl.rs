@@ -906,3 +906,70 @@ fn harness_moves_to_fresh_ports_when_a_port_is_taken() {
     assert_eq!(s.revision(), 2);
     drop(squatter);
 }
+
+/// Kills the child on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn config_file_replaces_flags_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = common::free_ports();
+    let yaml = format!(
+        "# as etcd.conf.yml.sample\n\
+         name: 'from-file'\n\
+         data-dir: {data}\n\
+         listen-client-urls: http://127.0.0.1:{c}\n\
+         advertise-client-urls: http://127.0.0.1:{c}\n\
+         listen-peer-urls: http://127.0.0.1:{p}\n\
+         initial-advertise-peer-urls: http://127.0.0.1:{p}\n\
+         initial-cluster: from-file=http://127.0.0.1:{p}\n\
+         initial-cluster-token: 'file-token'\n\
+         initial-cluster-state: 'new'\n\
+         max-txn-ops: 2\n\
+         client-transport-security:\n  client-cert-auth: false\n",
+        data = dir.path().join("data").display()
+    );
+    let config = dir.path().join("etcd.conf.yml");
+    std::fs::write(&config, yaml).unwrap();
+    let child = std::process::Command::new(Kind::Detcd.binary())
+        .arg("--config-file")
+        .arg(&config)
+        .env("ETCD_NAME", "from-env")
+        .env("ETCD_MAX_TXN_OPS", "100")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Child(child);
+    let endpoint = format!("--endpoints=127.0.0.1:{c}");
+    let ctl = |args: &[&str]| {
+        let mut full = vec![endpoint.clone()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        common::run_etcdctl(&full, None)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ctl(&["endpoint", "health"]).success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "detcd never became healthy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let members = ctl(&["member", "list"]);
+    assert!(members.stdout.contains(", from-file, "), "{members:?}");
+    // --max-txn-ops from the file (2), not from the environment (100).
+    let txn = "\n\nput a 1\nput b 2\nput c 3\n\n\n";
+    let o = common::run_etcdctl(&[endpoint.clone(), "txn".to_string()], Some(txn));
+    assert!(
+        o.stderr.contains("too many operations in txn request"),
+        "{o:?}"
+    );
+}

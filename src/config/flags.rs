@@ -11,8 +11,6 @@ pub enum Support {
     Built,
     /// Accepted; setting it to a non-default value logs a warning.
     Warn,
-    /// Refused when set to a non-default value: detcd will not silently run without security.
-    Security,
 }
 
 /// The type of a flag's value (Go's flag package semantics).
@@ -25,7 +23,7 @@ pub(super) enum Kind {
 }
 
 use Kind::{Bool, Value};
-use Support::{Built, Security, Warn};
+use Support::{Built, Warn};
 
 /// Every etcd 3.4 server flag: name, default, kind, support.
 pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
@@ -146,7 +144,7 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("force-new-cluster", "false", Bool, Warn),
     // Refused: a configuration file replaces every other flag, and may carry TLS settings this
     // build cannot honour, so it is not silently ignored.
-    ("config-file", "", Value, Security),
+    ("config-file", "", Value, Built),
 ];
 
 /// etcd 2 flags etcd 3.4 still accepts and ignores.
@@ -188,6 +186,12 @@ pub(super) fn env_name(flag: &str) -> String {
 }
 
 pub(super) fn command() -> Command {
+    command_with_env(true)
+}
+
+/// The command line, reading `ETCD_*` variables only if `env` (a configuration file replaces
+/// them, as in etcd).
+pub(super) fn command_with_env(env: bool) -> Command {
     let mut cmd = Command::new("detcd")
         .about("An etcd v3 compatible key-value store that runs inside a deterministic simulation")
         .disable_version_flag(true)
@@ -198,10 +202,10 @@ pub(super) fn command() -> Command {
                 .env("ETCD_VERSION"),
         );
     for (name, default, kind, _) in FLAGS {
-        let mut arg = Arg::new(*name)
-            .long(*name)
-            .env(env_name(name))
-            .default_value(*default);
+        let mut arg = Arg::new(*name).long(*name).default_value(*default);
+        if env {
+            arg = arg.env(env_name(name));
+        }
         arg = match kind {
             Bool => arg
                 .num_args(0..=1)

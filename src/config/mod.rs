@@ -1,11 +1,11 @@
 //! etcd's server flags: every flag etcd 3.4 accepts, with etcd's names, defaults and `ETCD_*`
 //! environment variables (a flag on the command line wins over its variable).
 //!
-//! Each flag is one of three kinds ([`Support`]): built; accepted but not built yet (a warning is
-//! logged when it is set to anything but its default); or a security-relevant flag not built yet
-//! (today only `--config-file`) — detcd refuses to start with those rather than run less
-//! securely than the operator asked for.
+//! Each flag is one of two kinds ([`Support`]): built, or accepted but not built yet (a warning
+//! is logged when it is set to anything but its default). `--config-file` ([`file`]) replaces the
+//! command line and the environment with etcd's YAML file, as in etcd.
 
+pub mod file;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ mod flags;
 pub use flags::Support;
 use flags::{command, normalize, Kind, FLAGS, IGNORED};
 use Kind::{Bool, Value};
-use Support::{Built, Security, Warn};
+use Support::{Built, Warn};
 
 /// One member of `--initial-cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,13 +217,36 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             )),
         };
     }
-    let m = command()
+    let mut m = command()
         .try_get_matches_from(normalize(args))
         .map_err(|e| e.to_string())?;
     if m.get_flag("version") {
         return Ok(Action::Version);
     }
     let mut warnings = Vec::new();
+    let config_file = text(&m, "config-file");
+    if !config_file.is_empty() {
+        // As etcd: the file replaces the command line and the environment.
+        let yaml = crate::io::fs::read_named_file(&config_file)?;
+        let yaml = String::from_utf8(yaml)
+            .map_err(|_| format!("config file {config_file} is not UTF-8"))?;
+        let (flags, notes) = file::to_flags(&yaml)?;
+        warnings.extend(notes);
+        let others = FLAGS.iter().any(|(name, ..)| {
+            *name != "config-file"
+                && m.value_source(name) != Some(clap::parser::ValueSource::DefaultValue)
+        });
+        if others {
+            warnings.push(format!(
+                "config file {config_file} given: other command-line flags and environment \
+                 variables are ignored"
+            ));
+        }
+        let argv = std::iter::once("detcd".to_string()).chain(flags);
+        m = flags::command_with_env(false)
+            .try_get_matches_from(normalize(argv))
+            .map_err(|e| format!("config file {config_file}: {e}"))?;
+    }
     for (name, default, kind, support) in FLAGS {
         let explicit = m.value_source(name) != Some(clap::parser::ValueSource::DefaultValue);
         let value = match kind {
@@ -241,12 +264,6 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             Warn => warnings.push(format!(
                 "flag --{name}={value} is accepted but not implemented by detcd yet; it has no effect"
             )),
-            Security => {
-                return Err(format!(
-                    "flag --{name} is set, but detcd does not support it yet; refusing to start \
-                     rather than run without the security it asks for"
-                ))
-            }
         }
     }
     for name in IGNORED {
