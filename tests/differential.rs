@@ -232,6 +232,8 @@ fn script() -> Vec<Step> {
         with_stdin(&["txn"], "\nput d 1\nget d\n\n\n"),
         c(&["put", "big", "--", &big]),
         with_stdin(&["put", "big"], &big),
+        // Past gRPC's receive limit (--max-request-bytes + 512 KiB): grpc-go's ResourceExhausted.
+        with_stdin(&["put", "huge"], &"x".repeat(600_000)),
         with_stdin(&["txn"], &format!("\nput big {big}\n\n\n")),
         c(&["get", "--from-key", "", "-w", "json"]),
         // Compaction.

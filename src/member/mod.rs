@@ -168,7 +168,8 @@ impl Server {
                 let grpc = std::mem::take(routes.axum_router_mut());
                 *routes.axum_router_mut() = grpc
                     .merge(http::routes(http_state.clone()))
-                    .fallback(http::fallback);
+                    .fallback(http::fallback)
+                    .layer(tower::util::MapResponseLayer::new(http::grpc_go_statuses));
                 tonic::transport::Server::builder()
                     .accept_http1(true)
                     .add_routes(routes)

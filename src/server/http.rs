@@ -109,6 +109,61 @@ pub async fn fallback(req: axum::extract::Request) -> Response {
     tonic::Status::unimplemented(message).into_http()
 }
 
+/// Rewrites a gRPC answer tonic words differently from grpc-go, which etcd's clients see: a
+/// message over the receive limit is `ResourceExhausted` "grpc: received message larger than max
+/// (N vs. M)" there, `OutOfRange` with tonic's wording here. Applied to every response of the
+/// client port (only unary calls refused before their handler carry the status in headers).
+pub fn grpc_go_statuses(resp: Response) -> Response {
+    let out_of_range = resp
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    if !out_of_range {
+        return resp;
+    }
+    let message = resp
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_default();
+    match oversize(&message) {
+        Some((found, limit)) => tonic::Status::resource_exhausted(format!(
+            "grpc: received message larger than max ({found} vs. {limit})"
+        ))
+        .into_http(),
+        None => resp,
+    }
+}
+
+/// `(found, limit)` of tonic's "decoded message length too large" message.
+fn oversize(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// gRPC's percent-encoding of `grpc-message`, undone.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The gRPC services of the client port.
 const KNOWN_SERVICES: &[&str] = &[
     "etcdserverpb.KV",
@@ -359,6 +414,24 @@ pub mod metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tonics_oversize_status_becomes_grpc_gos() {
+        let msg = "Error, decoded message length too large: found 4194325 bytes, the limit is: 2097152 bytes";
+        assert_eq!(oversize(msg), Some((4194325, 2097152)));
+        assert_eq!(oversize("something else"), None);
+        assert_eq!(percent_decode("a%2C%20b%3A%zz%2"), "a, b:%zz%2");
+        let resp = tonic::Status::out_of_range(msg).into_http::<axum::body::Body>();
+        let fixed = grpc_go_statuses(resp.map(axum::body::Body::new));
+        assert_eq!(fixed.headers()["grpc-status"], "8");
+        let other =
+            tonic::Status::out_of_range("etcdserver: mvcc: required revision is a future revision")
+                .into_http::<axum::body::Body>();
+        assert_eq!(
+            grpc_go_statuses(other.map(axum::body::Body::new)).headers()["grpc-status"],
+            "11"
+        );
+    }
 
     #[test]
     fn exclude_names_alarm_types() {
