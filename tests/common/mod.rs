@@ -25,7 +25,7 @@ pub const ETCD_BIN: &str = "/usr/bin/etcd";
 pub const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
 
 /// How long a server may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for a single etcdctl invocation (its own --command-timeout is 5s).
 const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a graceful stop may take before we give up and SIGKILL.
