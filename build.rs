@@ -14,9 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/detcd/raft.proto",
         "proto/detcd/peer.proto",
     ];
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_build::configure()
         // Keys and values are `Bytes`: decoding slices the request buffer instead of copying.
         .bytes(["."])
+        // The JSON gateway maps requests and responses through these descriptors.
+        .file_descriptor_set_path(out.join("descriptors.bin"))
         .compile_protos(&protos, &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

@@ -115,7 +115,7 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("proxy-dial-timeout", "1000", Value, Warn),
     ("proxy-write-timeout", "5000", Value, Warn),
     ("proxy-read-timeout", "0", Value, Warn),
-    ("enable-grpc-gateway", "true", Bool, Warn),
+    ("enable-grpc-gateway", "true", Bool, Built),
     ("experimental-initial-corrupt-check", "false", Bool, Warn),
     ("experimental-corrupt-check-time", "0s", Value, Warn),
     ("experimental-enable-v2v3", "", Value, Warn),

@@ -98,6 +98,8 @@ pub struct Config {
     pub watch_progress_notify_interval: Option<Duration>,
     /// `--experimental-enable-lease-checkpoint`: the leader persists remaining TTLs through raft.
     pub lease_checkpoint: bool,
+    /// `--enable-grpc-gateway`: serve the JSON gateway (`/v3/...`) on the client URLs.
+    pub grpc_gateway: bool,
     /// Size of a WAL segment file: etcd's 64 MiB (no flag; the simulator sets small ones).
     pub wal_segment_bytes: u64,
     /// TLS of the client URLs.
@@ -333,6 +335,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .get_one::<bool>("experimental-enable-lease-checkpoint")
             .copied()
             .unwrap_or(false),
+        grpc_gateway: flag(&m, "enable-grpc-gateway"),
         wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
         quota_backend_bytes: number(&m, "quota-backend-bytes")?,
         auth_token: text(&m, "auth-token"),
@@ -481,6 +484,7 @@ impl Config {
             snapshot_count: 100_000,
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
+            grpc_gateway: true,
             wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
             client_tls: TlsInfo::default(),
             peer_tls: TlsInfo::default(),

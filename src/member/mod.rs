@@ -31,6 +31,8 @@ use crate::server::cluster::ClusterService;
 use crate::server::election::ElectionService;
 use crate::server::embedded::LocalClient;
 #[cfg(not(madsim))]
+use crate::server::gateway;
+#[cfg(not(madsim))]
 use crate::server::http;
 use crate::server::kv::KvService;
 use crate::server::lease::LeaseService;
@@ -145,6 +147,9 @@ impl Server {
         let lock = LockServer::new(LockService::new(local));
         #[cfg(not(madsim))]
         let http_state = http::HttpState::new(node.clone(), quota.max_bytes());
+        // JSON carries bytes as base64: a gateway body may be a third larger than its request.
+        #[cfg(not(madsim))]
+        let gateway_body_limit = 2 * (cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
             let addr = net::parse_listen_url(url)?;
@@ -166,7 +171,13 @@ impl Server {
                     .add_service(election.clone())
                     .add_service(lock.clone());
                 let grpc = std::mem::take(routes.axum_router_mut());
+                let gateway = if cfg.grpc_gateway {
+                    gateway::routes(grpc.clone(), gateway_body_limit)
+                } else {
+                    axum::Router::new()
+                };
                 *routes.axum_router_mut() = grpc
+                    .merge(gateway)
                     .merge(http::routes(http_state.clone()))
                     .fallback(http::fallback)
                     .layer(tower::util::MapResponseLayer::new(http::grpc_go_statuses));

@@ -179,8 +179,14 @@ const KNOWN_SERVICES: &[&str] = &[
 /// A response with etcd's CORS headers (`--cors` defaults to `*`).
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    with_cors(r)
+}
+
+/// `r` with etcd's CORS headers.
+pub fn with_cors(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),

@@ -14,6 +14,8 @@ pub mod cluster;
 pub mod election;
 pub mod embedded;
 #[cfg(not(madsim))]
+pub mod gateway;
+#[cfg(not(madsim))]
 pub mod http;
 pub mod kv;
 pub mod lease;
