@@ -165,3 +165,91 @@ fn health_is_503_without_a_quorum() {
     assert_eq!(curl(&format!("{base}/readyz"), &[]).0, 503);
     assert_eq!(curl(&format!("{base}/livez"), &[]).0, 200);
 }
+
+#[test]
+fn grpc_counters_move_and_the_metrics_listener_serves_them() {
+    let (metrics_port, _) = common::free_ports();
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}");
+    let s = Builder::new(Kind::Detcd)
+        .args(["--listen-metrics-urls", &metrics_url])
+        .start();
+    let put = |labels: &str| {
+        format!(
+            "{{{labels}grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}}"
+        )
+    };
+    let watch =
+        r#"{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}"#;
+    let scrape = || curl(&format!("{metrics_url}/metrics"), &[]).2;
+    let before = scrape();
+    for i in 0..3 {
+        s.ok(&["put", &format!("k{i}"), "v"]);
+    }
+    // Through the gateway, refused by the handler: counted as the gRPC call it is.
+    let (code, _, _) = curl(
+        &format!("{}/v3/kv/put", s.client_url()),
+        &["-X", "POST", "-d", r#"{"key":""}"#],
+    );
+    assert_eq!(code, 400);
+    // A watch that replays three events, then its client goes away.
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-N", "--max-time", "1", "-X", "POST", "-d"])
+        .arg(r#"{"create_request":{"key":"aw==","range_end":"bA==","start_revision":"1"}}"#)
+        .arg(format!("{}/v3/watch", s.client_url()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = common::run_bounded(cmd, None, Duration::from_secs(10));
+    assert!(out.stdout.contains("\"events\""), "{out:?}");
+    // The watch's end is counted once the server has seen the client go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let after = scrape();
+        let name = format!(
+            "grpc_server_handled_total{{grpc_code=\"Canceled\",{}",
+            &watch[1..]
+        );
+        if metric(&after, &name) > metric(&before, &name) || Instant::now() > deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let delta = |name: String| metric(&after, &name) - metric(&before, &name);
+    assert_eq!(delta(format!("grpc_server_started_total{}", put(""))), 4.0);
+    assert_eq!(
+        delta(format!("grpc_server_msg_received_total{}", put(""))),
+        4.0
+    );
+    assert_eq!(delta(format!("grpc_server_msg_sent_total{}", put(""))), 3.0);
+    assert_eq!(
+        delta(format!(
+            "grpc_server_handled_total{}",
+            put("grpc_code=\"OK\",")
+        )),
+        3.0
+    );
+    assert_eq!(
+        delta(format!(
+            "grpc_server_handled_total{}",
+            put("grpc_code=\"InvalidArgument\",")
+        )),
+        1.0
+    );
+    assert_eq!(delta(format!("grpc_server_started_total{watch}")), 1.0);
+    assert_eq!(delta(format!("grpc_server_msg_received_total{watch}")), 1.0);
+    // created, then the replayed events
+    assert!(delta(format!("grpc_server_msg_sent_total{watch}")) >= 2.0);
+    assert_eq!(
+        delta(format!(
+            "grpc_server_handled_total{{grpc_code=\"Canceled\",{}",
+            &watch[1..]
+        )),
+        1.0
+    );
+
+    // The metrics listener serves /health too, and nothing else.
+    let (code, _, body) = curl(&format!("{metrics_url}/health"), &[]);
+    assert_eq!((code, body.as_str()), (200, r#"{"health":"true"}"#));
+    let (code, _, _) = curl(&format!("{metrics_url}/v3/kv/range"), &["-X", "POST"]);
+    assert_eq!(code, 404);
+}

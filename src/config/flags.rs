@@ -36,7 +36,7 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("initial-election-tick-advance", "true", Bool, Warn),
     ("listen-peer-urls", "http://localhost:2380", Value, Built),
     ("listen-client-urls", "http://localhost:2379", Value, Built),
-    ("listen-metrics-urls", "", Value, Warn),
+    ("listen-metrics-urls", "", Value, Built),
     ("max-snapshots", "5", Value, Warn),
     ("max-wals", "5", Value, Warn),
     ("quota-backend-bytes", "0", Value, Built),

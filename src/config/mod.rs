@@ -75,6 +75,8 @@ pub struct Config {
     pub advertise_client_urls: Vec<String>,
     /// `--listen-peer-urls`.
     pub listen_peer_urls: Vec<String>,
+    /// `--listen-metrics-urls`: more listeners serving only `/metrics` and `/health`.
+    pub listen_metrics_urls: Vec<String>,
     /// `--initial-advertise-peer-urls`.
     pub initial_advertise_peer_urls: Vec<String>,
     /// `--initial-cluster`, by member.
@@ -318,6 +320,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
         listen_client_urls: urls(&m, "listen-client-urls")?,
         advertise_client_urls: urls(&m, "advertise-client-urls")?,
         listen_peer_urls: urls(&m, "listen-peer-urls")?,
+        listen_metrics_urls: urls(&m, "listen-metrics-urls")?,
         initial_advertise_peer_urls,
         initial_cluster,
         initial_cluster_new,
@@ -436,6 +439,14 @@ impl Config {
                 ));
             }
         }
+        for url in &self.listen_metrics_urls {
+            if url.starts_with("https://") && !self.client_tls.is_set() {
+                return Err(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for metrics url \
+                     {url} with HTTPS scheme"
+                ));
+            }
+        }
         for url in &self.listen_peer_urls {
             if url.starts_with("https://") && !self.peer_tls.is_set() {
                 return Err(format!(
@@ -470,6 +481,7 @@ impl Config {
             listen_client_urls: vec![client_url.to_string()],
             advertise_client_urls: vec![client_url.to_string()],
             listen_peer_urls: vec![peer_url.to_string()],
+            listen_metrics_urls: Vec::new(),
             initial_advertise_peer_urls: vec![peer_url.to_string()],
             initial_cluster: vec![InitialMember {
                 name: name.to_string(),

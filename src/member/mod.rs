@@ -38,6 +38,8 @@ use crate::server::kv::KvService;
 use crate::server::lease::LeaseService;
 use crate::server::lock::LockService;
 use crate::server::maintenance::MaintenanceService;
+#[cfg(not(madsim))]
+use crate::server::metrics;
 use crate::server::peer::PeerService;
 use crate::server::quota::Quota;
 use crate::server::watch::{WatchService, WatchSettings};
@@ -146,7 +148,10 @@ impl Server {
         let election = ElectionServer::new(ElectionService::new(local.clone()));
         let lock = LockServer::new(LockService::new(local));
         #[cfg(not(madsim))]
-        let http_state = http::HttpState::new(node.clone(), quota.max_bytes());
+        let grpc_metrics = metrics::grpc::GrpcMetrics::new();
+        #[cfg(not(madsim))]
+        let http_state =
+            http::HttpState::new(node.clone(), quota.max_bytes(), grpc_metrics.clone());
         // JSON carries bytes as base64: a gateway body may be a third larger than its request.
         #[cfg(not(madsim))]
         let gateway_body_limit = 2 * (cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
@@ -170,7 +175,12 @@ impl Server {
                     .add_service(auth.clone())
                     .add_service(election.clone())
                     .add_service(lock.clone());
-                let grpc = std::mem::take(routes.axum_router_mut());
+                let grpc = std::mem::take(routes.axum_router_mut()).layer(
+                    axum::middleware::from_fn_with_state(
+                        grpc_metrics.clone(),
+                        metrics::grpc::track,
+                    ),
+                );
                 let gateway = if cfg.grpc_gateway {
                     gateway::routes(grpc.clone(), gateway_body_limit)
                 } else {
@@ -205,6 +215,29 @@ impl Server {
                 }
             }));
             tracing::info!(%bound, "serving client requests");
+        }
+        #[cfg(not(madsim))]
+        for url in &cfg.listen_metrics_urls {
+            let addr = net::parse_listen_url(url)?;
+            let listener = net::bind(addr)
+                .await
+                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+            let bound = net::local_addr(&listener)?;
+            let routes = tonic::service::Routes::from(http::metrics_routes(http_state.clone()));
+            let router = tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(routes);
+            let tls = transport.client_listener(url);
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            serving.push(tokio::spawn(async move {
+                if let Err(e) = net::serve_grpc(router, listener, shutdown, true, tls).await {
+                    tracing::error!(%bound, "metrics listener failed: {e}");
+                }
+            }));
+            tracing::info!(%bound, "serving /metrics and /health");
         }
         Ok(Server {
             node,

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod caller;
 pub mod check;
 pub mod cluster;
+#[cfg(not(madsim))]
+pub mod descriptors;
 pub mod election;
 pub mod embedded;
 #[cfg(not(madsim))]
@@ -21,6 +23,8 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+#[cfg(not(madsim))]
+pub mod metrics;
 pub mod peer;
 pub mod quota;
 pub mod unimplemented;

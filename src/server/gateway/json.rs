@@ -3,34 +3,19 @@
 //! Requests may use either field name, numbers or strings for integers, names or numbers for
 //! enums. Errors are grpc-gateway's bodies with the HTTP status of the gRPC code.
 
-use std::sync::OnceLock;
-
 use axum::http::StatusCode;
 use prost_reflect::{
-    DescriptorPool, DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor,
-    SerializeOptions,
+    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor, SerializeOptions,
 };
 use serde_json::Value;
 use tonic::{Code, Status};
 
 use super::table::Route;
-
-/// The descriptors of every proto the member compiles (build.rs).
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
-
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTORS).expect("build.rs writes a valid descriptor set")
-    })
-}
+use crate::server::descriptors;
 
 /// The descriptor of the method `route` calls.
 pub fn method(route: &Route) -> Option<MethodDescriptor> {
-    pool()
-        .get_service_by_name(route.service)?
-        .methods()
-        .find(|m| m.name() == route.method)
+    descriptors::method(route.service, route.method)
 }
 
 /// `body` as a `desc` message; an empty body is the empty message (as grpc-gateway reads it).
@@ -174,7 +159,7 @@ mod tests {
     use super::*;
 
     fn desc(name: &str) -> MessageDescriptor {
-        pool().get_message_by_name(name).unwrap()
+        descriptors::pool().get_message_by_name(name).unwrap()
     }
 
     #[test]
