@@ -99,6 +99,20 @@ fn health_version_probes_and_metrics() {
             >= metric(&before, "etcd_server_proposals_applied_total") + 5.0
     );
     assert!(after.contains("etcd_server_id{server_id=\""), "{after}");
+    for name in [
+        "etcd_disk_wal_fsync_duration_seconds",
+        "etcd_disk_backend_commit_duration_seconds",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {name} histogram")),
+            "{name}:\n{after}"
+        );
+    }
+    // Every acknowledged put waited for a WAL fsync.
+    assert!(
+        metric(&after, "etcd_disk_wal_fsync_duration_seconds_count")
+            >= metric(&before, "etcd_disk_wal_fsync_duration_seconds_count") + 5.0
+    );
 
     // gRPC on the same port: an unknown service or method is Unimplemented, named.
     let grpc = [

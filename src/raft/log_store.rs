@@ -23,8 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::io::Disk;
 
+use super::disk_metrics::{timed, DiskMetrics};
 use super::types::TypeConfig;
 use super::wal::{Located, RaftState, Record, Wal};
 
@@ -76,12 +79,14 @@ pub struct LogStore {
     disk: Disk,
     log: Arc<Mutex<Log>>,
     flusher: tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
+    metrics: DiskMetrics,
 }
 
 /// Group commit; see the module docs. An append is only queued after its records were written,
 /// so the sync that follows covers it.
 async fn flush_loop(
     wal: Wal,
+    fsync: Histogram,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
 ) {
     while let Some(first) = queue.recv().await {
@@ -92,7 +97,7 @@ async fn flush_loop(
         let synced = if crate::io::canary::on(crate::io::canary::Canary::AckBeforeFsync) {
             Ok(())
         } else {
-            wal.sync().await
+            timed(&fsync, wal.sync()).await
         };
         if let Err(e) = &synced {
             tracing::error!("the raft log cannot be synced: {e}");
@@ -123,7 +128,8 @@ impl LogStore {
         }
         let (wal, rec) = Wal::open(disk.wal_dir(), segment_bytes).await?;
         let (flusher, queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(flush_loop(wal.clone(), queue));
+        let metrics = DiskMetrics::default();
+        tokio::spawn(flush_loop(wal.clone(), metrics.wal_fsync.clone(), queue));
         Ok(LogStore {
             wal,
             disk,
@@ -134,7 +140,13 @@ impl LogStore {
                 ..Default::default()
             })),
             flusher,
+            metrics,
         })
+    }
+
+    /// The latency histograms of this log's fsyncs and of the state store's commits.
+    pub fn disk_metrics(&self) -> DiskMetrics {
+        self.metrics.clone()
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
@@ -260,7 +272,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let io = async {
             self.wal.write(&[Record::Vote(*vote)]).await?;
-            self.wal.sync().await
+            timed(&self.metrics.wal_fsync, self.wal.sync()).await
         };
         io.await.map_err(|e| StorageIOError::write_vote(&e))?;
         self.log().state.vote = Some(*vote);
@@ -329,7 +341,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         // Whatever the state machine applied up to here must be durable before the log that
         // could replay it goes away.
-        self.disk.sync().await.map_err(write_err)?;
+        timed(&self.metrics.backend_commit, self.disk.sync())
+            .await
+            .map_err(write_err)?;
         let disagrees = {
             let log = self.log();
             let at = log.entries.get(&log_id.index);

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod disk_metrics;
 pub mod forward;
 pub mod leases;
 pub mod legacy;

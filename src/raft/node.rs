@@ -22,6 +22,7 @@ use crate::proto::etcdserverpb::ResponseHeader;
 use crate::watch::Hub;
 
 use super::batch::{Batcher, Forwarder};
+use super::disk_metrics::DiskMetrics;
 use super::forward::Peers;
 use super::log_store::LogStore;
 use super::network::Network;
@@ -82,6 +83,8 @@ pub struct RaftNode {
     pub(super) batcher: Batcher,
     /// Where a follower's writes queue to be forwarded to the leader in batches.
     pub(super) forwarder: Forwarder,
+    /// How long fsyncs and state store commits take.
+    disk_metrics: DiskMetrics,
 }
 
 /// Why a raft node could not start.
@@ -114,6 +117,7 @@ impl RaftNode {
         }
         .validate()?;
         let log = LogStore::open(disk.clone(), settings.wal_segment_bytes).await?;
+        let disk_metrics = log.disk_metrics();
         let hub = Arc::new(Hub::new());
         let machine = StateMachine::open(disk.clone(), hub.clone(), auth.clone())?;
         let (applied, purged) = (machine.applied_index(), log.purged_index());
@@ -162,6 +166,7 @@ impl RaftNode {
             machine,
             batcher,
             forwarder: Forwarder::start(peers),
+            disk_metrics,
         };
         tokio::spawn(node.clone().lease_expiry_loop());
         Ok(node)
@@ -197,7 +202,12 @@ impl RaftNode {
         &self.hub
     }
 
-    /// The node's disk.
+    /// How long this member's fsyncs and state store commits take.
+    pub fn disk_metrics(&self) -> &DiskMetrics {
+        &self.disk_metrics
+    }
+
+    /// The member's state store.
     pub fn disk(&self) -> &Disk {
         &self.disk
     }

@@ -5,9 +5,10 @@
 //! `etcd_server_proposals_applied_total`, `etcd_server_quota_backend_bytes`,
 //! `etcd_mvcc_db_total_size_in_bytes`, `etcd_mvcc_db_total_size_in_use_in_bytes`,
 //! `etcd_debugging_mvcc_keys_total`, `etcd_debugging_mvcc_current_revision`,
-//! `etcd_debugging_mvcc_compact_revision`, `etcd_debugging_auth_revision`, and the gRPC server
-//! counters ([`grpc`]). Not yet: latency histograms (WAL fsync, backend commit), peer network
-//! counters.
+//! `etcd_debugging_mvcc_compact_revision`, `etcd_debugging_auth_revision`, the latency
+//! histograms `etcd_disk_wal_fsync_duration_seconds` and
+//! `etcd_disk_backend_commit_duration_seconds`, and the gRPC server counters ([`grpc`]). Not
+//! yet: peer network counters, `--metrics extensive`'s gRPC latency histograms.
 
 use std::sync::atomic::Ordering;
 
@@ -137,6 +138,17 @@ pub fn render(s: &HttpState) -> Result<String, std::fmt::Error> {
         "etcd_debugging_auth_revision",
         "The current revision of auth store",
         node.auth().revision() as i64,
+    );
+    let disk = node.disk_metrics();
+    r.register(
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency distributions of fsync called by WAL.",
+        disk.wal_fsync.clone(),
+    );
+    r.register(
+        "etcd_disk_backend_commit_duration_seconds",
+        "The latency distributions of commit called by backend.",
+        disk.backend_commit.clone(),
     );
     s.grpc.register(&mut r);
     let mut out = String::new();
