@@ -8,6 +8,7 @@ pub mod apply;
 pub mod auth;
 pub mod backup;
 pub mod cluster;
+pub mod compactor;
 pub mod config;
 pub mod error;
 pub mod io;

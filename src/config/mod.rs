@@ -100,6 +100,8 @@ pub struct Config {
     pub watch_progress_notify_interval: Option<Duration>,
     /// `--experimental-enable-lease-checkpoint`: the leader persists remaining TTLs through raft.
     pub lease_checkpoint: bool,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention` (`None`: off).
+    pub auto_compaction: Option<crate::compactor::Policy>,
     /// `--enable-grpc-gateway`: serve the JSON gateway (`/v3/...`) on the client URLs.
     pub grpc_gateway: bool,
     /// Size of a WAL segment file: etcd's 64 MiB (no flag; the simulator sets small ones).
@@ -339,6 +341,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .copied()
             .unwrap_or(false),
         grpc_gateway: flag(&m, "enable-grpc-gateway"),
+        auto_compaction: crate::compactor::Policy::parse(
+            &text(&m, "auto-compaction-mode"),
+            &text(&m, "auto-compaction-retention"),
+        )?,
         wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
         quota_backend_bytes: number(&m, "quota-backend-bytes")?,
         auth_token: text(&m, "auth-token"),
@@ -497,6 +503,7 @@ impl Config {
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
             grpc_gateway: true,
+            auto_compaction: None,
             wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
             client_tls: TlsInfo::default(),
             peer_tls: TlsInfo::default(),

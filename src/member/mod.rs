@@ -137,6 +137,9 @@ impl Server {
                 .ending_on(stopped.clone()),
         )
         .max_decoding_message_size(max_decode);
+        if let Some(policy) = cfg.auto_compaction {
+            node.start_auto_compaction(policy);
+        }
         if cfg.lease_checkpoint {
             node.enable_lease_checkpoints(crate::lease::CHECKPOINT_INTERVAL);
         }

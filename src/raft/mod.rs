@@ -5,6 +5,7 @@
 //! [`read_index`] (linearizable reads), [`membership`], [`leases`] (what only the leader
 //! answers), all of them leader-or-[`forward`].
 
+pub mod auto_compaction;
 pub mod batch;
 pub mod codec;
 pub mod disk_metrics;
