@@ -77,8 +77,17 @@ async fn restore(args: detcd::config::restore::RestoreArgs) -> Result<(), String
 
 #[cfg(not(madsim))]
 async fn run(cfg: detcd::config::Config) -> Result<(), detcd::member::StartError> {
-    let disk = detcd::io::disk::sled::open_data_dir(&cfg.data_dir)
+    use detcd::io::disk::sled;
+    let etcd_db = sled::etcdctl_restored_db(&cfg.data_dir);
+    if etcd_db.is_some() {
+        sled::prepare_etcd_restore(&cfg.data_dir)
+            .map_err(|e| format!("cannot take over data dir {}: {e}", cfg.data_dir))?;
+    }
+    let disk = sled::open_data_dir(&cfg.data_dir)
         .map_err(|e| format!("cannot open data dir {}: {e}", cfg.data_dir))?;
+    if let Some(db) = etcd_db {
+        take_over_etcdctl_restore(&cfg, &db, &disk).await?;
+    }
     let server = detcd::member::Server::start(&cfg, disk).await?;
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir, "ready to serve client requests");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -93,6 +102,39 @@ async fn run(cfg: detcd::config::Config) -> Result<(), detcd::member::StartError
         }
     }
     server.stop().await;
+    Ok(())
+}
+
+/// Restores the database `etcdctl snapshot restore` left in the data dir into `disk`, as
+/// `detcd snapshot restore` would with this member's flags (the same flags the runbook gave
+/// etcdctl), keeping etcd's files beside detcd's.
+#[cfg(not(madsim))]
+async fn take_over_etcdctl_restore(
+    cfg: &detcd::config::Config,
+    db: &std::path::Path,
+    disk: &detcd::io::Disk,
+) -> Result<(), String> {
+    let path = db.to_string_lossy().into_owned();
+    tracing::info!(file = %path, "taking over a data dir restored by etcdctl");
+    let snapshot = detcd::io::fs::read_named_file(&path)?;
+    let options = detcd::backup::restore::RestoreOptions {
+        name: cfg.name.clone(),
+        initial_cluster: cfg.initial_cluster.clone(),
+        initial_cluster_token: cfg.initial_cluster_token.clone(),
+        initial_advertise_peer_urls: cfg.initial_advertise_peer_urls.clone(),
+        // etcdctl strips the checksum when it restores.
+        skip_hash_check: true,
+    };
+    let r = detcd::backup::restore::restore(&snapshot, &options, disk)
+        .await
+        .map_err(|e| format!("taking over {path}: {e}"))?;
+    detcd::io::disk::sled::finish_etcd_restore(&cfg.data_dir)
+        .map_err(|e| format!("taking over {path}: {e}"))?;
+    tracing::info!(
+        revision = r.revision,
+        index = r.index,
+        "took over the etcdctl-restored data dir (etcd's WAL kept in member/wal.etcd)"
+    );
     Ok(())
 }
 

@@ -257,6 +257,7 @@ fn matrix_commands(snapshot: &str) -> Vec<(Vec<String>, Option<String>)> {
         c(&["alarm", "list"]),
         c(&["move-leader", "1"]),
         c(&["snapshot", "save", snapshot]),
+        c(&["defrag"]),
         c(&["lock", "/m/lk", "echo", "locked"]),
         c(&["lock", "/o/lk", "echo", "locked"]),
         // (MemberAdd's new ID depends on the clock: its permission is judged like these.)

@@ -500,3 +500,73 @@ fn detcd_snapshot_restore_migrates_a_real_etcd_snapshot() {
     let out = common::run_bounded(again, None, std::time::Duration::from_secs(30));
     assert!(!out.success() && out.stderr.contains("exists"), "{out:?}");
 }
+
+/// The runbook as operators run it with etcd: `etcdctl snapshot restore` into a data dir, then
+/// start the member on it — with detcd as the member. Its first start takes etcd's database over
+/// (keys, history, revision), keeps etcd's WAL aside, and later starts are ordinary restarts.
+#[test]
+fn detcd_starts_on_a_data_dir_etcdctl_restored() {
+    let source = if have_etcd() {
+        Builder::new(Kind::Etcd).start()
+    } else {
+        Server::detcd()
+    };
+    source.ok(&["put", "a", "1"]); // 2
+    source.ok(&["put", "b", "2"]); // 3
+    source.ok(&["put", "a", "3"]); // 4
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("snap.db");
+    source.ok(&["snapshot", "save", file.to_str().unwrap()]);
+    drop(source);
+
+    let (client, peer) = common::free_ports();
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let data = tmp.path().join("restored");
+    let out = etcdctl(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--name",
+        "n1",
+        "--initial-cluster",
+        &format!("n1={peer_url}"),
+        "--initial-advertise-peer-urls",
+        &peer_url,
+    ]);
+    assert!(out.success(), "snapshot restore failed: {out:?}");
+    assert!(data.join("member/snap/db").is_file());
+
+    // The harness's own --data-dir comes first; the later one wins.
+    let mut detcd = Builder::new(Kind::Detcd)
+        .ports(client, peer)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .start();
+    let check = |s: &Server| {
+        assert_eq!(s.ok(&["get", "a", "--print-value-only"]), "3\n");
+        assert_eq!(
+            s.ok(&["get", "a", "--rev", "2", "--print-value-only"]),
+            "1\n"
+        );
+        assert_eq!(s.ok(&["get", "b", "--print-value-only"]), "2\n");
+    };
+    check(&detcd);
+    let got: serde_json::Value =
+        serde_json::from_str(&detcd.ok(&["get", "a", "-w", "json"])).unwrap();
+    assert_eq!(got["header"]["revision"], 4, "{got}");
+    assert!(detcd
+        .log()
+        .contains("taking over a data dir restored by etcdctl"));
+    assert!(data.join("member/wal.etcd").is_dir(), "etcd's WAL is kept");
+    assert!(detcd.ok(&["member", "list"]).contains(&peer_url));
+    detcd.ok(&["put", "c", "4"]); // 5
+
+    detcd.stop();
+    detcd.restart();
+    check(&detcd);
+    assert_eq!(detcd.ok(&["get", "c", "--print-value-only"]), "4\n");
+    let got: serde_json::Value =
+        serde_json::from_str(&detcd.ok(&["get", "c", "-w", "json"])).unwrap();
+    assert_eq!(got["header"]["revision"], 5, "{got}");
+}

@@ -177,6 +177,7 @@ fn script() -> Vec<Step> {
         ),
         step("/v3/maintenance/alarm", json!({"action": "GET"})),
         blanking(step("/v3/maintenance/hash", json!({})), &["hash"]),
+        step("/v3/maintenance/defragment", json!({})),
         // Errors.
         step("/v3/kv/put", json!({"key": ""})),
         raw("/v3/kv/range", "", Compare::Exact),

@@ -195,6 +195,8 @@ pub(super) fn command_with_env(env: bool) -> Command {
     let mut cmd = Command::new("detcd")
         .about("An etcd v3 compatible key-value store that runs inside a deterministic simulation")
         .disable_version_flag(true)
+        // Go's flag package: a flag given twice takes its last value.
+        .args_override_self(true)
         .arg(
             Arg::new("version")
                 .long("version")

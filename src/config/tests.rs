@@ -114,3 +114,12 @@ fn initial_cluster_must_name_this_member() {
     assert_eq!(m.len(), 2);
     assert_eq!(m[0].peer_urls, vec!["http://1:1", "http://3:3"]);
 }
+
+#[test]
+fn a_flag_given_twice_takes_its_last_value() {
+    // As Go's flag package: scripts append overrides to a base command line.
+    let c = run(&["--data-dir", "a", "--name", "x", "--data-dir", "b"]).unwrap();
+    assert_eq!((c.data_dir.as_str(), c.name.as_str()), ("b", "x"));
+    let c = run(&["--max-txn-ops=1", "-max-txn-ops", "7"]).unwrap();
+    assert_eq!(c.max_txn_ops, 7);
+}

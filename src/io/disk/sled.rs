@@ -9,8 +9,8 @@
 //! reads back what was written; a failed write fails every later call.
 
 use std::io;
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
@@ -46,8 +46,8 @@ impl Writer {
         self.changed.wait(q).unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies queued batches until the disk is dropped.
-    fn run(self: Arc<Self>, db: sled::Db) {
+    /// Applies queued batches to the current database until the disk is dropped.
+    fn run(self: Arc<Self>, db: Arc<RwLock<sled::Db>>) {
         loop {
             let batches = {
                 let mut q = self.lock();
@@ -69,7 +69,7 @@ impl Writer {
                     }
                 }
             }
-            let result = db.apply_batch(merged);
+            let result = read(&db).apply_batch(merged);
             let mut q = self.lock();
             q.written += n;
             if let Err(e) = result {
@@ -101,15 +101,79 @@ impl Writer {
 }
 
 struct Inner {
-    db: sled::Db,
+    /// The database; replaced whole by [`SledDisk::defragment`].
+    db: Arc<RwLock<sled::Db>>,
+    /// Where the database lives: the path `open` was given, or its alternate after an odd
+    /// number of defragmentations.
+    active: Mutex<PathBuf>,
+    /// The path `open` was given.
+    primary: PathBuf,
     wal: RealDir,
     writer: Arc<Writer>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn read(db: &RwLock<sled::Db>) -> RwLockReadGuard<'_, sled::Db> {
+    db.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The other directory a database at `primary` alternates with when defragmented.
+fn alternate(primary: &Path) -> PathBuf {
+    let mut name = primary.file_name().unwrap_or_default().to_os_string();
+    name.push(".1");
+    primary.with_file_name(name)
+}
+
+/// The file naming which of the two directories holds the database (absent: `primary`).
+fn pointer(primary: &Path) -> PathBuf {
+    let mut name = primary.file_name().unwrap_or_default().to_os_string();
+    name.push(".active");
+    primary.with_file_name(name)
+}
+
+/// The directory holding the database at `primary`, and the other one (stale if present: an
+/// unfinished or finished-but-not-cleaned defragmentation).
+fn active_paths(primary: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let alt = alternate(primary);
+    let named = match std::fs::read(pointer(primary)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let alt_name = alt.file_name().unwrap_or_default().to_string_lossy();
+    if named == alt_name.as_bytes() {
+        Ok((alt, primary.to_path_buf()))
+    } else {
+        Ok((primary.to_path_buf(), alt))
+    }
+}
+
+fn open_sled(path: &Path) -> io::Result<sled::Db> {
+    remove_unfinished_snapshots(path)?;
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(32 << 20)
+        .open()
+        .map_err(to_io)
+}
+
+fn remove_dir_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.writer.lock().closed = true;
         self.writer.changed.notify_all();
+        // The writer holds the database: once it has gone, the last handle is dropped with
+        // this disk and sled's lock released, so the same process may open it again.
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -128,32 +192,82 @@ fn to_io(e: sled::Error) -> io::Error {
 }
 
 impl SledDisk {
-    /// Opens (or creates) the database at `db` and the WAL directory `wal`.
+    /// Opens (or creates) the database at `db` (or where a defragmentation moved it) and the
+    /// WAL directory `wal`.
     pub fn open(db: &Path, wal: &Path) -> io::Result<Self> {
-        remove_unfinished_snapshots(db)?;
-        let db = sled::Config::new()
-            .path(db)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(32 << 20)
-            .open()
-            .map_err(to_io)?;
+        let (active, stale) = active_paths(db)?;
+        remove_dir_if_present(&stale)?;
+        let sled_db = Arc::new(RwLock::new(open_sled(&active)?));
         let writer = Arc::new(Writer {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
         });
-        let (w, d) = (writer.clone(), db.clone());
+        let (w, d) = (writer.clone(), sled_db.clone());
         // The seam owns its threads: this one only ever runs sled's (blocking) batch writes.
         #[allow(clippy::disallowed_methods)]
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || w.run(d))?;
         Ok(SledDisk {
             inner: Arc::new(Inner {
-                db,
+                db: sled_db,
+                active: Mutex::new(active),
+                primary: db.to_path_buf(),
                 wal: RealDir::open(wal)?,
                 writer,
+                writer_thread: Some(writer_thread),
             }),
         })
+    }
+
+    /// Gives the space of deleted and overwritten data back (etcd's defrag): copies the
+    /// database into a fresh one in the alternate directory, switches to it durably (the
+    /// pointer file is renamed into place: a crash before leaves the old one in use, after it
+    /// the new one), then removes the old. Reads and writes wait meanwhile, as in etcd.
+    pub(super) fn defragment(&self) -> io::Result<()> {
+        let inner = &self.inner;
+        inner.writer.drain()?;
+        let mut db = inner.db.write().unwrap_or_else(|p| p.into_inner());
+        let mut active = inner.active.lock().unwrap_or_else(|p| p.into_inner());
+        let next = if *active == inner.primary {
+            alternate(&inner.primary)
+        } else {
+            inner.primary.clone()
+        };
+        remove_dir_if_present(&next)?;
+        let fresh = open_sled(&next)?;
+        let mut batch = sled::Batch::default();
+        for (i, r) in db.iter().enumerate() {
+            let (k, v) = r.map_err(to_io)?;
+            batch.insert(k, v);
+            if i % 4096 == 4095 {
+                fresh
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(to_io)?;
+            }
+        }
+        fresh.apply_batch(batch).map_err(to_io)?;
+        fresh.flush().map_err(to_io)?;
+        let ptr = pointer(&inner.primary);
+        let tmp = ptr.with_extension("active.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(next.file_name().unwrap_or_default().as_encoded_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &ptr)?;
+        if let Some(parent) = ptr.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        let old = std::mem::replace(&mut *db, fresh);
+        let old_path = std::mem::replace(&mut *active, next);
+        drop(db);
+        drop(old);
+        if let Err(e) = remove_dir_if_present(&old_path) {
+            tracing::warn!(path = %old_path.display(), "removing the database defragmentation replaced: {e}");
+        }
+        Ok(())
     }
 
     pub(super) fn wal_dir(&self) -> RealDir {
@@ -162,9 +276,7 @@ impl SledDisk {
 
     pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Bytes>> {
         self.inner.writer.drain()?;
-        Ok(self
-            .inner
-            .db
+        Ok(read(&self.inner.db)
             .get(key)
             .map_err(to_io)?
             .map(|v| Bytes::copy_from_slice(&v)))
@@ -172,8 +284,7 @@ impl SledDisk {
 
     pub(super) fn scan(&self, start: &[u8], end: &[u8]) -> io::Result<Vec<(Bytes, Bytes)>> {
         self.inner.writer.drain()?;
-        self.inner
-            .db
+        read(&self.inner.db)
             .range(start..end)
             .map(|r| {
                 let (k, v) = r.map_err(to_io)?;
@@ -184,7 +295,7 @@ impl SledDisk {
 
     pub(super) fn last_in(&self, start: &[u8], end: &[u8]) -> io::Result<Option<(Bytes, Bytes)>> {
         self.inner.writer.drain()?;
-        match self.inner.db.range(start..end).next_back() {
+        match read(&self.inner.db).range(start..end).next_back() {
             None => Ok(None),
             Some(r) => {
                 let (k, v) = r.map_err(to_io)?;
@@ -214,7 +325,7 @@ impl SledDisk {
         let inner = self.inner.clone();
         let flushed = tokio::task::spawn_blocking(move || {
             inner.writer.drain()?;
-            inner.db.flush().map(|_| ()).map_err(to_io)
+            read(&inner.db).flush().map(|_| ()).map_err(to_io)
         })
         .await;
         match flushed {
@@ -224,7 +335,7 @@ impl SledDisk {
     }
 
     pub(super) fn size_on_disk(&self) -> u64 {
-        self.inner.db.size_on_disk().unwrap_or(0)
+        read(&self.inner.db).size_on_disk().unwrap_or(0)
     }
 }
 
@@ -258,4 +369,130 @@ pub fn open_data_dir(data_dir: &str) -> io::Result<super::Disk> {
         &dir.join("db"),
         &dir.join("wal"),
     )?))
+}
+
+/// A data dir `etcdctl snapshot restore` wrote (`member/snap/db`, etcd's WAL in `member/wal`) that
+/// detcd has not yet taken over: the path of etcd's database file. An operator's runbook restores
+/// with etcdctl and starts the member on that dir; detcd takes the data over on its first start:
+/// [`prepare_etcd_restore`], open the data dir, restore from the file into it
+/// (`crate::backup::restore`), then [`finish_etcd_restore`] — until which a restart starts over.
+pub fn etcdctl_restored_db(data_dir: &str) -> Option<PathBuf> {
+    let snap = Path::new(data_dir).join("member").join("snap");
+    let db = snap.join("db");
+    (db.is_file() && !snap.join(RESTORED_MARKER).exists()).then_some(db)
+}
+
+/// Written beside etcd's database once detcd has taken it over.
+const RESTORED_MARKER: &str = "detcd-restored";
+/// Where etcd's WAL is kept once detcd has taken the data dir over.
+const ETCD_WAL: &str = "wal.etcd";
+
+/// Clears the way for detcd's files in an etcdctl-restored data dir: etcd's WAL moves to
+/// `member/wal.etcd`; whatever an interrupted earlier take-over left is removed.
+pub fn prepare_etcd_restore(data_dir: &str) -> io::Result<()> {
+    let member = Path::new(data_dir).join("member");
+    let wal = member.join("wal");
+    if wal.exists() {
+        if member.join(ETCD_WAL).exists() {
+            // Ours, from an interrupted take-over.
+            std::fs::remove_dir_all(&wal)?;
+        } else {
+            std::fs::rename(&wal, member.join(ETCD_WAL))?;
+        }
+    }
+    let db = member.join("db");
+    remove_dir_if_present(&db)?;
+    remove_dir_if_present(&alternate(&db))?;
+    match std::fs::remove_file(pointer(&db)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    sync_dir(&member)
+}
+
+/// Marks the take-over done (the restored disk must be synced).
+pub fn finish_etcd_restore(data_dir: &str) -> io::Result<()> {
+    let snap = Path::new(data_dir).join("member").join("snap");
+    std::fs::File::create(snap.join(RESTORED_MARKER))?.sync_all()?;
+    sync_dir(&snap)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_all(d: &SledDisk, keys: impl Iterator<Item = u32>, value: &[u8]) {
+        let mut b = WriteBatch::new();
+        for k in keys {
+            b.put(
+                Bytes::from(format!("k{k:05}")),
+                Bytes::copy_from_slice(value),
+            );
+        }
+        d.write(b).unwrap();
+    }
+
+    #[test]
+    fn defragment_gives_space_back_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        let d = SledDisk::open(&db, &wal).unwrap();
+        // Rewrite a few megabytes several times, keep a little.
+        for round in 0..4u8 {
+            put_all(&d, 0..1000, &[round; 4096]);
+            d.inner.writer.drain().unwrap();
+            read(&d.inner.db).flush().unwrap();
+        }
+        let mut b = WriteBatch::new();
+        for k in 10..1000 {
+            b.delete(Bytes::from(format!("k{k:05}")));
+        }
+        d.write(b).unwrap();
+        d.inner.writer.drain().unwrap();
+        read(&d.inner.db).flush().unwrap();
+        let before = d.size_on_disk();
+        d.defragment().unwrap();
+        let after = d.size_on_disk();
+        assert!(after * 4 < before, "{before} -> {after} bytes");
+        assert_eq!(d.scan(b"k", b"l").unwrap().len(), 10);
+        assert!(alternate(&db).exists() && !db.exists());
+        // Writes go on into the new database, and it is the one reopened.
+        put_all(&d, 2000..2001, b"after");
+        d.inner.writer.drain().unwrap();
+        read(&d.inner.db).flush().unwrap();
+        drop(d);
+        let d = SledDisk::open(&db, &wal).unwrap();
+        assert_eq!(d.scan(b"k", b"l").unwrap().len(), 11);
+        assert_eq!(d.get(b"k02000").unwrap().as_deref(), Some(&b"after"[..]));
+        // Further ones alternate between the two directories.
+        d.defragment().unwrap();
+        assert!(db.exists() && !alternate(&db).exists());
+        d.defragment().unwrap();
+        d.defragment().unwrap();
+        assert!(db.exists() && !alternate(&db).exists());
+        drop(d);
+        let d = SledDisk::open(&db, &wal).unwrap();
+        assert_eq!(d.scan(b"k", b"l").unwrap().len(), 11);
+    }
+
+    #[test]
+    fn an_unfinished_defragmentation_is_discarded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = (dir.path().join("db"), dir.path().join("wal"));
+        let d = SledDisk::open(&db, &wal).unwrap();
+        put_all(&d, 0..3, b"v");
+        d.inner.writer.drain().unwrap();
+        read(&d.inner.db).flush().unwrap();
+        drop(d);
+        // A crash while copying: the alternate exists, the pointer does not name it.
+        std::fs::create_dir_all(alternate(&db)).unwrap();
+        std::fs::write(alternate(&db).join("junk"), b"x").unwrap();
+        let d = SledDisk::open(&db, &wal).unwrap();
+        assert_eq!(d.scan(b"k", b"l").unwrap().len(), 3);
+        assert!(!alternate(&db).exists());
+    }
 }
