@@ -126,3 +126,61 @@ fn a_canary_failure_shrinks_to_a_smaller_schedule_that_still_fails() {
     ]);
     assert_eq!(code, 1, "{again}");
 }
+
+#[test]
+fn shards_cover_the_sweep_and_merge_into_one_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let json = dir.path().join(format!("shard-{i}.json"));
+        let shard = format!("{i}/2");
+        let (code, out) = exec(&[
+            "--seeds",
+            "20..23",
+            "--shard",
+            &shard,
+            "--duration",
+            "1s",
+            "--faults",
+            "crash",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("shard {shard}")), "{out}");
+        files.push(json);
+    }
+    // Shard 0 of 2 ran seeds 20 and 22, shard 1 seed 21.
+    let first = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(first.contains("\"passed\": 2"), "{first}");
+    let mut out = Vec::new();
+    let code = detcd_sim::cli::merge(&files, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("seeds passed                       3"),
+        "{out}"
+    );
+    assert!(out.contains("shards merged: 0/2 1/2"), "{out}");
+    // A failed shard fails the merge, and its replay command comes through.
+    let failed = dir.path().join("failed.json");
+    std::fs::write(
+        &failed,
+        r#"{"shards":["2/3"],"passed":0,"failed":[7],"ops":1,"simulated_secs":1.0,
+            "wall_secs":1.0,"faults":{},"segments_rolled":0,"segments_purged":0,
+            "seeds_purging":0,"starts_refused":0,"replays":["detcd-sim --seed 7"]}"#,
+    )
+    .unwrap();
+    files.push(failed);
+    let mut out = Vec::new();
+    let code = detcd_sim::cli::merge(&files, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failing seeds: 7"), "{out}");
+    assert!(out.contains("replay: detcd-sim --seed 7"), "{out}");
+    let mut out = Vec::new();
+    assert_eq!(
+        detcd_sim::cli::merge(&[dir.path().join("nope")], &mut out),
+        2
+    );
+}

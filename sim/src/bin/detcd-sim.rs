@@ -9,6 +9,12 @@ fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some(detcd_sim::run::isolated::WORKER_FLAG) {
         return std::process::ExitCode::from(detcd_sim::run::isolated::worker_main() as u8);
     }
+    // `detcd-sim merge FILE...`: the summaries of a sharded sweep, summed.
+    if std::env::args().nth(1).as_deref() == Some("merge") {
+        let files: Vec<std::path::PathBuf> = std::env::args_os().skip(2).map(Into::into).collect();
+        let code = detcd_sim::cli::merge(&files, &mut std::io::stdout());
+        return std::process::ExitCode::from(code as u8);
+    }
     let args = detcd_sim::cli::Args::parse();
     let worker = match std::env::current_exe() {
         Ok(p) => p,

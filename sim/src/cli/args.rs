@@ -54,6 +54,51 @@ pub struct Args {
     /// Where failure reports (HTML) and failing schedules (JSON) go.
     #[arg(long, default_value = "target/detcd-sim")]
     pub report_dir: PathBuf,
+    /// Run shard I of N of the seed range, e.g. `0/4`: the seeds whose offset from the range's
+    /// start is I modulo N (N machines with the same `--seeds` cover it exactly once).
+    #[arg(long, value_parser = parse_shard, requires = "seeds", conflicts_with = "seed")]
+    pub shard: Option<Shard>,
+    /// Also write the sweep's summary as JSON, for `detcd-sim merge`.
+    #[arg(long, requires = "seeds", conflicts_with = "seed")]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// One of N deterministic parts of a seed range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, from 0.
+    pub index: u64,
+    /// How many parts.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The seeds of `range` in this shard, in order.
+    pub fn seeds(&self, range: Range<u64>) -> Vec<u64> {
+        range
+            .clone()
+            .filter(|s| (s - range.start) % self.count == self.index)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Parses `I/N` (`0 <= I < N`).
+pub fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N, got {s:?}"))?;
+    let index: u64 = i.trim().parse().map_err(|e| format!("{i:?}: {e}"))?;
+    let count: u64 = n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?;
+    if count == 0 || index >= count {
+        return Err(format!("shard {s:?}: need 0 <= I < N"));
+    }
+    Ok(Shard { index, count })
 }
 
 /// Parses `A..B`.
@@ -92,6 +137,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shards_cover_a_range_exactly_once() {
+        for n in 1..6 {
+            let mut all: Vec<u64> = (0..n)
+                .flat_map(|i| Shard { index: i, count: n }.seeds(17..40))
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (17..40).collect::<Vec<_>>(), "{n} shards");
+        }
+        assert_eq!(parse_shard("2/5"), Ok(Shard { index: 2, count: 5 }));
+        assert!(parse_shard("0/0").is_err());
+        assert!(parse_shard("5/5").is_err());
+        assert!(parse_shard("1").is_err());
+    }
+
+    #[test]
     fn ranges_and_durations_parse() {
         assert_eq!(parse_range("3..10").unwrap(), 3..10);
         assert!(parse_range("10..3").is_err());
@@ -123,6 +183,10 @@ mod tests {
         assert_eq!(a.nodes, 5);
         assert_eq!(a.faults.len(), 2);
         assert!(Args::try_parse_from(["detcd-sim", "--nodes", "8"]).is_err());
+        let a = Args::try_parse_from(["detcd-sim", "--seeds", "0..10", "--shard", "1/3"]).unwrap();
+        assert_eq!(a.shard.unwrap().seeds(a.seeds.unwrap()), vec![1, 4, 7]);
+        assert!(Args::try_parse_from(["detcd-sim", "--seeds", "0..9", "--shard", "3/3"]).is_err());
+        assert!(Args::try_parse_from(["detcd-sim", "--seed", "1", "--shard", "0/2"]).is_err());
         assert!(Args::try_parse_from(["detcd-sim", "--seeds", "0..2", "--seed", "1"]).is_err());
     }
 }

@@ -30,7 +30,13 @@ pub fn execute(args: &Args, worker: &Path, out: &mut impl Write) -> i32 {
     };
     let result = match (args.seed, &args.seeds) {
         (Some(seed), _) => replay(args, worker, &base.with_seed(seed), out),
-        (None, Some(seeds)) => Ok(sweep(args, worker, &base, seeds.clone(), out)),
+        (None, Some(seeds)) => {
+            let seeds = match args.shard {
+                Some(shard) => shard.seeds(seeds.clone()),
+                None => seeds.clone().collect(),
+            };
+            sweep(args, worker, &base, &seeds, out)
+        }
         (None, None) => Err("give --seed S (one run) or --seeds A..B (a sweep)".to_string()),
     };
     match result {
@@ -82,15 +88,16 @@ fn replay(
     Ok(1)
 }
 
-/// Many seeds, with a progress bar and a summary table.
+/// Many seeds, with a progress bar and a summary table (and with `--summary-json`, the same
+/// summary as JSON).
 fn sweep(
     args: &Args,
     worker: &Path,
     base: &RunConfig,
-    seeds: std::ops::Range<u64>,
+    seeds: &[u64],
     out: &mut impl Write,
-) -> i32 {
-    let bar = ProgressBar::new(seeds.end - seeds.start);
+) -> Result<i32, String> {
+    let bar = ProgressBar::new(seeds.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise} < {eta}]",
@@ -102,16 +109,16 @@ fn sweep(
     let mut first_failure: Option<(RunConfig, RunReport)> = None;
     // `--jobs` threads each hand seeds to worker processes; results come back in completion
     // order (each run is its own process, so the order changes nothing in any run).
-    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
-            let (tx, next, seeds) = (tx.clone(), &next, seeds.clone());
+            let (tx, next) = (tx.clone(), &next);
             scope.spawn(move || loop {
-                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if seed >= seeds.end {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else {
                     return;
-                }
+                };
                 let config = base.with_seed(seed);
                 let r = checked_run(args, worker, &config, &config.schedule());
                 if tx.send((config, r)).is_err() {
@@ -123,7 +130,8 @@ fn sweep(
         for (config, r) in rx {
             summary.add(&r);
             if !r.passed() {
-                bar.suspend(|| report_failure(&config, &r, out));
+                let replay = bar.suspend(|| report_failure(&config, &r, out));
+                summary.replays.push(replay);
                 bar.set_message(format!("({} failed)", summary.failed.len()));
                 if first_failure
                     .as_ref()
@@ -136,17 +144,19 @@ fn sweep(
         }
     });
     summary.failed.sort_unstable();
+    summary.replays.sort_unstable();
     bar.finish_and_clear();
     summary.wall = began.elapsed();
+    summary.shard = args.shard.map(|s| s.to_string());
     let _ = write!(out, "{}", summary.table());
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, summary.to_json())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     if let (true, Some((config, r))) = (args.shrink, first_failure) {
         crate::shrink::shrink_and_print(&config, &r.schedule, worker, args.shrink_budget, out);
     }
-    if summary.failed.is_empty() {
-        0
-    } else {
-        1
-    }
+    Ok(if summary.failed.is_empty() { 0 } else { 1 })
 }
 
 /// A run, and with `--check-determinism` a second one whose trace hash must match.
@@ -214,9 +224,11 @@ pub fn replay_command(config: &RunConfig, path: Option<&Path>) -> String {
     cmd
 }
 
-/// Everything needed to understand and replay a failure.
-fn report_failure(config: &RunConfig, r: &RunReport, out: &mut impl Write) {
-    let Some(f) = &r.failure else { return };
+/// Everything needed to understand and replay a failure; returns the replay command.
+fn report_failure(config: &RunConfig, r: &RunReport, out: &mut impl Write) -> String {
+    let Some(f) = &r.failure else {
+        return String::new();
+    };
     let saved = save_schedule(
         config,
         &r.schedule,
@@ -229,5 +241,7 @@ fn report_failure(config: &RunConfig, r: &RunReport, out: &mut impl Write) {
     if let Some(p) = &f.html_path {
         let _ = writeln!(out, "report: {}", p.display());
     }
-    let _ = writeln!(out, "replay: {}", replay_command(config, saved.as_deref()));
+    let replay = replay_command(config, saved.as_deref());
+    let _ = writeln!(out, "replay: {replay}");
+    replay
 }

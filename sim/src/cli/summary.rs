@@ -1,4 +1,5 @@
-//! The summary table of a sweep.
+//! The summary of a sweep: its table for people, its JSON for `detcd-sim merge`, which sums
+//! the summaries of shards run anywhere (CI matrix jobs, a Kubernetes Indexed Job).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +30,30 @@ pub struct Summary {
     pub seeds_purging: u64,
     /// Times a member refused to start.
     pub refusals: usize,
+    /// The shards summed here (`I/N`), when the sweep was sharded.
+    pub shards: Vec<String>,
+    /// The replay command of every failure.
+    pub replays: Vec<String>,
+    /// Set by a single sharded sweep, before it is listed in `shards`.
+    pub shard: Option<String>,
+}
+
+/// The JSON form of a [`Summary`] (`--summary-json`).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SummaryJson {
+    shards: Vec<String>,
+    passed: u64,
+    failed: Vec<u64>,
+    ops: usize,
+    simulated_secs: f64,
+    wall_secs: f64,
+    /// Per fault kind: [seeds in which it occurred, episodes].
+    faults: BTreeMap<String, (u64, usize)>,
+    segments_rolled: u64,
+    segments_purged: u64,
+    seeds_purging: u64,
+    starts_refused: usize,
+    replays: Vec<String>,
 }
 
 impl Summary {
@@ -49,6 +74,56 @@ impl Summary {
             e.0 += 1;
             e.1 += n;
         }
+    }
+
+    /// The summary as JSON.
+    pub fn to_json(&self) -> String {
+        let mut shards = self.shards.clone();
+        shards.extend(self.shard.clone());
+        let j = SummaryJson {
+            shards,
+            passed: self.passed,
+            failed: self.failed.clone(),
+            ops: self.ops,
+            simulated_secs: self.simulated.as_secs_f64(),
+            wall_secs: self.wall.as_secs_f64(),
+            faults: self
+                .faults
+                .iter()
+                .map(|(k, v)| (k.name().to_string(), *v))
+                .collect(),
+            segments_rolled: self.wal.rolled,
+            segments_purged: self.wal.purged,
+            seeds_purging: self.seeds_purging,
+            starts_refused: self.refusals,
+            replays: self.replays.clone(),
+        };
+        serde_json::to_string_pretty(&j).expect("a summary serializes")
+    }
+
+    /// Adds the summary `json` holds (one shard's, or merged ones). Wall time is the longest
+    /// of them: shards run side by side.
+    pub fn merge_json(&mut self, json: &str) -> Result<(), String> {
+        let j: SummaryJson = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        self.shards.extend(j.shards);
+        self.passed += j.passed;
+        self.failed.extend(j.failed);
+        self.failed.sort_unstable();
+        self.ops += j.ops;
+        self.simulated += Duration::from_secs_f64(j.simulated_secs.max(0.0));
+        self.wall = self.wall.max(Duration::from_secs_f64(j.wall_secs.max(0.0)));
+        for (name, (seeds, episodes)) in j.faults {
+            let kind: FaultKind = name.parse()?;
+            let e = self.faults.entry(kind).or_insert((0, 0));
+            e.0 += seeds;
+            e.1 += episodes;
+        }
+        self.wal.rolled += j.segments_rolled;
+        self.wal.purged += j.segments_purged;
+        self.seeds_purging += j.seeds_purging;
+        self.refusals += j.starts_refused;
+        self.replays.extend(j.replays);
+        Ok(())
     }
 
     /// Seeds run.
@@ -92,6 +167,12 @@ impl Summary {
         ];
         for (name, value) in rows {
             let _ = writeln!(s, "{name:<16} {value:>19}");
+        }
+        if let Some(shard) = &self.shard {
+            let _ = writeln!(s, "shard {shard}");
+        }
+        if !self.shards.is_empty() {
+            let _ = writeln!(s, "shards merged: {}", self.shards.join(" "));
         }
         if !self.failed.is_empty() {
             let seeds: Vec<String> = self.failed.iter().map(u64::to_string).collect();
