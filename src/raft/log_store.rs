@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::io::Disk;
 
 use super::disk_metrics::{timed, DiskMetrics};
+use super::state_machine::StateMachine;
 use super::types::TypeConfig;
 use super::wal::{Located, RaftState, Record, Wal};
 
@@ -80,6 +81,9 @@ pub struct LogStore {
     log: Arc<Mutex<Log>>,
     flusher: tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
     metrics: DiskMetrics,
+    /// The state machine this log feeds, once the node has opened both: a purge waits for it
+    /// to have applied what is purged.
+    machine: Arc<OnceLock<StateMachine>>,
 }
 
 /// Group commit; see the module docs. An append is only queued after its records were written,
@@ -141,7 +145,13 @@ impl LogStore {
             })),
             flusher,
             metrics,
+            machine: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Ties this log to the state machine it feeds (see [`RaftLogStorage::purge`] below).
+    pub fn feeds(&self, machine: StateMachine) {
+        let _ = self.machine.set(machine);
     }
 
     /// The latency histograms of this log's fsyncs and of the state store's commits.
@@ -339,6 +349,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        // Never past what the state machine has applied: openraft 0.9 purges the log a received
+        // snapshot covers while its state machine task may still be installing it (or failing
+        // to: a disk error stops raft), and a restart must find the entries that replay up to
+        // the applied state. So wait for the install; if it fails, so does the purge.
+        if let Some(machine) = self.machine.get() {
+            machine
+                .wait_applied(log_id.index)
+                .await
+                .map_err(write_err)?;
+        }
         // Whatever the state machine applied up to here must be durable before the log that
         // could replay it goes away.
         timed(&self.metrics.backend_commit, self.disk.sync())

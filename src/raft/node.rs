@@ -120,6 +120,7 @@ impl RaftNode {
         let disk_metrics = log.disk_metrics();
         let hub = Arc::new(Hub::new());
         let machine = StateMachine::open(disk.clone(), hub.clone(), auth.clone())?;
+        log.feeds(machine.clone());
         let (applied, purged) = (machine.applied_index(), log.purged_index());
         if applied < purged {
             return Err(format!(

@@ -66,6 +66,15 @@ pub struct StateMachine {
     auth: Arc<AuthStore>,
     /// The raised alarms, applied in log order with the store.
     alarms: Arc<AlarmStore>,
+    /// How far it has applied, or that it failed: what a log purge waits on.
+    progress: Arc<tokio::sync::watch::Sender<Progress>>,
+}
+
+/// What [`StateMachine::wait_applied`] watches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    applied: Option<u64>,
+    failed: bool,
 }
 
 fn sm_err(e: io::Error) -> StorageError<u64> {
@@ -110,6 +119,37 @@ impl StateMachine {
         self.meta().applied.map(|l| l.index)
     }
 
+    /// Waits until entry `index` is applied (in memory; the next disk sync makes it durable).
+    /// Fails once applying or installing a snapshot has failed: raft is stopping then.
+    pub async fn wait_applied(&self, index: u64) -> io::Result<()> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            {
+                let p = *rx.borrow_and_update();
+                if p.failed {
+                    return Err(io::Error::other(
+                        "the state machine failed to apply or install a snapshot",
+                    ));
+                }
+                if p.applied.is_some_and(|a| a >= index) {
+                    return Ok(());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(io::Error::other("the state machine is gone"));
+            }
+        }
+    }
+
+    fn progressed(&self, applied: Option<LogId<u64>>) {
+        self.progress
+            .send_modify(|p| p.applied = applied.map(|l| l.index));
+    }
+
+    fn failed(&self) {
+        self.progress.send_modify(|p| p.failed = true);
+    }
+
     /// Opens the state machine on `disk`, rebuilding the store, the leases and `auth` from it;
     /// applied events go to `hub`.
     pub fn open(disk: Disk, hub: Arc<Hub>, auth: Arc<AuthStore>) -> io::Result<Self> {
@@ -134,7 +174,12 @@ impl StateMachine {
         auth.load(&disk)?;
         let alarms = Arc::new(AlarmStore::default());
         alarms.load(&disk)?;
+        let progress = Progress {
+            applied: meta.applied.map(|l| l.index),
+            failed: false,
+        };
         Ok(StateMachine {
+            progress: Arc::new(tokio::sync::watch::Sender::new(progress)),
             disk,
             store,
             meta: Arc::new(Mutex::new(meta)),
@@ -284,7 +329,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 Ok::<_, io::Error>(())
             })
-            .map_err(sm_err)?;
+            .map_err(sm_err)
+            .inspect_err(|_| self.failed())?;
+        self.progressed(Some(last));
         if watched {
             self.hub.publish(RevisionEvents::group(events));
         } else {
@@ -339,11 +386,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
             tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
-            Ok(())
+            Ok::<(), io::Error>(())
         };
-        install.await.map_err(|e: io::Error| {
-            StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
-        })
+        match install.await {
+            Ok(()) => {
+                self.progressed(meta.last_log_id);
+                Ok(())
+            }
+            Err(e) => {
+                self.failed();
+                Err(StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+            }
+        }
     }
 
     async fn get_current_snapshot(
