@@ -69,8 +69,8 @@ pub struct SimNode {
 pub struct Refusal {
     /// Why.
     pub error: String,
-    /// Whether its WAL directory had a fault in force then (errors, a full disk, corrupt
-    /// reads).
+    /// Whether its WAL directory had a fault in force when it began or ended trying (errors,
+    /// a full disk, corrupt reads).
     pub disk_faulty: bool,
     /// Whether it had a WAL before it tried (a member that has not joined yet has none). A
     /// member with a WAL and no disk fault that refuses could not read back what it wrote.
@@ -165,17 +165,20 @@ async fn member(
         return;
     }
     let had_wal = !wal::segments(&disk.files()).is_empty();
+    let faulty = |disk: &SimDisk| {
+        let f = disk.files().faults();
+        f.write_error > 0.0 || f.sync_error > 0.0 || f.corrupt_read > 0.0 || f.capacity.is_some()
+    };
+    // A start can take seconds: a fault in force when it began counts even if it was lifted
+    // by the time it failed.
+    let faulty_at_start = faulty(&disk);
     let server = match Server::start(&cfg, Disk::Sim(disk.clone())).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(member = %cfg.name, "could not start: {e}");
-            let f = disk.files().faults();
             lock(&refusals).push(Refusal {
                 error: e.to_string(),
-                disk_faulty: f.write_error > 0.0
-                    || f.sync_error > 0.0
-                    || f.corrupt_read > 0.0
-                    || f.capacity.is_some(),
+                disk_faulty: faulty_at_start || faulty(&disk),
                 had_wal,
             });
             *lock(&exit) = Exit::Failed(format!("start: {e}"));
