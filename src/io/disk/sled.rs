@@ -148,14 +148,30 @@ fn active_paths(primary: &Path) -> io::Result<(PathBuf, PathBuf)> {
     }
 }
 
+/// How long an open waits for a database this process just closed: sled's own background
+/// thread lets go of its file lock shortly after the last handle is dropped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn open_sled(path: &Path) -> io::Result<sled::Db> {
     remove_unfinished_snapshots(path)?;
-    sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(32 << 20)
-        .open()
-        .map_err(to_io)
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(32 << 20)
+            .open();
+        match opened {
+            Err(e) if e.to_string().contains("could not acquire lock") && waited < LOCK_WAIT => {
+                let pause = std::time::Duration::from_millis(20);
+                // The seam owns blocking waits: opening a database blocks anyway.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(pause);
+                waited += pause;
+            }
+            other => return other.map_err(to_io),
+        }
+    }
 }
 
 fn remove_dir_if_present(path: &Path) -> io::Result<()> {
