@@ -267,3 +267,34 @@ fn grpc_counters_move_and_the_metrics_listener_serves_them() {
     let (code, _, _) = curl(&format!("{metrics_url}/v3/kv/range"), &["-X", "POST"]);
     assert_eq!(code, 404);
 }
+
+#[test]
+fn metrics_extensive_adds_grpc_handling_time_histograms() {
+    let put = r#"grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary""#;
+    let basic = Server::detcd();
+    basic.ok(&["put", "k", "v"]);
+    let text = curl(&format!("{}/metrics", basic.client_url()), &[]).2;
+    assert!(!text.contains("grpc_server_handling_seconds"), "{text}");
+    let extensive = Builder::new(Kind::Detcd)
+        .args(["--metrics", "extensive"])
+        .start();
+    for _ in 0..3 {
+        extensive.ok(&["put", "k", "v"]);
+    }
+    let text = curl(&format!("{}/metrics", extensive.client_url()), &[]).2;
+    assert!(
+        text.contains("# TYPE grpc_server_handling_seconds histogram"),
+        "{text}"
+    );
+    let count = metric(
+        &text,
+        &format!("grpc_server_handling_seconds_count{{{put}}}"),
+    );
+    assert!(count >= 3.0, "{count}");
+    // Every put took less than Prometheus's largest bucket.
+    let slowest = metric(
+        &text,
+        &format!("grpc_server_handling_seconds_bucket{{le=\"10.0\",{put}}}"),
+    );
+    assert_eq!(slowest, count);
+}

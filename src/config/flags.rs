@@ -102,7 +102,7 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("bcrypt-cost", "10", Value, Built),
     ("auth-token-ttl", "300", Value, Built),
     ("enable-pprof", "false", Bool, Warn),
-    ("metrics", "basic", Value, Warn),
+    ("metrics", "basic", Value, Built),
     ("logger", "capnslog", Value, Warn),
     ("log-output", "default", Value, Warn),
     ("log-outputs", "default", Value, Warn),

@@ -102,6 +102,9 @@ pub struct Config {
     pub lease_checkpoint: bool,
     /// `--auto-compaction-mode` and `--auto-compaction-retention` (`None`: off).
     pub auto_compaction: Option<crate::compactor::Policy>,
+    /// `--metrics extensive`: also the gRPC handling-time histograms (any other value is
+    /// `basic`, as etcd takes it).
+    pub metrics_extensive: bool,
     /// `--enable-grpc-gateway`: serve the JSON gateway (`/v3/...`) on the client URLs.
     pub grpc_gateway: bool,
     /// Size of a WAL segment file: etcd's 64 MiB (no flag; the simulator sets small ones).
@@ -341,6 +344,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .copied()
             .unwrap_or(false),
         grpc_gateway: flag(&m, "enable-grpc-gateway"),
+        metrics_extensive: text(&m, "metrics") == "extensive",
         auto_compaction: crate::compactor::Policy::parse(
             &text(&m, "auto-compaction-mode"),
             &text(&m, "auto-compaction-retention"),
@@ -503,6 +507,7 @@ impl Config {
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
             grpc_gateway: true,
+            metrics_extensive: false,
             auto_compaction: None,
             wal_segment_bytes: crate::raft::wal::DEFAULT_SEGMENT_BYTES,
             client_tls: TlsInfo::default(),

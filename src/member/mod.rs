@@ -151,7 +151,7 @@ impl Server {
         let election = ElectionServer::new(ElectionService::new(local.clone()));
         let lock = LockServer::new(LockService::new(local));
         #[cfg(not(madsim))]
-        let grpc_metrics = metrics::grpc::GrpcMetrics::new();
+        let grpc_metrics = metrics::grpc::GrpcMetrics::new(cfg.metrics_extensive);
         #[cfg(not(madsim))]
         let http_state =
             http::HttpState::new(node.clone(), quota.max_bytes(), grpc_metrics.clone());

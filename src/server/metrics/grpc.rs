@@ -8,7 +8,9 @@
 //! through that router) count too, as they do in etcd, whose gateway dials its own gRPC port.
 //! Messages are counted from gRPC's framing of the request and response bodies; a call's code
 //! is its `grpc-status` (in the trailers, or in the headers of a trailers-only answer), or
-//! `Canceled` when the answer is dropped before it ends.
+//! `Canceled` when the answer is dropped before it ends. With `--metrics extensive`, also
+//! `grpc_server_handling_seconds` (from the request to the call's end, Prometheus's default
+//! buckets), as etcd.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -23,13 +25,25 @@ use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use prost_reflect::MethodDescriptor;
 
+use crate::io::clock;
 use crate::server::descriptors;
 
 type Labels = Vec<(String, String)>;
 type Counters = Family<Labels, Counter>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Prometheus's default buckets, which go-grpc-prometheus's handling-time histogram uses.
+const HANDLING_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn handling_histogram() -> Histogram {
+    Histogram::new(HANDLING_BUCKETS)
+}
 
 /// gRPC's codes by number, as Go names them.
 const CODES: [&str; 17] = [
@@ -59,24 +73,22 @@ pub struct GrpcMetrics {
     handled: Counters,
     received: Counters,
     sent: Counters,
+    /// `--metrics extensive`: how long calls take.
+    handling: Option<Histograms>,
     /// The labels of each client method, by request path (`/etcdserverpb.KV/Range`).
     methods: Arc<BTreeMap<String, Labels>>,
 }
 
-impl Default for GrpcMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl GrpcMetrics {
-    /// Counters at zero for every method of the client services.
-    pub fn new() -> Self {
+    /// Counters at zero for every method of the client services (and with `extensive`, the
+    /// handling-time histograms).
+    pub fn new(extensive: bool) -> Self {
         let m = GrpcMetrics {
             started: Counters::default(),
             handled: Counters::default(),
             received: Counters::default(),
             sent: Counters::default(),
+            handling: extensive.then(|| Histograms::new_with_constructor(handling_histogram)),
             methods: Arc::new(
                 descriptors::client_methods()
                     .into_iter()
@@ -93,6 +105,9 @@ impl GrpcMetrics {
             let _ = m.sent.get_or_create(l);
             for code in CODES {
                 let _ = m.handled.get_or_create(&with_code(l, code));
+            }
+            if let Some(h) = &m.handling {
+                let _ = h.get_or_create(l);
             }
         }
         m
@@ -120,6 +135,13 @@ impl GrpcMetrics {
             "Total number of gRPC stream messages sent by the server.",
             self.sent.clone(),
         );
+        if let Some(h) = &self.handling {
+            r.register(
+                "grpc_server_handling_seconds",
+                "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                h.clone(),
+            );
+        }
     }
 }
 
@@ -129,13 +151,16 @@ pub async fn track(State(m): State<GrpcMetrics>, req: Request, next: Next) -> Re
     let Some(l) = m.methods.get(req.uri().path()).cloned() else {
         return next.run(req).await;
     };
+    let start = clock::now();
     m.started.get_or_create(&l).inc();
     let received = m.received.get_or_create(&l).clone();
     let req = req.map(|b| Body::new(Counted::new(b, received, None)));
     let resp = next.run(req).await;
     let end = Handled {
         handled: m.handled.clone(),
+        handling: m.handling.clone(),
         labels: l.clone(),
+        start,
     };
     // A trailers-only answer carries its status in the headers.
     let end = match status_code(resp.headers()) {
@@ -178,7 +203,9 @@ fn status_code(headers: &HeaderMap) -> Option<&'static str> {
 /// Where a call's end is recorded.
 struct Handled {
     handled: Counters,
+    handling: Option<Histograms>,
     labels: Labels,
+    start: clock::Instant,
 }
 
 impl Handled {
@@ -186,6 +213,10 @@ impl Handled {
         self.handled
             .get_or_create(&with_code(&self.labels, code))
             .inc();
+        if let Some(h) = &self.handling {
+            let took = clock::now().saturating_duration_since(self.start);
+            h.get_or_create(&self.labels).observe(took.as_secs_f64());
+        }
     }
 }
 
@@ -314,7 +345,7 @@ mod tests {
 
     #[test]
     fn every_method_and_code_starts_at_zero() {
-        let m = GrpcMetrics::new();
+        let m = GrpcMetrics::new(false);
         let mut r = Registry::default();
         m.register(&mut r);
         let mut text = String::new();
@@ -326,5 +357,17 @@ mod tests {
             r#"grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 0"#
         ));
         assert!(text.contains(r#"grpc_method="Observe",grpc_service="v3electionpb.Election",grpc_type="server_stream""#));
+        assert!(
+            !text.contains("grpc_server_handling_seconds"),
+            "basic has no histograms"
+        );
+        let m = GrpcMetrics::new(true);
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(text.contains(
+            r#"grpc_server_handling_seconds_bucket{le="0.005",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 0"#
+        ), "{text}");
     }
 }
