@@ -951,9 +951,13 @@ fn a_learner_refuses_watches_until_promoted() {
         "--learner",
         &format!("--peer-urls={peer}"),
     ]);
+    // "Member <id> added to cluster <id>": IDs are hex without leading zeros, so the word after
+    // "Member", whatever its length.
     let id = added
         .split_whitespace()
-        .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .skip_while(|w| *w != "Member")
+        .nth(1)
+        .filter(|w| w.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_else(|| panic!("no member id in {added}"))
         .to_string();
     let mut learner = Builder::new(Kind::Detcd)
