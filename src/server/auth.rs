@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::AuthStore;
 use crate::error::Error;
-use crate::io::{rand as seam_rand, runtime};
+use crate::io::runtime;
 use crate::proto::detcdpb::InternalAuthenticateRequest;
 use crate::proto::etcdserverpb::auth_server::Auth;
 use crate::proto::etcdserverpb::*;
@@ -66,7 +66,7 @@ impl AuthService {
     /// The bcrypt hash of `password` (`$2a$`, as Go writes it), salted from the seam.
     async fn hash(&self, password: String) -> Result<String, Error> {
         let mut salt = [0u8; 16];
-        seam_rand::thread_rng().fill(&mut salt[..]);
+        crate::io::rand::thread_rng().fill(&mut salt[..]);
         let cost = self.bcrypt_cost;
         runtime::off_runtime(move || {
             bcrypt::hash_with_salt(password, cost, salt)
@@ -104,7 +104,7 @@ impl AuthService {
 /// A simple token's random part: letters from the seam's generator.
 fn simple_token_prefix() -> String {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut rng = seam_rand::thread_rng();
+    let mut rng = crate::io::rand::thread_rng();
     (0..SIMPLE_TOKEN_LENGTH)
         .map(|_| LETTERS[rng.gen_range(0..LETTERS.len())] as char)
         .collect()

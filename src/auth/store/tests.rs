@@ -1,6 +1,7 @@
 use super::*;
 use crate::io::disk::SimDisk;
 use crate::proto::authpb::permission::Type as PermType;
+use crate::proto::authpb::Permission;
 
 fn root_at(auth: &AuthStore) -> AuthInfo {
     AuthInfo {
