@@ -34,6 +34,29 @@ fn etcdctl(args: &[&str]) -> common::Output {
     common::run_etcdctl(&args, None)
 }
 
+/// `etcdctl snapshot restore FILE` into `dir/restored` as member n1 on fresh ports (client,
+/// peer), as etcd's runbooks do; the ports and the data dir.
+fn etcdctl_restore(file: &Path, dir: &Path) -> (u16, u16, std::path::PathBuf) {
+    let (client, peer) = common::free_ports();
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let data = dir.join("restored");
+    let out = etcdctl(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--name",
+        "n1",
+        "--initial-cluster",
+        &format!("n1={peer_url}"),
+        "--initial-advertise-peer-urls",
+        &peer_url,
+    ]);
+    assert!(out.success(), "snapshot restore failed: {out:?}");
+    (client, peer, data)
+}
+
 fn status(file: &Path) -> serde_json::Value {
     let out = etcdctl(&["snapshot", "status", file.to_str().unwrap(), "-w", "json"]);
     assert!(out.success(), "snapshot status failed: {out:?}");
@@ -127,23 +150,7 @@ fn etcd_restores_and_serves_our_snapshot() {
     assert_eq!(st["totalKey"], total_keys, "{st}");
     assert_eq!(st["totalSize"], db.len(), "{st}");
 
-    let (client, peer) = common::free_ports();
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let data = tmp.path().join("restored");
-    let out = etcdctl(&[
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--name",
-        "n1",
-        "--initial-cluster",
-        &format!("n1={peer_url}"),
-        "--initial-advertise-peer-urls",
-        &peer_url,
-    ]);
-    assert!(out.success(), "snapshot restore failed: {out:?}");
+    let (client, peer, data) = etcdctl_restore(&file, tmp.path());
 
     // The harness's own --data-dir comes first; the later one wins.
     let etcd = Builder::new(Kind::Etcd)
@@ -519,23 +526,7 @@ fn detcd_starts_on_a_data_dir_etcdctl_restored() {
     source.ok(&["snapshot", "save", file.to_str().unwrap()]);
     drop(source);
 
-    let (client, peer) = common::free_ports();
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let data = tmp.path().join("restored");
-    let out = etcdctl(&[
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--name",
-        "n1",
-        "--initial-cluster",
-        &format!("n1={peer_url}"),
-        "--initial-advertise-peer-urls",
-        &peer_url,
-    ]);
-    assert!(out.success(), "snapshot restore failed: {out:?}");
+    let (client, peer, data) = etcdctl_restore(&file, tmp.path());
     assert!(data.join("member/snap/db").is_file());
 
     // The harness's own --data-dir comes first; the later one wins.
@@ -559,7 +550,9 @@ fn detcd_starts_on_a_data_dir_etcdctl_restored() {
         .log()
         .contains("taking over a data dir restored by etcdctl"));
     assert!(data.join("member/wal.etcd").is_dir(), "etcd's WAL is kept");
-    assert!(detcd.ok(&["member", "list"]).contains(&peer_url));
+    assert!(detcd
+        .ok(&["member", "list"])
+        .contains(&format!("http://127.0.0.1:{peer}")));
     detcd.ok(&["put", "c", "4"]); // 5
 
     detcd.stop();

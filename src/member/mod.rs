@@ -83,22 +83,10 @@ impl Server {
             .max_decoding_message_size(PEER_MESSAGE_LIMIT)
             .max_encoding_message_size(PEER_MESSAGE_LIMIT);
         for url in &cfg.listen_peer_urls {
-            let addr = net::parse_listen_url(url)?;
-            let listener = net::bind(addr)
-                .await
-                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
-            let bound = net::local_addr(&listener)?;
-            let tls = transport.peer_listener(url);
+            let (listener, bound) = listen(url).await?;
             let router = tonic::transport::Server::builder().add_service(peer.clone());
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown, false, tls).await {
-                    tracing::error!(%bound, "peer listener failed: {e}");
-                }
-            }));
+            let tls = transport.peer_listener(url);
+            serving.push(serve(router, listener, false, tls, &stopped, "peer"));
             tracing::info!(%bound, "serving peer traffic");
         }
         // Like etcd, serve clients only once this member's attributes are committed.
@@ -160,11 +148,7 @@ impl Server {
         let gateway_body_limit = 2 * (cfg.max_request_bytes + GRPC_OVERHEAD_BYTES);
         let mut client_addrs = Vec::new();
         for url in &cfg.listen_client_urls {
-            let addr = net::parse_listen_url(url)?;
-            let listener = net::bind(addr)
-                .await
-                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
-            let bound = net::local_addr(&listener)?;
+            let (listener, bound) = listen(url).await?;
             client_addrs.push(bound);
             let tls = transport.client_listener(url);
             // gRPC and HTTP (/health, /metrics, ...) share the port, HTTP/1.1 included.
@@ -208,38 +192,18 @@ impl Server {
                 .add_service(auth.clone())
                 .add_service(election.clone())
                 .add_service(lock.clone());
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown, true, tls).await {
-                    tracing::error!(%bound, "client listener failed: {e}");
-                }
-            }));
+            serving.push(serve(router, listener, true, tls, &stopped, "client"));
             tracing::info!(%bound, "serving client requests");
         }
         #[cfg(not(madsim))]
         for url in &cfg.listen_metrics_urls {
-            let addr = net::parse_listen_url(url)?;
-            let listener = net::bind(addr)
-                .await
-                .map_err(|e| format!("listen tcp {addr}: {e}"))?;
-            let bound = net::local_addr(&listener)?;
+            let (listener, bound) = listen(url).await?;
             let routes = tonic::service::Routes::from(http::metrics_routes(http_state.clone()));
             let router = tonic::transport::Server::builder()
                 .accept_http1(true)
                 .add_routes(routes);
             let tls = transport.client_listener(url);
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            serving.push(tokio::spawn(async move {
-                if let Err(e) = net::serve_grpc(router, listener, shutdown, true, tls).await {
-                    tracing::error!(%bound, "metrics listener failed: {e}");
-                }
-            }));
+            serving.push(serve(router, listener, true, tls, &stopped, "metrics"));
             tracing::info!(%bound, "serving /metrics and /health");
         }
         Ok(Server {
@@ -280,4 +244,36 @@ impl Server {
         }
         self.node.shutdown().await;
     }
+}
+
+/// Binds the listener of `url`; the address it got.
+async fn listen(url: &str) -> Result<(net::Listener, SocketAddr), StartError> {
+    let addr = net::parse_listen_url(url)?;
+    let listener = net::bind(addr)
+        .await
+        .map_err(|e| format!("listen tcp {addr}: {e}"))?;
+    let bound = net::local_addr(&listener)?;
+    Ok((listener, bound))
+}
+
+/// Serves `router` on `listener` (`clients`: a client port, see [`net::serve_grpc`]) until the
+/// member stops; a failure is logged as the `what` listener's.
+fn serve(
+    router: tonic::transport::server::Router,
+    listener: net::Listener,
+    clients: bool,
+    tls: net::serve::ListenerTls,
+    stopped: &watch::Receiver<bool>,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    let bound = net::local_addr(&listener).ok();
+    let mut stopped = stopped.clone();
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        if let Err(e) = net::serve_grpc(router, listener, shutdown, clients, tls).await {
+            tracing::error!(?bound, "{what} listener failed: {e}");
+        }
+    })
 }

@@ -22,11 +22,7 @@ impl RaftNode {
             loop {
                 compactor.sample(node.store.current_revision());
                 clock::sleep(compactor.tick()).await;
-                let (leads, running) = {
-                    let m = node.raft.metrics();
-                    let m = m.borrow();
-                    (m.current_leader == Some(m.id), m.running_state.is_ok())
-                };
+                let (running, leads) = node.running_and_leading();
                 if !running {
                     return;
                 }

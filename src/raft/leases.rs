@@ -149,11 +149,7 @@ impl RaftNode {
         tokio::spawn(async move {
             loop {
                 clock::sleep(every).await;
-                let (leads, running) = {
-                    let m = node.raft.metrics();
-                    let m = m.borrow();
-                    (m.current_leader == Some(m.id), m.running_state.is_ok())
-                };
+                let (running, leads) = node.running_and_leading();
                 if !running {
                     return;
                 }

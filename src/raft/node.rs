@@ -203,6 +203,14 @@ impl RaftNode {
         &self.hub
     }
 
+    /// Whether raft still runs, and whether this member is the leader it knows (as raft's
+    /// metrics say now): what the leader's periodic loops check before each round.
+    pub(super) fn running_and_leading(&self) -> (bool, bool) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.running_state.is_ok(), m.current_leader == Some(m.id))
+    }
+
     /// How long this member's fsyncs and state store commits take.
     pub fn disk_metrics(&self) -> &DiskMetrics {
         &self.disk_metrics

@@ -75,42 +75,56 @@ pub struct GrpcMetrics {
     sent: Counters,
     /// `--metrics extensive`: how long calls take.
     handling: Option<Histograms>,
-    /// The labels of each client method, by request path (`/etcdserverpb.KV/Range`).
-    methods: Arc<BTreeMap<String, Labels>>,
+    /// Each client method's own counters, by request path (`/etcdserverpb.KV/Range`), looked
+    /// up once here so a call touches no label sets.
+    methods: Arc<BTreeMap<String, Arc<Method>>>,
+}
+
+/// One method's series of every family.
+struct Method {
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    /// By code number ([`CODES`]).
+    handled: Vec<Counter>,
+    handling: Option<Histogram>,
 }
 
 impl GrpcMetrics {
     /// Counters at zero for every method of the client services (and with `extensive`, the
     /// handling-time histograms).
     pub fn new(extensive: bool) -> Self {
-        let m = GrpcMetrics {
-            started: Counters::default(),
-            handled: Counters::default(),
-            received: Counters::default(),
-            sent: Counters::default(),
-            handling: extensive.then(|| Histograms::new_with_constructor(handling_histogram)),
-            methods: Arc::new(
-                descriptors::client_methods()
-                    .into_iter()
-                    .map(|d| {
-                        let path = format!("/{}/{}", d.parent_service().full_name(), d.name());
-                        (path, labels(&d))
-                    })
-                    .collect(),
-            ),
-        };
-        for l in m.methods.values() {
-            let _ = m.started.get_or_create(l);
-            let _ = m.received.get_or_create(l);
-            let _ = m.sent.get_or_create(l);
-            for code in CODES {
-                let _ = m.handled.get_or_create(&with_code(l, code));
-            }
-            if let Some(h) = &m.handling {
-                let _ = h.get_or_create(l);
-            }
+        let started = Counters::default();
+        let handled = Counters::default();
+        let received = Counters::default();
+        let sent = Counters::default();
+        let handling = extensive.then(|| Histograms::new_with_constructor(handling_histogram));
+        let methods = descriptors::client_methods()
+            .into_iter()
+            .map(|d| {
+                let l = labels(&d);
+                let method = Method {
+                    started: started.get_or_create(&l).clone(),
+                    received: received.get_or_create(&l).clone(),
+                    sent: sent.get_or_create(&l).clone(),
+                    handled: CODES
+                        .iter()
+                        .map(|code| handled.get_or_create(&with_code(&l, code)).clone())
+                        .collect(),
+                    handling: handling.as_ref().map(|h| h.get_or_create(&l).clone()),
+                };
+                let path = format!("/{}/{}", d.parent_service().full_name(), d.name());
+                (path, Arc::new(method))
+            })
+            .collect();
+        GrpcMetrics {
+            started,
+            handled,
+            received,
+            sent,
+            handling,
+            methods: Arc::new(methods),
         }
-        m
     }
 
     /// Adds the counters to a scrape's registry.
@@ -148,20 +162,16 @@ impl GrpcMetrics {
 /// The middleware: counts each call to a client method as it starts, its messages each way,
 /// and its code when it ends.
 pub async fn track(State(m): State<GrpcMetrics>, req: Request, next: Next) -> Response {
-    let Some(l) = m.methods.get(req.uri().path()).cloned() else {
+    let Some(method) = m.methods.get(req.uri().path()).cloned() else {
         return next.run(req).await;
     };
     let start = clock::now();
-    m.started.get_or_create(&l).inc();
-    let received = m.received.get_or_create(&l).clone();
+    method.started.inc();
+    let received = method.received.clone();
     let req = req.map(|b| Body::new(Counted::new(b, received, None)));
     let resp = next.run(req).await;
-    let end = Handled {
-        handled: m.handled.clone(),
-        handling: m.handling.clone(),
-        labels: l.clone(),
-        start,
-    };
+    let sent = method.sent.clone();
+    let end = Handled { method, start };
     // A trailers-only answer carries its status in the headers.
     let end = match status_code(resp.headers()) {
         Some(code) => {
@@ -170,7 +180,6 @@ pub async fn track(State(m): State<GrpcMetrics>, req: Request, next: Next) -> Re
         }
         None => Some(end),
     };
-    let sent = m.sent.get_or_create(&l).clone();
     resp.map(|b| Body::new(Counted::new(b, sent, end)))
 }
 
@@ -194,28 +203,30 @@ fn with_code(l: &Labels, code: &str) -> Labels {
     l
 }
 
-/// The code name of a `grpc-status` header, if `headers` has one.
-fn status_code(headers: &HeaderMap) -> Option<&'static str> {
+/// The code number of a `grpc-status` header, if `headers` has one (an unknown number is
+/// `Unknown`).
+fn status_code(headers: &HeaderMap) -> Option<usize> {
     let n: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    Some(CODES.get(n).copied().unwrap_or("Unknown"))
+    Some(if n < CODES.len() { n } else { UNKNOWN })
 }
+
+/// `Unknown`'s number, for a status that cannot be read.
+const UNKNOWN: usize = 2;
+/// `Canceled`'s number, for an answer dropped before it ended.
+const CANCELED: usize = 1;
 
 /// Where a call's end is recorded.
 struct Handled {
-    handled: Counters,
-    handling: Option<Histograms>,
-    labels: Labels,
+    method: Arc<Method>,
     start: clock::Instant,
 }
 
 impl Handled {
-    fn record(self, code: &str) {
-        self.handled
-            .get_or_create(&with_code(&self.labels, code))
-            .inc();
-        if let Some(h) = &self.handling {
+    fn record(self, code: usize) {
+        self.method.handled[code].inc();
+        if let Some(h) = &self.method.handling {
             let took = clock::now().saturating_duration_since(self.start);
-            h.get_or_create(&self.labels).observe(took.as_secs_f64());
+            h.observe(took.as_secs_f64());
         }
     }
 }
@@ -296,7 +307,7 @@ impl HttpBody for Counted {
             }
             if let Some(trailers) = frame.trailers_ref() {
                 if let Some(end) = this.end.take() {
-                    end.record(status_code(trailers).unwrap_or("Unknown"));
+                    end.record(status_code(trailers).unwrap_or(UNKNOWN));
                 }
             }
         }
@@ -315,7 +326,7 @@ impl HttpBody for Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         if let Some(end) = self.end.take() {
-            end.record("Canceled");
+            end.record(CANCELED);
         }
     }
 }
@@ -341,6 +352,16 @@ mod tests {
             let n: u64 = stream.chunks(chunk).map(|p| c.feed(p)).sum();
             assert_eq!(n, 3, "chunks of {chunk}");
         }
+    }
+
+    #[test]
+    fn code_numbers_name_their_codes() {
+        assert_eq!((CODES[UNKNOWN], CODES[CANCELED]), ("Unknown", "Canceled"));
+        let mut h = HeaderMap::new();
+        h.insert("grpc-status", "16".parse().unwrap());
+        assert_eq!(status_code(&h).map(|c| CODES[c]), Some("Unauthenticated"));
+        h.insert("grpc-status", "99".parse().unwrap());
+        assert_eq!(status_code(&h), Some(UNKNOWN));
     }
 
     #[test]
