@@ -353,6 +353,60 @@ fn member_down_past_a_snapshot_catches_up_by_snapshot() {
     );
 }
 
+/// etcd commits a voter's addition to a one-member cluster at once. Under joint consensus the
+/// new voter would have to run for the change to commit, so detcd adds it as a learner (listed
+/// as a voter, as etcd lists it) and promotes it once it has caught up.
+#[test]
+fn a_voter_added_to_one_member_is_answered_at_once_and_promoted_when_caught_up() {
+    let c = Cluster::start(1);
+    c.members[0].ok(&["put", "before-join", "1"]);
+    let ports = free_ports();
+    let peer = format!("http://127.0.0.1:{}", ports.1);
+    // etcdctl's 5 s command timeout would fail the add if it waited for the new member.
+    let added = c.members[0].ok(&["member", "add", "m2", &format!("--peer-urls={peer}")]);
+    assert!(
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
+    let list = c.members[0].ok(&["member", "list"]);
+    let id = member_id(&list, &peer);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("unstarted") && l.ends_with("false")),
+        "listed as an unstarted voter: {list}"
+    );
+    assert!(c.members[0]
+        .err(&["member", "promote", &id], None)
+        .contains("etcdserver: can only promote a learner member"));
+    // Unlike etcd's, the one-member cluster keeps its quorum until the new member is there.
+    c.members[0].ok(&["put", "while-added", "2"]);
+
+    let m2 = join(&c, "m2", ports, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // etcdctl's JSON leaves out a false isLearner.
+    while m2
+        .ok(&["endpoint", "status", "-w", "json"])
+        .contains("\"isLearner\":true")
+    {
+        assert!(Instant::now() < deadline, "never promoted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = m2.ok(&["member", "list"]);
+    assert!(
+        lines(&list).len() == 2
+            && list
+                .lines()
+                .all(|l| l.contains("started") && l.ends_with("false")),
+        "{list}"
+    );
+    // Both are voters now: the cluster needs both, and both serve.
+    assert_eq!(m2.ok(&["put", "after-join", "3"]).trim(), "OK");
+    assert_eq!(
+        lines(&c.members[0].ok(&["get", "--prefix", "", "--keys-only"])),
+        ["after-join", "before-join", "while-added"]
+    );
+}
+
 #[test]
 fn removing_the_last_voter_is_refused_as_etcd_does() {
     let s = Builder::new(Kind::Detcd).start();

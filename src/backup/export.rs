@@ -47,9 +47,9 @@ pub fn content(node: &RaftNode) -> Content {
             .applied_members()
             .into_iter()
             .map(|m| Member {
+                is_learner: m.reported_learner(),
                 id: m.id,
                 peer_urls: m.member.peer_urls,
-                is_learner: m.learner,
                 name: m.member.name,
                 client_urls: m.member.client_urls,
             })

@@ -77,6 +77,7 @@ pub async fn restore(
             name: m.name.clone(),
             peer_urls: m.peer_urls.clone(),
             client_urls: vec![],
+            added_as_voter: false,
         };
         if members.insert(id, member).is_some() {
             return Err(format!(

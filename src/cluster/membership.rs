@@ -51,15 +51,23 @@ pub enum MembershipOp {
     },
 }
 
-/// A member as `MemberList` reports it.
+/// A member, and its place in raft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberInfo {
     /// Member ID.
     pub id: u64,
     /// Name, URLs.
     pub member: Member,
-    /// Not (yet) a voter.
+    /// Not (yet) a voter in raft.
     pub learner: bool,
+}
+
+impl MemberInfo {
+    /// Whether etcd would call it a learner: one added as a voter is a voter to etcd while raft
+    /// still holds it as a learner (see [`Member::added_as_voter`]).
+    pub fn reported_learner(&self) -> bool {
+        self.learner && !self.member.added_as_voter
+    }
 }
 
 /// The members of membership `m`, in ID order.
@@ -145,19 +153,24 @@ pub fn plan(
             if url_taken(&peer_urls, None) {
                 return Err(Error::PeerUrlExists);
             }
-            if learner && current.iter().any(|m| m.learner) {
+            if learner && current.iter().any(MemberInfo::reported_learner) {
                 return Err(Error::TooManyLearners);
             }
+            // A voter that joint consensus could not commit without (the only voter now plus
+            // the new one) starts as a learner and is promoted once caught up.
+            let voters = current.iter().filter(|m| !m.learner).count();
+            let added_as_voter = !learner && voters == 1;
             let member = Member {
                 name: String::new(),
                 peer_urls,
                 client_urls: vec![],
+                added_as_voter,
             };
             let mut steps = vec![step(
                 ChangeMembers::AddNodes(BTreeMap::from([(id, member)])),
                 true,
             )];
-            if !learner {
+            if !learner && !added_as_voter {
                 steps.push(step(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true));
             }
             steps
@@ -191,24 +204,40 @@ pub fn plan(
             )]
         }
         MembershipOp::Promote { id } => {
-            if !find(id)?.learner {
+            if !find(id)?.reported_learner() {
                 return Err(Error::MemberNotLearner);
             }
             // etcd's rule: the learner must have replicated at least 90% of the leader's log.
-            let matched = progress.matched.get(&id).copied().unwrap_or(0);
-            if progress.leader_last == 0 || matched * 100 < progress.leader_last * 90 {
+            if !caught_up(progress, id) {
                 return Err(Error::LearnerNotReady);
             }
             vec![step(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)]
         }
-        MembershipOp::Publish { id, member } => {
-            find(id)?;
+        MembershipOp::Publish { id, mut member } => {
+            // Publishing says nothing about the member's place in raft.
+            member.added_as_voter = find(id)?.member.added_as_voter;
             vec![step(
                 ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
                 true,
             )]
         }
     })
+}
+
+/// The members added as voters that raft still holds as learners and that have caught up
+/// (etcd's rule for a promotion: 90% of the leader's log): the leader promotes them.
+pub fn due_promotions(current: &[MemberInfo], progress: &Progress) -> Vec<u64> {
+    current
+        .iter()
+        .filter(|m| m.learner && m.member.added_as_voter)
+        .filter(|m| caught_up(progress, m.id))
+        .map(|m| m.id)
+        .collect()
+}
+
+fn caught_up(progress: &Progress, id: u64) -> bool {
+    let matched = progress.matched.get(&id).copied().unwrap_or(0);
+    progress.leader_last > 0 && matched * 100 >= progress.leader_last * 90
 }
 
 /// etcd's ID for a member added at runtime: SHA-1 over its sorted peer URLs and the time of the
@@ -228,9 +257,81 @@ mod tests {
                 name: format!("m{id}"),
                 peer_urls: vec![format!("http://127.0.0.1:{port}")],
                 client_urls: vec![],
+                added_as_voter: false,
             },
             learner,
         }
+    }
+
+    #[test]
+    fn a_voter_added_to_one_voter_waits_as_a_learner_until_caught_up() {
+        let one = vec![member(1, 1, false)];
+        let none = Progress::default();
+        let add = MembershipOp::Add {
+            id: 2,
+            peer_urls: vec!["http://127.0.0.1:2".into()],
+            learner: false,
+        };
+        let steps = plan(add, &one, &none).unwrap();
+        let [Step {
+            change: ChangeMembers::AddNodes(nodes),
+            ..
+        }] = &steps[..]
+        else {
+            panic!("one step adding a node: {steps:?}");
+        };
+        assert!(nodes[&2].added_as_voter);
+        // Reported as a voter, so etcd's rules for learners do not apply to it.
+        let pending = MemberInfo {
+            id: 2,
+            member: nodes[&2].clone(),
+            learner: true,
+        };
+        assert!(!pending.reported_learner());
+        let both = vec![one[0].clone(), pending];
+        assert!(plan(
+            MembershipOp::Add {
+                id: 3,
+                peer_urls: vec!["http://127.0.0.1:3".into()],
+                learner: true
+            },
+            &both,
+            &none
+        )
+        .is_ok());
+        assert_eq!(
+            plan(MembershipOp::Promote { id: 2 }, &both, &none),
+            Err(Error::MemberNotLearner)
+        );
+        // Publishing its name keeps the flag.
+        let publish = MembershipOp::Publish {
+            id: 2,
+            member: Member {
+                name: "two".into(),
+                ..Member::default()
+            },
+        };
+        let steps = plan(publish, &both, &none).unwrap();
+        assert!(matches!(&steps[0].change, ChangeMembers::SetNodes(n) if n[&2].added_as_voter));
+        // Promoted by the leader once caught up, by etcd's 90% rule.
+        let behind = Progress {
+            leader_last: 100,
+            matched: BTreeMap::from([(2, 50)]),
+        };
+        assert!(due_promotions(&both, &behind).is_empty());
+        let close = Progress {
+            leader_last: 100,
+            matched: BTreeMap::from([(2, 95)]),
+        };
+        assert_eq!(due_promotions(&both, &close), vec![2]);
+        // With two voters a voter is added at once (joint consensus commits without it).
+        let two = vec![member(1, 1, false), member(3, 3, false)];
+        let add = MembershipOp::Add {
+            id: 2,
+            peer_urls: vec!["http://127.0.0.1:2".into()],
+            learner: false,
+        };
+        assert_eq!(plan(add, &two, &none).unwrap().len(), 2);
     }
 
     #[test]

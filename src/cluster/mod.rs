@@ -15,6 +15,20 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     /// `--advertise-client-urls`.
     pub client_urls: Vec<String>,
+    /// MemberAdd asked for a voter, but raft holds the member as a learner until it has caught
+    /// up, and then promotes it. Under joint consensus a voter added to a one-voter cluster
+    /// could not commit without the new member running, so the add would wait for it; etcd
+    /// commits the addition at once. `MemberList` reports such a member as a voter, as etcd.
+    #[serde(default)]
+    pub added_as_voter: bool,
+}
+
+impl Member {
+    /// Whether `other` has the same name and URLs (what a member publishes about itself).
+    pub fn same_attributes(&self, other: &Member) -> bool {
+        (&self.name, &self.peer_urls, &self.client_urls)
+            == (&other.name, &other.peer_urls, &other.client_urls)
+    }
 }
 
 impl std::fmt::Display for Member {

@@ -38,6 +38,7 @@ pub(super) async fn identity(
             name: m.name.clone(),
             peer_urls: m.peer_urls.clone(),
             client_urls: vec![],
+            added_as_voter: false,
         };
         if members.insert(id, member).is_some() {
             return Err(format!(

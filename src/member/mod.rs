@@ -95,6 +95,7 @@ impl Server {
                 name: cfg.name.clone(),
                 peer_urls: cfg.initial_advertise_peer_urls.clone(),
                 client_urls: cfg.advertise_client_urls.clone(),
+                added_as_voter: false,
             })
             .await;
         if let Err(e) = published {

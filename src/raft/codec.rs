@@ -89,6 +89,7 @@ mod tests {
                 name: "n7".into(),
                 peer_urls: vec!["http://127.0.0.1:2380".into()],
                 client_urls: vec![],
+                added_as_voter: true,
             },
         )]);
         let membership = openraft::Membership::new(vec![BTreeSet::from([7])], nodes);

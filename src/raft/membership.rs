@@ -3,12 +3,15 @@
 //! learning of its own removal, joining (asking peers who the cluster is), and handing
 //! leadership over (MoveLeader).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
 
-use crate::cluster::membership::{members_of, plan, MemberInfo, MembershipOp, Progress};
+use crate::cluster::membership::{
+    due_promotions, members_of, plan, MemberInfo, MembershipOp, Progress,
+};
 use crate::cluster::Member;
 use crate::error::Error;
 use crate::io::clock;
@@ -62,19 +65,7 @@ impl RaftNode {
     /// Validates and commits `op` here, which must be the leader (answers `NoLeader`
     /// elsewhere). Returns the members afterwards.
     pub async fn change_membership_here(&self, op: MembershipOp) -> Result<Vec<MemberInfo>, Error> {
-        let metrics = self.raft.metrics().borrow().clone();
-        if metrics.current_leader != Some(metrics.id) {
-            return Err(Error::NoLeader);
-        }
-        let progress = Progress {
-            leader_last: metrics.last_log_index.unwrap_or(0),
-            matched: metrics
-                .replication
-                .iter()
-                .flatten()
-                .map(|(id, l)| (*id, l.map_or(0, |l| l.index)))
-                .collect::<BTreeMap<_, _>>(),
-        };
+        let progress = self.progress().ok_or(Error::NoLeader)?;
         for step in plan(op, &self.latest_members(), &progress)? {
             self.raft
                 .change_membership(step.change, step.retain)
@@ -91,6 +82,55 @@ impl RaftNode {
         Ok(self.latest_members())
     }
 
+    /// How far each member has replicated, if this member leads.
+    fn progress(&self) -> Option<Progress> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(metrics.id) {
+            return None;
+        }
+        Some(Progress {
+            leader_last: metrics.last_log_index.unwrap_or(0),
+            matched: metrics
+                .replication
+                .iter()
+                .flatten()
+                .map(|(id, l)| (*id, l.map_or(0, |l| l.index)))
+                .collect::<BTreeMap<_, _>>(),
+        })
+    }
+
+    /// Starts promoting, while this member leads, the members MemberAdd added as voters that
+    /// raft holds as learners until they catch up ([`crate::cluster::Member::added_as_voter`]);
+    /// runs until raft stops.
+    pub fn start_promoting_added_voters(&self) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                clock::sleep(Duration::from_millis(200)).await;
+                let (running, leads) = node.running_and_leading();
+                if !running {
+                    return;
+                }
+                let Some(progress) = node.progress().filter(|_| leads) else {
+                    continue;
+                };
+                for id in due_promotions(&node.latest_members(), &progress) {
+                    let voter = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+                    match node.raft.change_membership(voter, true).await {
+                        Ok(_) => tracing::info!(
+                            member = %format!("{id:x}"),
+                            "promoted the member added as a voter, now caught up"
+                        ),
+                        Err(e) => tracing::info!(
+                            member = %format!("{id:x}"),
+                            "promoting the member added as a voter: {e}"
+                        ),
+                    }
+                }
+            }
+        });
+    }
+
     /// Makes this member's name and client URLs part of the replicated membership (what
     /// `MemberList` reports), as etcd members publish their attributes before serving clients.
     /// Retries until committed (a quorum must be up), or until raft stops.
@@ -102,7 +142,7 @@ impl RaftNode {
             if self.raft.metrics().borrow().running_state.is_err() {
                 return Err(Error::Stopped);
             }
-            if self.member(self.id).as_ref() == Some(&me) {
+            if self.member(self.id).is_some_and(|m| m.same_attributes(&me)) {
                 return Ok(());
             }
             let op = MembershipOp::Publish {
@@ -165,6 +205,7 @@ impl RaftNode {
                 name: String::new(),
                 peer_urls: vec![url.clone()],
                 client_urls: vec![],
+                added_as_voter: false,
             };
             let Ok(mut client) = peer_channel(dialer, &probe) else {
                 continue;

@@ -170,6 +170,7 @@ impl RaftNode {
             disk_metrics,
         };
         tokio::spawn(node.clone().lease_expiry_loop());
+        node.start_promoting_added_voters();
         Ok(node)
     }
 

@@ -35,7 +35,7 @@ fn to_pb(m: &MemberInfo) -> Member {
         name: m.member.name.clone(),
         peer_ur_ls: m.member.peer_urls.clone(),
         client_ur_ls: m.member.client_urls.clone(),
-        is_learner: m.learner,
+        is_learner: m.reported_learner(),
     }
 }
 
