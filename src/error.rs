@@ -98,6 +98,18 @@ pub enum Error {
     /// MoveLeader to a member that cannot lead (unknown, or a learner).
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    /// A Downgrade target that is not a version (`3.4`, `3.4.0`).
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    /// A Downgrade target the cluster cannot go to (for detcd: any, there is no older detcd).
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    /// A Downgrade CANCEL with no downgrade in progress.
+    #[error("etcdserver: no inflight downgrade job")]
+    NoInflightDowngrade,
+    /// A request naming an action the server does not know (a Downgrade action outside the enum).
+    #[error("etcdserver: unknown method")]
+    UnknownMethod,
     /// MoveLeader did not finish in time.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
@@ -198,7 +210,11 @@ impl Error {
             | Error::DuplicateKey
             | Error::InvalidSortOption
             | Error::RequestTooLarge
+            | Error::WrongDowngradeVersionFormat
+            | Error::InvalidDowngradeTargetVersion
             | Error::MemberBadUrls => Code::InvalidArgument,
+            Error::NoInflightDowngrade => Code::FailedPrecondition,
+            Error::UnknownMethod => Code::Unknown,
             Error::MemberNotFound => Code::NotFound,
             Error::PeerUrlExists
             | Error::MemberNotLearner

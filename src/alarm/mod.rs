@@ -8,6 +8,8 @@
 //! refused (`etcdserver: mvcc: database space exceeded`) while reads, deletes and compaction go
 //! on; with CORRUPT every read and write is refused (`etcdserver: corrupt cluster`).
 
+pub mod corrupt;
+
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 

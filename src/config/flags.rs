@@ -116,8 +116,8 @@ pub(super) const FLAGS: &[(&str, &str, Kind, Support)] = &[
     ("proxy-write-timeout", "5000", Value, Warn),
     ("proxy-read-timeout", "0", Value, Warn),
     ("enable-grpc-gateway", "true", Bool, Built),
-    ("experimental-initial-corrupt-check", "false", Bool, Warn),
-    ("experimental-corrupt-check-time", "0s", Value, Warn),
+    ("experimental-initial-corrupt-check", "false", Bool, Built),
+    ("experimental-corrupt-check-time", "0s", Value, Built),
     ("experimental-enable-v2v3", "", Value, Warn),
     (
         "experimental-backend-bbolt-freelist-type",

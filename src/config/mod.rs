@@ -100,6 +100,11 @@ pub struct Config {
     pub watch_progress_notify_interval: Option<Duration>,
     /// `--experimental-enable-lease-checkpoint`: the leader persists remaining TTLs through raft.
     pub lease_checkpoint: bool,
+    /// `--experimental-initial-corrupt-check`: compare hashes with the peers before serving.
+    pub initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time`: how often the leader compares the members' hashes
+    /// (`None`: never, etcd's default `0s`).
+    pub corrupt_check_time: Option<Duration>,
     /// `--auto-compaction-mode` and `--auto-compaction-retention` (`None`: off).
     pub auto_compaction: Option<crate::compactor::Policy>,
     /// `--metrics extensive`: also the gRPC handling-time histograms (any other value is
@@ -185,6 +190,14 @@ fn watch_interval(m: &ArgMatches) -> Result<Option<Duration>, String> {
     let v: &String = m.get_one(name).expect("has default");
     crate::watch::progress::parse_go_duration(v)
         .map_err(|e| format!("invalid value {v:?} for flag -{name}: {e}"))
+}
+
+fn corrupt_check_time(m: &ArgMatches) -> Result<Option<Duration>, String> {
+    let name = "experimental-corrupt-check-time";
+    let v: &String = m.get_one(name).expect("has default");
+    let d = crate::watch::progress::parse_go_duration(v)
+        .map_err(|e| format!("invalid value {v:?} for flag -{name}: {e}"))?;
+    Ok(d.filter(|d| !d.is_zero()))
 }
 
 /// Parses `--initial-cluster` (`name=url,name=url,...`; a name may appear with several URLs).
@@ -343,6 +356,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
             .get_one::<bool>("experimental-enable-lease-checkpoint")
             .copied()
             .unwrap_or(false),
+        initial_corrupt_check: flag(&m, "experimental-initial-corrupt-check"),
+        corrupt_check_time: corrupt_check_time(&m)?,
         grpc_gateway: flag(&m, "enable-grpc-gateway"),
         metrics_extensive: text(&m, "metrics") == "extensive",
         auto_compaction: crate::compactor::Policy::parse(
@@ -506,6 +521,8 @@ impl Config {
             snapshot_count: 100_000,
             watch_progress_notify_interval: Some(crate::watch::progress::DEFAULT_INTERVAL),
             lease_checkpoint: false,
+            initial_corrupt_check: false,
+            corrupt_check_time: None,
             grpc_gateway: true,
             metrics_extensive: false,
             auto_compaction: None,

@@ -89,6 +89,14 @@ impl Server {
             serving.push(serve(router, listener, false, tls, &stopped, "peer"));
             tracing::info!(%bound, "serving peer traffic");
         }
+        if cfg.initial_corrupt_check {
+            // etcd checks before its raft starts; here raft runs already, but no client is
+            // served before the check passes.
+            if let Err(e) = node.check_initial_hash().await {
+                node.shutdown().await;
+                return Err(e.into());
+            }
+        }
         // Like etcd, serve clients only once this member's attributes are committed.
         let published = node
             .publish_attributes(Member {
@@ -128,6 +136,9 @@ impl Server {
         .max_decoding_message_size(max_decode);
         if let Some(policy) = cfg.auto_compaction {
             node.start_auto_compaction(policy);
+        }
+        if let Some(period) = cfg.corrupt_check_time {
+            node.start_corrupt_check(period);
         }
         if cfg.lease_checkpoint {
             node.enable_lease_checkpoints(crate::lease::CHECKPOINT_INTERVAL);

@@ -20,7 +20,9 @@ use crate::proto::mvccpb::KeyValue;
 
 use super::{KeyHistory, Revision};
 
-pub(super) const REV_PREFIX: &[u8] = b"k";
+/// The first byte of every revision record's disk key (then the revision and `p`, or `t` for a
+/// tombstone); the value is the `mvccpb.KeyValue`.
+pub const REV_PREFIX: &[u8] = b"k";
 pub(super) const META_REV: &[u8] = b"m/rev";
 pub(super) const META_COMPACT: &[u8] = b"m/compact";
 

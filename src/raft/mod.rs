@@ -8,6 +8,7 @@
 pub mod auto_compaction;
 pub mod batch;
 pub mod codec;
+pub mod corrupt_check;
 pub mod disk_metrics;
 pub mod forward;
 pub mod leases;

@@ -2,7 +2,8 @@
 //! included), Alarm (through the log, see [`crate::alarm`]), Hash/HashKV (root only while auth
 //! is on), MoveLeader. Snapshot (root only) streams the applied state as etcd's backend database
 //! ([`crate::backup`]). Defragment (root only) rebuilds this member's state store to give space
-//! back ([`crate::io::Disk::defragment`]). Downgrade answers `Unimplemented`.
+//! back ([`crate::io::Disk::defragment`]). Downgrade answers as etcd 3.5 answers for a cluster
+//! that cannot downgrade: there is no older detcd to go to.
 
 use tonic::{Request, Response, Status};
 
@@ -10,7 +11,6 @@ use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::*;
 
 use super::caller::{admin, caller};
-use super::unimplemented::unimplemented_rpcs;
 use crate::backup::{self, etcd_db, export};
 use crate::error::Error;
 use crate::io::runtime;
@@ -41,8 +41,27 @@ impl MaintenanceService {
 impl Maintenance for MaintenanceService {
     type SnapshotStream = SnapshotStream;
 
-    unimplemented_rpcs! {
-        downgrade(DowngradeRequest) -> DowngradeResponse;
+    async fn downgrade(
+        &self,
+        req: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        admin(&self.node, &req).await.map_err(Error::raw_auth)?;
+        let r = req.into_inner();
+        let action = downgrade_request::DowngradeAction::try_from(r.action);
+        use downgrade_request::DowngradeAction::*;
+        match action {
+            Ok(Validate | Enable) => {
+                downgrade_target(&r.version)?;
+                // As etcd: the answer reflects the committed state, not a stale member's.
+                self.node.read_barrier().await?;
+                Err(Error::InvalidDowngradeTargetVersion.into())
+            }
+            Ok(Cancel) => {
+                self.node.read_barrier().await?;
+                Err(Error::NoInflightDowngrade.into())
+            }
+            Err(_) => Err(Error::UnknownMethod.into()),
+        }
     }
 
     async fn defragment(
@@ -143,5 +162,33 @@ impl Maintenance for MaintenanceService {
                 .voter_ids()
                 .any(|v| v == m.id),
         }))
+    }
+}
+
+/// A Downgrade target as etcd reads it: a semantic version, or `major.minor` (`3.4` is
+/// `3.4.0`); only its major and minor count.
+fn downgrade_target(version: &str) -> Result<(u64, u64), Error> {
+    semver::Version::parse(version)
+        .or_else(|_| semver::Version::parse(&format!("{version}.0")))
+        .map(|v| (v.major, v.minor))
+        .map_err(|_| Error::WrongDowngradeVersionFormat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downgrade_targets_read_as_etcd_reads_them() {
+        assert_eq!(downgrade_target("3.4"), Ok((3, 4)));
+        assert_eq!(downgrade_target("3.4.2"), Ok((3, 4)));
+        assert_eq!(downgrade_target("3.3.0-rc.1"), Ok((3, 3)));
+        for bad in ["", "3", "three.four", "3.4.x", "v3.4.0"] {
+            assert_eq!(
+                downgrade_target(bad),
+                Err(Error::WrongDowngradeVersionFormat),
+                "{bad}"
+            );
+        }
     }
 }

@@ -27,7 +27,6 @@ pub mod maintenance;
 pub mod metrics;
 pub mod peer;
 pub mod quota;
-pub mod unimplemented;
 pub mod watch;
 
 /// gRPC adds framing around a request; etcd allows this much on top of `--max-request-bytes`

@@ -10,6 +10,7 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::alarm::corrupt::KvHash;
 use crate::cluster::membership::{MemberInfo, MembershipOp};
 use crate::error::Error;
 use crate::lease::{LeaderAnswer, LeaderCall};
@@ -159,6 +160,12 @@ impl Peer for PeerService {
     ) -> Result<Response<RaftMessage>, Status> {
         let call: LeaderCall = self.open(req)?;
         let result: Result<LeaderAnswer, Error> = self.node.serve_lease_call(&call).await;
+        self.reply(encode(&result))
+    }
+
+    async fn hash_kv(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rev: i64 = self.open(req)?;
+        let result: Result<KvHash, Error> = self.node.kv_hash(rev);
         self.reply(encode(&result))
     }
 }

@@ -568,6 +568,12 @@ impl Server {
         }
     }
 
+    /// Adds `arg` to the flags of later restarts (a flag given again takes its last value, as in
+    /// etcd; for booleans, which only take `--flag=value`).
+    pub fn push_arg(&mut self, arg: &str) {
+        self.args.push(arg.to_string());
+    }
+
     /// Sets the extra etcdctl flags of every later call, readiness checks included (e.g. a
     /// `--user` once auth is on, since `endpoint health` needs a user then).
     pub fn set_ctl_args(&mut self, args: &[&str]) {
