@@ -298,3 +298,46 @@ fn metrics_extensive_adds_grpc_handling_time_histograms() {
     );
     assert_eq!(slowest, count);
 }
+
+#[test]
+fn raft_traffic_is_counted_by_peer() {
+    let members = common::start_cluster(3, &[]);
+    let leader = common::wait_leader(&members, &[0, 1, 2]);
+    for i in 0..5 {
+        members[leader].ok(&["put", &format!("k{i}"), "v"]);
+    }
+    let id = |i: usize| format!("{:x}", common::member_status(&members[i]).unwrap().0);
+    let scrape = |i: usize| curl(&format!("{}/metrics", members[i].client_url()), &[]).2;
+    let text = scrape(leader);
+    for name in [
+        "etcd_network_peer_sent_bytes",
+        "etcd_network_peer_received_bytes",
+        "etcd_network_peer_sent_failures",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} counter")), "{text}");
+    }
+    assert!(
+        text.contains("# TYPE etcd_network_peer_round_trip_time_seconds histogram"),
+        "{text}"
+    );
+    for f in (0..3).filter(|&i| i != leader) {
+        let to = format!("{{To=\"{}\"}}", id(f));
+        assert!(
+            metric(&text, &format!("etcd_network_peer_sent_bytes_total{to}")) > 0.0,
+            "{text}"
+        );
+        assert!(
+            metric(
+                &text,
+                &format!("etcd_network_peer_round_trip_time_seconds_count{to}")
+            ) >= 5.0,
+            "{text}"
+        );
+        let from = format!("{{From=\"{}\"}}", id(leader));
+        let received = metric(
+            &scrape(f),
+            &format!("etcd_network_peer_received_bytes_total{from}"),
+        );
+        assert!(received > 0.0, "follower {f} received nothing");
+    }
+}

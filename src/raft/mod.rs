@@ -17,6 +17,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod node;
+pub mod peer_metrics;
 pub mod propose;
 pub mod read_index;
 pub mod snapshot;

@@ -21,6 +21,7 @@ use crate::io::net::Dialer;
 use crate::proto::detcdpb::peer_client::PeerClient as PeerGrpc;
 use crate::proto::detcdpb::RaftMessage;
 
+use super::peer_metrics::{peer, PeerMetrics};
 use super::types::TypeConfig;
 
 /// Encodes an openraft value for the wire.
@@ -66,6 +67,8 @@ pub struct Network {
     pub cluster_id: u64,
     /// How to reach the other members.
     pub dialer: Dialer,
+    /// What the raft traffic to each peer amounts to.
+    pub metrics: PeerMetrics,
 }
 
 /// A connection to one peer.
@@ -74,6 +77,7 @@ pub struct PeerClient {
     me: u64,
     cluster_id: u64,
     client: Result<PeerGrpc<Channel>, String>,
+    metrics: PeerMetrics,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -85,6 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             me: self.me,
             cluster_id: self.cluster_id,
             client: peer_channel(&self.dialer, node),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -113,16 +118,31 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let to = peer("To", self.target);
         let client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => return Err(unreachable(e.clone())),
+            Err(e) => {
+                self.metrics.sent_failures.get_or_create(&to).inc();
+                return Err(unreachable(e.clone()));
+            }
         };
         let msg = RaftMessage {
             cluster_id: self.cluster_id,
             from: self.me,
             payload: encode(req),
         };
-        let reply = match clock::timeout(option.hard_ttl(), rpc(client, msg)).await {
+        let bytes = msg.payload.len() as u64;
+        let start = clock::now();
+        let answer = clock::timeout(option.hard_ttl(), rpc(client, msg)).await;
+        if let Ok(Ok(_)) = &answer {
+            let elapsed = clock::now().saturating_duration_since(start);
+            self.metrics.sent_bytes.get_or_create(&to).inc_by(bytes);
+            let rtt = self.metrics.round_trip.get_or_create(&to);
+            rtt.observe(elapsed.as_secs_f64());
+        } else {
+            self.metrics.sent_failures.get_or_create(&to).inc();
+        }
+        let reply = match answer {
             Err(_) => {
                 return Err(network(format!(
                     "peer {:x} did not answer in time",

@@ -26,6 +26,7 @@ use super::disk_metrics::DiskMetrics;
 use super::forward::Peers;
 use super::log_store::LogStore;
 use super::network::Network;
+use super::peer_metrics::PeerMetrics;
 use super::read_index::{AppliedWaiters, ReadQueue};
 use super::state_machine::StateMachine;
 use super::types::TypeConfig;
@@ -85,6 +86,8 @@ pub struct RaftNode {
     pub(super) forwarder: Forwarder,
     /// How long fsyncs and state store commits take.
     disk_metrics: DiskMetrics,
+    /// Raft traffic to and from each peer.
+    peer_metrics: PeerMetrics,
 }
 
 /// Why a raft node could not start.
@@ -132,10 +135,12 @@ impl RaftNode {
         }
         let store = machine.store();
         let lessor = machine.lessor();
+        let peer_metrics = PeerMetrics::default();
         let network = Network {
             me: id,
             cluster_id,
             dialer: dialer.clone(),
+            metrics: peer_metrics.clone(),
         };
         let raft = Raft::new(id, Arc::new(config), network, log, machine.clone()).await?;
         let batcher = Batcher::start(raft.clone());
@@ -168,6 +173,7 @@ impl RaftNode {
             batcher,
             forwarder: Forwarder::start(peers),
             disk_metrics,
+            peer_metrics,
         };
         tokio::spawn(node.clone().lease_expiry_loop());
         node.start_promoting_added_voters();
@@ -215,6 +221,11 @@ impl RaftNode {
     /// How long this member's fsyncs and state store commits take.
     pub fn disk_metrics(&self) -> &DiskMetrics {
         &self.disk_metrics
+    }
+
+    /// Raft traffic to and from each peer.
+    pub fn peer_metrics(&self) -> &PeerMetrics {
+        &self.peer_metrics
     }
 
     /// The member's state store.

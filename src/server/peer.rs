@@ -18,6 +18,7 @@ use crate::proto::detcdpb::peer_server::Peer;
 use crate::proto::detcdpb::raft_request::Request as Req;
 use crate::proto::detcdpb::{ProposeRequest, RaftMessage, RaftRequest};
 use crate::raft::network::{decode, encode};
+use crate::raft::peer_metrics::peer;
 use crate::raft::propose::ProposeResult;
 use crate::raft::RaftNode;
 
@@ -65,6 +66,9 @@ impl PeerService {
     fn open<T: serde::de::DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
         let m = req.into_inner();
         self.check(m.cluster_id)?;
+        let from = peer("From", m.from);
+        let metrics = &self.node.peer_metrics().received_bytes;
+        metrics.get_or_create(&from).inc_by(m.payload.len() as u64);
         decode(&m.payload).map_err(Status::invalid_argument)
     }
 

@@ -7,8 +7,11 @@
 //! `etcd_debugging_mvcc_keys_total`, `etcd_debugging_mvcc_current_revision`,
 //! `etcd_debugging_mvcc_compact_revision`, `etcd_debugging_auth_revision`, the latency
 //! histograms `etcd_disk_wal_fsync_duration_seconds` and
-//! `etcd_disk_backend_commit_duration_seconds`, and the gRPC server counters ([`grpc`]). Not
-//! yet: peer network counters, `--metrics extensive`'s gRPC latency histograms.
+//! `etcd_disk_backend_commit_duration_seconds`, the raft traffic by peer
+//! (`etcd_network_peer_sent_bytes_total`, `etcd_network_peer_received_bytes_total`,
+//! `etcd_network_peer_sent_failures_total`, `etcd_network_peer_round_trip_time_seconds`; see
+//! [`crate::raft::peer_metrics`]), and the gRPC server counters and, with `--metrics
+//! extensive`, latency histograms ([`grpc`]).
 
 use std::sync::atomic::Ordering;
 
@@ -149,6 +152,27 @@ pub fn render(s: &HttpState) -> Result<String, std::fmt::Error> {
         "etcd_disk_backend_commit_duration_seconds",
         "The latency distributions of commit called by backend.",
         disk.backend_commit.clone(),
+    );
+    let peers = node.peer_metrics();
+    r.register(
+        "etcd_network_peer_sent_bytes",
+        "The total number of bytes sent to peers.",
+        peers.sent_bytes.clone(),
+    );
+    r.register(
+        "etcd_network_peer_received_bytes",
+        "The total number of bytes received from peers.",
+        peers.received_bytes.clone(),
+    );
+    r.register(
+        "etcd_network_peer_sent_failures",
+        "The total number of send failures from peers.",
+        peers.sent_failures.clone(),
+    );
+    r.register(
+        "etcd_network_peer_round_trip_time_seconds",
+        "Round-Trip-Time histogram between peers",
+        peers.round_trip.clone(),
     );
     s.grpc.register(&mut r);
     let mut out = String::new();
