@@ -84,26 +84,28 @@ fn read_only_in(
     })
 }
 
-/// Compares one key-value against a Compare's target the way etcd does: a target union that
-/// does not match the target compares as equal for values and as zero for numbers.
+/// Compares one key-value against a Compare's target the way etcd 3.4 does: a target union that
+/// does not match the target reads as an empty value or as zero; a target outside the enum
+/// compares as equal, and a result outside the enum always holds (etcd checks neither).
 fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     use std::cmp::Ordering;
-    let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
-    let ord = match target {
-        CompareTarget::Value => match &c.target_union {
+    let ord = match CompareTarget::try_from(c.target) {
+        Ok(CompareTarget::Value) => match &c.target_union {
             Some(TargetUnion::Value(v)) => kv.value.as_ref().cmp(v.as_ref()),
-            _ => Ordering::Equal,
+            _ => kv.value.as_ref().cmp(&[][..]),
         },
-        CompareTarget::Version => kv.version.cmp(&union_i64(c, target)),
-        CompareTarget::Create => kv.create_revision.cmp(&union_i64(c, target)),
-        CompareTarget::Mod => kv.mod_revision.cmp(&union_i64(c, target)),
-        CompareTarget::Lease => kv.lease.cmp(&union_i64(c, target)),
+        Ok(t @ CompareTarget::Version) => kv.version.cmp(&union_i64(c, t)),
+        Ok(t @ CompareTarget::Create) => kv.create_revision.cmp(&union_i64(c, t)),
+        Ok(t @ CompareTarget::Mod) => kv.mod_revision.cmp(&union_i64(c, t)),
+        Ok(t @ CompareTarget::Lease) => kv.lease.cmp(&union_i64(c, t)),
+        Err(_) => Ordering::Equal,
     };
-    match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
-        CompareResult::Equal => ord == Ordering::Equal,
-        CompareResult::NotEqual => ord != Ordering::Equal,
-        CompareResult::Greater => ord == Ordering::Greater,
-        CompareResult::Less => ord == Ordering::Less,
+    match CompareResult::try_from(c.result) {
+        Ok(CompareResult::Equal) => ord == Ordering::Equal,
+        Ok(CompareResult::NotEqual) => ord != Ordering::Equal,
+        Ok(CompareResult::Greater) => ord == Ordering::Greater,
+        Ok(CompareResult::Less) => ord == Ordering::Less,
+        Err(_) => true,
     }
 }
 
