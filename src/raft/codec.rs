@@ -16,7 +16,9 @@ use super::types::{Command, TypeConfig};
 pub fn encode_entry(e: &Entry<TypeConfig>) -> Vec<u8> {
     let mut head = LogEntry {
         term: e.log_id.leader_id.term,
-        leader_node_id: e.log_id.leader_id.node_id,
+        // One leader per term: a log id names its term only (entries written before named
+        // their leader too; the field is kept for them and ignored).
+        leader_node_id: 0,
         index: e.log_id.index,
         payload: None,
     };

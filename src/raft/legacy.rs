@@ -23,7 +23,7 @@ const PURGED: &[u8] = b"r/purged";
 fn json<T: serde::de::DeserializeOwned>(disk: &Disk, key: &[u8]) -> io::Result<Option<T>> {
     match disk.get(key)? {
         None => Ok(None),
-        Some(v) => serde_json::from_slice(&v)
+        Some(v) => super::compat::from_json(&v)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
     }

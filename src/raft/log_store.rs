@@ -297,7 +297,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // member as a follower instead: a new election in a higher term commits a fresh entry
         // before any read index is served. Voting safety is unchanged (same term, same vote).
         let vote = self.log().state.vote;
-        Ok(vote.map(|v| Vote::new(v.leader_id.term, v.leader_id.node_id)))
+        Ok(vote.map(|v| Vote {
+            committed: false,
+            ..v
+        }))
     }
 
     async fn save_committed(

@@ -8,6 +8,7 @@
 pub mod auto_compaction;
 pub mod batch;
 pub mod codec;
+pub mod compat;
 pub mod corrupt_check;
 pub mod disk_metrics;
 pub mod forward;
@@ -21,6 +22,7 @@ pub mod peer_metrics;
 pub mod propose;
 pub mod read_index;
 pub mod snapshot;
+pub mod split_vote;
 pub mod state_machine;
 pub mod types;
 pub mod wal;

@@ -156,11 +156,11 @@ impl StateMachine {
         let store = Arc::new(Store::open(&disk)?);
         let json = |key: &[u8]| -> io::Result<Option<Bytes>> { disk.get(key) };
         let applied = match json(APPLIED)? {
-            Some(v) => serde_json::from_slice(&v).map_err(bad_data)?,
+            Some(v) => super::compat::from_json(&v).map_err(bad_data)?,
             None => None,
         };
         let membership = match json(MEMBERSHIP)? {
-            Some(v) => serde_json::from_slice(&v).map_err(bad_data)?,
+            Some(v) => super::compat::from_json(&v).map_err(bad_data)?,
             None => StoredMembership::default(),
         };
         let meta = Meta {

@@ -9,6 +9,7 @@ use openraft::{Entry, LogId, Vote};
 use serde::{Deserialize, Serialize};
 
 use super::super::codec::{decode_entry, encode_entry};
+use super::super::compat;
 use super::super::TypeConfig;
 use super::frame;
 
@@ -90,19 +91,17 @@ impl Record {
         let from_json = |what: &str| bad(format!("wal: undecodable {what} record"));
         Ok(match kind {
             SEGMENT => {
-                Record::Segment(serde_json::from_slice(payload).map_err(|_| from_json("segment"))?)
+                Record::Segment(compat::from_json(payload).map_err(|_| from_json("segment"))?)
             }
             ENTRY => Record::Entry(decode_entry(payload)?),
-            VOTE => Record::Vote(serde_json::from_slice(payload).map_err(|_| from_json("vote"))?),
-            COMMITTED => Record::Committed(
-                serde_json::from_slice(payload).map_err(|_| from_json("committed"))?,
-            ),
+            VOTE => Record::Vote(compat::from_json(payload).map_err(|_| from_json("vote"))?),
+            COMMITTED => {
+                Record::Committed(compat::from_json(payload).map_err(|_| from_json("committed"))?)
+            }
             TRUNCATE => Record::Truncate(u64::from_le_bytes(
                 payload.try_into().map_err(|_| from_json("truncate"))?,
             )),
-            PURGE => {
-                Record::Purge(serde_json::from_slice(payload).map_err(|_| from_json("purge"))?)
-            }
+            PURGE => Record::Purge(compat::from_json(payload).map_err(|_| from_json("purge"))?),
             SYNCED => Record::Synced(u64::from_le_bytes(
                 payload.try_into().map_err(|_| from_json("synced"))?,
             )),
