@@ -94,8 +94,12 @@ impl Monitor {
             if cluster.is_paused(i) {
                 continue;
             }
+            // A member restarted while it answered may have answered from either life.
+            let incarnation = cluster.incarnation(i);
             if let Some(s) = cluster.client(status(urls[i].clone())).await {
-                seen.push((i, s, cluster.incarnation(i)));
+                if cluster.incarnation(i) == incarnation {
+                    seen.push((i, s, incarnation));
+                }
             }
         }
         for (i, s, incarnation) in &seen {

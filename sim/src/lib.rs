@@ -27,3 +27,15 @@ pub mod invariants;
 pub mod run;
 #[cfg(madsim)]
 pub mod workloads;
+
+/// Prints the members' logs to stderr, in simulated time, when `DETCD_SIM_LOG=<filter>` is set
+/// (tracing's env-filter syntax, e.g. `openraft=info,detcd=debug`): for replaying one seed, from
+/// the CLI or a test. Does nothing without the variable, or when a subscriber is already set.
+pub fn log_from_env() {
+    if let Ok(filter) = std::env::var("DETCD_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

@@ -17,6 +17,9 @@ const CLIENTS: u64 = 5;
 const OPS_PER_CLIENT: usize = 40;
 
 fn run(seed: u64) -> (Verdict, usize, usize) {
+    // Captured by the test harness; shown only when a seed fails, so it can be replayed.
+    eprintln!("seed {seed}");
+    detcd_sim::log_from_env();
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.block_on(async {
         let cluster = SimCluster::new(3);

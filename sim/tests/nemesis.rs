@@ -43,14 +43,14 @@ fn sweep(first: u64, seeds: u64, faults: &str) {
 
 #[test]
 fn linearizable_and_convergent_under_random_faults() {
-    // Half the sweep size (`DETCD_SIM_SEEDS`, default 60 → 30 seeds; CI runs 300 → 150).
+    // Half the sweep size (`DETCD_SIM_SEEDS`, default 60 → 30 seeds; CI runs 1,500).
     let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 2).max(1);
     sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, SWEEP_FAULTS);
 }
 
 #[test]
 fn membership_changes_under_faults() {
-    // A sixth of the sweep size (default 10 seeds; CI runs 50).
+    // A sixth of the sweep size (default 10 seeds; CI runs 500).
     let seeds = (env_u64("DETCD_SIM_SEEDS", 60) / 6).max(1);
     sweep(env_u64("DETCD_SIM_FIRST", 100), seeds, MEMBERSHIP_FAULTS);
 }

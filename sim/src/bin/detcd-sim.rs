@@ -5,6 +5,7 @@
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     detcd_sim::run::quiet_panics(true);
+    detcd_sim::log_from_env();
     // Worker mode: one simulation per process (see detcd_sim::run::isolated).
     if std::env::args().nth(1).as_deref() == Some(detcd_sim::run::isolated::WORKER_FLAG) {
         return std::process::ExitCode::from(detcd_sim::run::isolated::worker_main() as u8);

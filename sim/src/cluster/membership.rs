@@ -28,16 +28,23 @@ enum Call {
     Remove,
 }
 
+/// A member as the cluster lists it: its ID, and whether it is a learner.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    id: u64,
+    learner: bool,
+}
+
 /// Makes `call` about the member with `peer_url` / `id` through the first member of `urls`
 /// that answers; `Ok` once it succeeded. Afterwards (also after an ambiguous failure) the
-/// member list is read to learn whether the change is in force: returns whether the member is
-/// now listed, and whether as a learner.
+/// member list is read to learn whether the change is in force: returns the member as now
+/// listed, if it is.
 async fn call(
     urls: Vec<String>,
     what: Call,
     peer_url: String,
     id: u64,
-) -> Result<Option<bool>, String> {
+) -> Result<Option<Listed>, String> {
     let mut last = String::from("no member to ask");
     for attempt in 0..ATTEMPTS {
         let url = &urls[attempt % urls.len()];
@@ -88,7 +95,10 @@ async fn call(
                 .members
                 .iter()
                 .find(|m| m.peer_ur_ls.contains(&peer_url))
-                .map(|m| m.is_learner));
+                .map(|m| Listed {
+                    id: m.id,
+                    learner: m.is_learner,
+                }));
         }
     }
     Err(format!(
@@ -154,14 +164,14 @@ impl SimCluster {
             return "skipped: no live member".to_string();
         }
         let (name, peer_url, _) = addresses(j);
-        match self
+        let id = match self
             .client(call(urls, Call::AddLearner, peer_url.clone(), 0))
             .await
         {
-            Ok(Some(_)) => {}
+            Ok(Some(listed)) => listed.id,
             Ok(None) => return "member add did not take effect".to_string(),
             Err(e) => return format!("member add unknown: {e}"),
-        }
+        };
         let mut initial: Vec<InitialMember> = self
             .members()
             .into_iter()
@@ -177,7 +187,7 @@ impl SimCluster {
             name,
             peer_urls: vec![peer_url],
         });
-        self.spawn_member(initial, false);
+        self.spawn_member(initial, Some(id));
         "added as a learner and started".to_string()
     }
 
@@ -200,9 +210,11 @@ impl SimCluster {
                 ))
                 .await
             {
-                Ok(Some(false)) => return "promoted".to_string(),
+                Ok(Some(Listed { learner: false, .. })) => return "promoted".to_string(),
                 Ok(None) => return "skipped: not a member".to_string(),
-                Ok(Some(true)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Ok(Some(Listed { learner: true, .. })) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
                 Err(e) => return format!("promotion unknown: {e}"),
             }
         }

@@ -253,21 +253,24 @@ impl SimCluster {
             })
             .collect();
         for _ in 0..n {
-            cluster.spawn_member(initial.clone(), true);
+            cluster.spawn_member(initial.clone(), None);
         }
         cluster
     }
 
     /// Creates the next member's node with `initial` as its `--initial-cluster`; `new` is
     /// `--initial-cluster-state new`, else `existing`. Returns its number.
-    fn spawn_member(&self, initial: Vec<InitialMember>, new: bool) -> usize {
+    /// Creates and boots the next member. A founding member (`joined_as: None`) has the ID
+    /// etcd derives from its peer URL and the cluster token; a member added at runtime has the
+    /// ID its MemberAdd was given (etcd's includes the time of the request).
+    fn spawn_member(&self, initial: Vec<InitialMember>, joined_as: Option<u64>) -> usize {
         let mut nodes = lock(&self.nodes);
         let i = nodes.len();
         let (name, peer_url, client_url) = addresses(i);
         let mut cfg = Config::single(&name, &client_url, &peer_url);
         cfg.initial_cluster = initial;
         cfg.initial_cluster_token = TOKEN.to_string();
-        cfg.initial_cluster_new = new;
+        cfg.initial_cluster_new = joined_as.is_none();
         // Small WAL segments: the simulated directory holds them in memory, and small ones make
         // every run roll and purge segments.
         cfg.wal_segment_bytes = SIM_WAL_SEGMENT_BYTES;
@@ -288,7 +291,9 @@ impl SimCluster {
             handle,
             disk,
             client_url,
-            member_id: detcd::cluster::member_id(std::slice::from_ref(&peer_url), TOKEN),
+            member_id: joined_as.unwrap_or_else(|| {
+                detcd::cluster::member_id(std::slice::from_ref(&peer_url), TOKEN)
+            }),
             peer_url,
             exit,
             refusals,

@@ -63,7 +63,11 @@ fn spawn(worker: &Path, job: &Job) -> Result<RunReport, String> {
         .arg(WORKER_FLAG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // The members' logs (DETCD_SIM_LOG) go where the user looks.
+        .stderr(match std::env::var_os("DETCD_SIM_LOG") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::piped(),
+        })
         .spawn()
         .map_err(|e| format!("{}: {e}", worker.display()))?;
     let input = serde_json::to_vec(job).map_err(|e| e.to_string())?;
