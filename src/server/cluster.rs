@@ -116,11 +116,17 @@ impl Cluster for ClusterService {
         }))
     }
 
+    /// The committed membership as this member has applied it, as etcd lists its cluster
+    /// store; with `linearizable` (etcd 3.5) after a read barrier, so it is the cluster's
+    /// current one.
     async fn member_list(
         &self,
-        _req: Request<MemberListRequest>,
+        req: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let members = self.node.latest_members();
+        if req.get_ref().linearizable {
+            self.node.read_barrier().await?;
+        }
+        let members = self.node.applied_members();
         Ok(Response::new(MemberListResponse {
             header: self.header(),
             members: members.iter().map(to_pb).collect(),
