@@ -188,7 +188,7 @@ fn member_id(list: &str, peer_url: &str) -> String {
 
 #[test]
 fn learner_joins_is_promoted_and_members_are_removed() {
-    let c = Cluster::start(3);
+    let mut c = Cluster::start(3);
     c.members[0].ok(&["put", "before-join", "1"]);
     let ports = free_ports();
     let peer = format!("http://127.0.0.1:{}", ports.1);
@@ -254,8 +254,9 @@ fn learner_joins_is_promoted_and_members_are_removed() {
         list.lines().filter(|l| l.ends_with("false")).count() == 4,
         "{list}"
     );
-    // Remove one of the founders; the other three keep serving. (The removed member stops if it
-    // learns of its removal; openraft may stop replicating to it first, so that is not asserted.)
+    // Remove one of the founders; the other three keep serving, and the removed member stops:
+    // from its log if the leader replicated the removal to it, else told by a former peer
+    // once it campaigns.
     c.members[0].ok(&[
         "member",
         "remove",
@@ -264,6 +265,25 @@ fn learner_joins_is_promoted_and_members_are_removed() {
     let list = m4.ok(&["member", "list"]);
     assert_eq!(lines(&list).len(), 3, "{list}");
     assert_eq!(m4.ok(&["put", "after-remove", "1"]).trim(), "OK");
+    assert!(
+        c.members[2].wait_exit(Duration::from_secs(30)).is_some(),
+        "the removed member kept running"
+    );
+    // Started again, it stops again: it refuses to start if it applied its removal, else a
+    // former peer tells it once more.
+    if c.members[2].try_restart().is_ok() {
+        let exit = c.members[2].wait_exit(Duration::from_secs(30));
+        assert!(
+            exit.is_some(),
+            "the removed member kept running once restarted"
+        );
+    }
+    let second_start = c.members[2].log();
+    let second_start = second_start.rsplit("start #2").next().unwrap_or_default();
+    assert!(
+        second_start.contains("the member has been permanently removed from the cluster"),
+        "{second_start}"
+    );
     m4.kill_9();
 }
 
@@ -405,6 +425,34 @@ fn a_voter_added_to_one_member_is_answered_at_once_and_promoted_when_caught_up()
         lines(&c.members[0].ok(&["get", "--prefix", "", "--keys-only"])),
         ["after-join", "before-join", "while-added"]
     );
+}
+
+#[test]
+fn a_member_removed_while_down_is_told_by_its_peers_and_stops() {
+    let mut c = Cluster::start(3);
+    c.wait_leader(&[0, 1, 2]);
+    let list = c.members[0].ok(&["member", "list"]);
+    let gone = member_id(&list, &c.members[2].peer_url());
+    // m3 is down while the others remove it, so it never applies its removal.
+    c.members[2].kill_9();
+    c.wait_leader(&[0, 1]);
+    c.members[0].ok(&["member", "remove", &gone]);
+    // Started again with its data dir, it still believes it is a member and campaigns; the
+    // others answer as etcd's peers do, and it stops, as etcd's removed members do.
+    // (It may stop before it is ready to serve clients, or after.)
+    if c.members[2].try_restart().is_ok() {
+        let exit = c.members[2].wait_exit(Duration::from_secs(30));
+        assert!(exit.is_some(), "the removed member kept running");
+    }
+    let log = c.members[2].log();
+    assert!(
+        log.contains("the member has been permanently removed from the cluster"),
+        "{log}"
+    );
+    // The others were not disturbed by its campaign.
+    let leader = c.wait_leader(&[0, 1]);
+    assert_eq!(c.members[leader].ok(&["put", "after", "1"]).trim(), "OK");
+    assert_eq!(lines(&c.members[0].ok(&["member", "list"])).len(), 2);
 }
 
 #[test]

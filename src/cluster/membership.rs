@@ -70,6 +70,10 @@ impl MemberInfo {
     }
 }
 
+/// What a member removed from the cluster is told by its former peers (etcd's words), and
+/// what it says when it stops.
+pub const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
+
 /// The members of membership `m`, in ID order.
 pub fn members_of(m: &openraft::Membership<u64, Member>) -> Vec<MemberInfo> {
     let voters: BTreeSet<u64> = m.voter_ids().collect();

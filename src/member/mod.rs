@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::auth::{AuthStore, Tokens};
+use crate::cluster::membership::MEMBER_REMOVED;
 use crate::cluster::Member;
 use crate::config::Config;
 use crate::io::{net, Disk};
@@ -97,15 +98,21 @@ impl Server {
                 return Err(e.into());
             }
         }
-        // Like etcd, serve clients only once this member's attributes are committed.
-        let published = node
-            .publish_attributes(Member {
-                name: cfg.name.clone(),
-                peer_urls: cfg.initial_advertise_peer_urls.clone(),
-                client_urls: cfg.advertise_client_urls.clone(),
-                added_as_voter: false,
-            })
-            .await;
+        // Like etcd, serve clients only once this member's attributes are committed — which
+        // never happens for a member removed while it was down: its former peers tell it.
+        let me = Member {
+            name: cfg.name.clone(),
+            peer_urls: cfg.initial_advertise_peer_urls.clone(),
+            client_urls: cfg.advertise_client_urls.clone(),
+            added_as_voter: false,
+        };
+        let published = tokio::select! {
+            published = node.publish_attributes(me) => published,
+            _ = node.removed() => {
+                node.shutdown().await;
+                return Err(MEMBER_REMOVED.into());
+            }
+        };
         if let Err(e) = published {
             // Raft stopped on a fatal error meanwhile: say which.
             let why = match node.raft().metrics().borrow().running_state.clone() {
@@ -239,7 +246,7 @@ impl Server {
     /// Resolves when this member has been removed from the cluster and should stop.
     pub async fn removed(&self) {
         self.node.removed().await;
-        tracing::warn!("the member has been permanently removed from the cluster");
+        tracing::warn!("{MEMBER_REMOVED}");
     }
 
     /// Resolves with the reason once the member has failed for good (raft stopped on a storage

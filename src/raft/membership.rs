@@ -165,11 +165,28 @@ impl RaftNode {
     }
 
     /// Resolves once this member has been removed from the cluster (after it was part of it):
-    /// etcd's removed members stop, and so does detcd. Only a removal this member has applied
-    /// counts: an appended but uncommitted membership entry can still be rolled back by a new
-    /// leader, and a member that stopped on it would stay down while still listed (found by
-    /// the simulator's membership nemesis).
+    /// etcd's removed members stop, and so does detcd. Only a committed removal counts — one
+    /// this member applied, or one a peer applied and answered with
+    /// [`MEMBER_REMOVED`](crate::cluster::membership::MEMBER_REMOVED): an
+    /// appended but uncommitted membership entry can still be rolled back by a new leader, and
+    /// a member that stopped on it would stay down while still listed (found by the simulator's
+    /// membership nemesis).
     pub async fn removed(&self) {
+        let mut told = self.told_removed.subscribe();
+        tokio::select! {
+            _ = self.applied_removal() => {}
+            // A former peer said so: it applied this member's removal, which this member may
+            // never learn from the log (the leader no longer replicates to it).
+            told = told.wait_for(|removed| *removed) => {
+                if told.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// Resolves once this member has applied a membership without itself (after it was in one).
+    async fn applied_removal(&self) {
         let mut metrics = self.raft.metrics();
         let mut was_member = false;
         loop {

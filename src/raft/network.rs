@@ -2,6 +2,8 @@
 //! the simulator). openraft's own message types travel bincode-encoded inside `RaftMessage`,
 //! stamped with the cluster ID so a member of another cluster is refused.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -13,8 +15,10 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use crate::cluster::membership::MEMBER_REMOVED;
 use crate::cluster::Member;
 use crate::io::clock;
 use crate::io::net::Dialer;
@@ -69,6 +73,8 @@ pub struct Network {
     pub dialer: Dialer,
     /// What the raft traffic to each peer amounts to.
     pub metrics: PeerMetrics,
+    /// Set when a peer answers that this member was removed from the cluster.
+    pub told_removed: Arc<watch::Sender<bool>>,
 }
 
 /// A connection to one peer.
@@ -78,6 +84,7 @@ pub struct PeerClient {
     cluster_id: u64,
     client: Result<PeerGrpc<Channel>, String>,
     metrics: PeerMetrics,
+    told_removed: Arc<watch::Sender<bool>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -90,6 +97,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             cluster_id: self.cluster_id,
             client: peer_channel(&self.dialer, node),
             metrics: self.metrics.clone(),
+            told_removed: self.told_removed.clone(),
         }
     }
 }
@@ -155,6 +163,14 @@ impl PeerClient {
                     self.target,
                     status.message()
                 )))
+            }
+            Ok(Err(status))
+                if status.code() == tonic::Code::FailedPrecondition
+                    && status.message() == MEMBER_REMOVED =>
+            {
+                tracing::warn!(peer = %format!("{:x}", self.target), "{MEMBER_REMOVED}");
+                self.told_removed.send_replace(true);
+                return Err(network(format!("peer {:x}: {MEMBER_REMOVED}", self.target)));
             }
             Ok(Err(status)) => return Err(network(format!("peer {:x}: {status}", self.target))),
             Ok(Ok(r)) => r.into_inner(),

@@ -13,6 +13,7 @@ use openraft::{Config, Raft, SnapshotPolicy};
 
 use crate::alarm::AlarmStore;
 use crate::auth::AuthStore;
+use crate::cluster::membership::MEMBER_REMOVED;
 use crate::cluster::Member;
 use crate::io::net::Dialer;
 use crate::io::Disk;
@@ -78,6 +79,8 @@ pub struct RaftNode {
     auth: Arc<AuthStore>,
     /// Requests waiting for this member to apply a log index.
     pub(super) applied: Arc<AppliedWaiters>,
+    /// Set once a peer answered that this member was removed from the cluster.
+    pub(super) told_removed: Arc<tokio::sync::watch::Sender<bool>>,
     /// The state machine, for its applied (committed) membership.
     pub(super) machine: StateMachine,
     /// Where writes queue to be proposed in batches.
@@ -139,12 +142,17 @@ impl RaftNode {
         }
         let store = machine.store();
         let lessor = machine.lessor();
+        if machine.is_removed(id) {
+            return Err(MEMBER_REMOVED.into());
+        }
         let peer_metrics = PeerMetrics::default();
+        let told_removed = Arc::new(tokio::sync::watch::Sender::new(false));
         let network = Network {
             me: id,
             cluster_id,
             dialer: dialer.clone(),
             metrics: peer_metrics.clone(),
+            told_removed: told_removed.clone(),
         };
         let raft = Raft::new(id, Arc::new(config), network, log, machine.clone()).await?;
         let batcher = Batcher::start(raft.clone());
@@ -178,6 +186,7 @@ impl RaftNode {
             forwarder: Forwarder::start(peers),
             disk_metrics,
             peer_metrics,
+            told_removed,
         };
         tokio::spawn(node.clone().lease_expiry_loop());
         node.start_promoting_added_voters();
@@ -193,6 +202,12 @@ impl RaftNode {
     /// The index of the last entry applied here (`None` before the first).
     pub fn applied_index(&self) -> Option<u64> {
         self.machine.applied_index()
+    }
+
+    /// Whether `id` was removed from the cluster by a membership change this member applied:
+    /// its messages are answered with [`MEMBER_REMOVED`].
+    pub fn is_removed_member(&self, id: u64) -> bool {
+        self.machine.is_removed(id)
     }
 
     /// The raised alarms, as applied here.

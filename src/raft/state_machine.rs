@@ -10,6 +10,7 @@
 //! framing), taken under the store's read lock so it is consistent with the applied log id it
 //! names.
 
+use std::collections::BTreeSet;
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,9 @@ use super::types::{Applied, Command, TypeConfig};
 
 const APPLIED: &[u8] = b"s/applied";
 const MEMBERSHIP: &[u8] = b"s/membership";
+/// The IDs of members removed from the cluster, as etcd's `members_removed`: they are never
+/// members again, and peers tell them so.
+const REMOVED: &[u8] = b"s/removed";
 /// Prefixes that make up the state machine's part of the disk.
 const SM_PREFIXES: [&[u8]; 3] = [b"k", b"m/", b"s/"];
 
@@ -44,6 +48,8 @@ struct Meta {
     /// Last applied log id. Invariant: never decreases (except by installing a newer snapshot).
     applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, Member>,
+    /// Members removed by an applied membership change (persisted under [`REMOVED`]).
+    removed: BTreeSet<u64>,
     /// Counter making snapshot ids unique.
     snapshots_built: u64,
     /// The id of the last snapshot built, and the applied log id it was built at: a snapshot of
@@ -102,7 +108,23 @@ pub fn restore_records(
     );
 }
 
+fn load_removed(disk: &Disk) -> io::Result<BTreeSet<u64>> {
+    match disk.get(REMOVED)? {
+        Some(v) => serde_json::from_slice(&v).map_err(bad_data),
+        None => Ok(BTreeSet::new()),
+    }
+}
+
+fn member_ids(m: &openraft::Membership<u64, Member>) -> BTreeSet<u64> {
+    m.nodes().map(|(id, _)| *id).collect()
+}
+
 impl StateMachine {
+    /// Whether `id` was removed from the cluster by a membership change this member applied.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.meta().removed.contains(&id)
+    }
+
     /// The membership of the last applied membership entry: committed, unlike the latest one in
     /// the log, which a new leader may still roll back.
     pub fn applied_membership(&self) -> openraft::Membership<u64, Member> {
@@ -166,6 +188,7 @@ impl StateMachine {
         let meta = Meta {
             applied,
             membership,
+            removed: load_removed(&disk)?,
             snapshots_built: 0,
             last_snapshot: None,
         };
@@ -274,6 +297,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
+        // Members present before a membership entry and absent after it are removed for good.
+        let mut members: Option<BTreeSet<u64>> = None;
+        let mut removed = Vec::new();
         // Events only if someone watches (checked before the store changes: a stream that starts
         // later gets the revisions from the store, see `Hub::applied_unwatched`).
         let watched = self.hub.has_watchers();
@@ -297,6 +323,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Applied::Empty,
                 EntryPayload::Normal(Command(r)) => applier.apply(e.log_id.index, r),
                 EntryPayload::Membership(m) => {
+                    let before = members
+                        .take()
+                        .unwrap_or_else(|| member_ids(self.meta().membership.membership()));
+                    let after = member_ids(&m);
+                    removed.extend(before.difference(&after).copied());
+                    members = Some(after);
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                     Applied::Empty
                 }
@@ -322,7 +354,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         serde_json::to_vec(ms).expect("membership"),
                     );
                 }
+                let gone = (!removed.is_empty()).then(|| {
+                    let mut gone = m.removed.clone();
+                    gone.extend(removed.iter().copied());
+                    batch.put(
+                        Bytes::from_static(REMOVED),
+                        serde_json::to_vec(&gone).expect("removed members"),
+                    );
+                    gone
+                });
                 disk.write(batch)?;
+                if let Some(gone) = gone {
+                    m.removed = gone;
+                }
                 m.applied = Some(last);
                 if let Some(ms) = membership {
                     m.membership = ms;
@@ -382,9 +426,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.alarms.load(&self.disk)?;
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
+            let removed = load_removed(&self.disk)?;
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
+            // The snapshot carries the removed members with the rest of the state.
+            m.removed = removed;
             tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
             Ok::<(), io::Error>(())
         };

@@ -11,7 +11,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::alarm::corrupt::KvHash;
-use crate::cluster::membership::{MemberInfo, MembershipOp};
+use crate::cluster::membership::{MemberInfo, MembershipOp, MEMBER_REMOVED};
 use crate::error::Error;
 use crate::lease::{LeaderAnswer, LeaderCall};
 use crate::proto::detcdpb::peer_server::Peer;
@@ -66,6 +66,9 @@ impl PeerService {
     fn open<T: serde::de::DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
         let m = req.into_inner();
         self.check(m.cluster_id)?;
+        if self.node.is_removed_member(m.from) {
+            return Err(Status::failed_precondition(MEMBER_REMOVED));
+        }
         let from = peer("From", m.from);
         let metrics = &self.node.peer_metrics().received_bytes;
         metrics.get_or_create(&from).inc_by(m.payload.len() as u64);
