@@ -131,18 +131,23 @@ impl<'a> Applier<'a> {
 
     /// Applies one committed request. A request the state refuses (an unknown lease, a
     /// compacted revision, …) changes nothing and yields [`Applied::Rejected`] — on every
-    /// member alike, since the decision depends only on the replicated state. `index` is the
-    /// entry's log index.
-    pub fn apply(&mut self, index: u64, r: RaftRequest) -> Applied {
+    /// member alike, since the decision depends only on the replicated state. `index` and
+    /// `term` are the entry's log index and term.
+    pub fn apply(&mut self, index: u64, term: u64, r: RaftRequest) -> Applied {
         if let Some(Req::Batch(batch)) = r.request {
             // Each request of a batch applies as if it were its own entry.
             return Applied::Batch(
                 batch
                     .requests
                     .into_iter()
-                    .map(|r| self.apply(index, r))
+                    .map(|r| self.apply(index, term, r))
                     .collect(),
             );
+        }
+        if r.expired_in_term != 0 && r.expired_in_term != term {
+            // A revocation its leader decided in an earlier term and appended in a later one:
+            // the lease may have been renewed in between (found by the lease sweep, seed 624).
+            return Applied::Empty;
         }
         let who = identity(&r);
         let Some(req) = r.request else {
@@ -395,7 +400,7 @@ mod tests {
         let results = reqs
             .into_iter()
             .enumerate()
-            .map(|(i, r)| a.apply(i as u64 + 1, r))
+            .map(|(i, r)| a.apply(i as u64 + 1, 1, r))
             .collect();
         let mut written = Vec::new();
         a.finish(|b| {
@@ -537,6 +542,26 @@ mod tests {
         assert!(written.is_empty());
     }
 
+    #[test]
+    fn an_expiry_decided_in_another_term_revokes_nothing() {
+        let (store, lessor) = (Store::new(), Lessor::new());
+        let revoke = |term| {
+            let mut r = RaftRequest::system(Req::LeaseRevoke(LeaseRevokeRequest { id: 5 }));
+            r.expired_in_term = term;
+            r
+        };
+        // The entries apply in term 1: the expiry decided in term 2 is stale, the one decided
+        // in term 1 revokes.
+        let (results, _) = apply_all(
+            &store,
+            &lessor,
+            vec![grant(5, 10), put(b"k", 5), revoke(2), revoke(1)],
+        );
+        assert_eq!(results[2], Applied::Empty);
+        assert!(matches!(results[3], Applied::LeaseRevoke(_)));
+        assert!(!lessor.exists(5));
+    }
+
     fn as_user(user: &str, revision: u64, r: Req) -> RaftRequest {
         RaftRequest {
             request: Some(r),
@@ -545,6 +570,7 @@ mod tests {
                 revision,
                 system: false,
             }),
+            ..Default::default()
         }
     }
 

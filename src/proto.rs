@@ -49,6 +49,7 @@ impl detcdpb::RaftRequest {
         detcdpb::RaftRequest {
             request: Some(request),
             auth: None,
+            expired_in_term: 0,
         }
     }
 
@@ -61,6 +62,7 @@ impl detcdpb::RaftRequest {
                 system: true,
                 ..Default::default()
             }),
+            expired_in_term: 0,
         }
     }
 }

@@ -204,10 +204,13 @@ impl Lessor {
         self.lock().primary.is_some()
     }
 
-    /// This member leads in raft term `term`: every lease expires its remaining TTL from `now`.
+    /// This member leads in raft term `term`: every lease expires its remaining TTL after
+    /// `now + extend`. etcd's new leader extends by an election timeout: the old leader may have
+    /// renewed a lease after this one was elected — it confirmed its leadership at most a
+    /// leader lease before the election and may answer a little later, on a clock of its own.
     /// Idempotent within a term; a later term (leadership lost and regained, possibly unnoticed
     /// in between) starts afresh, since renewals meanwhile went to another leader.
-    pub fn promote(&self, now: Instant, term: u64) {
+    pub fn promote(&self, now: Instant, term: u64, extend: Duration) {
         let mut inner = self.lock();
         if inner.primary == Some(term) {
             return;
@@ -219,7 +222,7 @@ impl Lessor {
             l.expiry = Some(if no_extension {
                 now
             } else {
-                now + seconds(l.extend_ttl())
+                now + extend + seconds(l.extend_ttl())
             });
         }
     }
@@ -384,7 +387,7 @@ mod tests {
         let l = Lessor::new();
         let t = now();
         l.grant(1, 10, t, &mut WriteBatch::new()).unwrap();
-        l.promote(t, 1);
+        l.promote(t, 1, Duration::ZERO);
         assert_eq!(l.time_to_live(1, t), Ok(Some((10, 10))));
         assert!(l.take_expired(t + Duration::from_secs(9)).is_empty());
         // Renewed at t+9: expires at t+19.
@@ -402,13 +405,19 @@ mod tests {
         assert_eq!(l.renew(2, t), Ok(None));
         // Leadership lost and regained at t+30: a fresh full TTL.
         l.demote();
-        l.promote(t + Duration::from_secs(30), 2);
+        l.promote(t + Duration::from_secs(30), 2, Duration::ZERO);
         assert!(l.take_expired(t + Duration::from_secs(39)).is_empty());
         assert_eq!(
             l.time_to_live(1, t + Duration::from_secs(35)),
             Ok(Some((5, 10)))
         );
         assert_eq!(l.time_to_live(7, t), Ok(None));
+        // A new leader extends by the election timeout it is given, as etcd's.
+        l.demote();
+        let (at, election) = (t + Duration::from_secs(50), Duration::from_secs(1));
+        l.promote(at, 3, election);
+        assert!(l.take_expired(at + Duration::from_secs(10)).is_empty());
+        assert_eq!(l.take_expired(at + Duration::from_secs(11)), vec![1]);
     }
 
     #[test]
@@ -419,7 +428,7 @@ mod tests {
         l.grant(3, 10, t, &mut WriteBatch::new()).unwrap();
         l.checkpoint(1, 7, &mut WriteBatch::new());
         l.checkpoint(2, 7, &mut WriteBatch::new());
-        l.promote(t, 1);
+        l.promote(t, 1, Duration::ZERO);
         assert_eq!(l.time_to_live(1, t), Ok(Some((7, 100))));
         // Only leases longer than the checkpoint interval are checkpointed.
         assert_eq!(
@@ -429,7 +438,7 @@ mod tests {
         assert_eq!(l.take_expired(t + Duration::from_secs(7)), vec![1]);
         // A renewal reports the remainder on record, until a checkpoint of 0 clears it.
         l.demote();
-        l.promote(t, 2);
+        l.promote(t, 2, Duration::ZERO);
         assert_eq!(l.renew(1, t), Ok(Some((100, true))));
         l.checkpoint(1, 0, &mut WriteBatch::new());
         assert_eq!(l.renew(1, t), Ok(Some((100, false))));

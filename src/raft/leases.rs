@@ -65,8 +65,11 @@ impl RaftNode {
         }
         let now = clock::now();
         // The expiry loop promotes within a tick of the election; a call arriving first does it.
-        self.lessor
-            .promote(now, self.raft.metrics().borrow().current_term);
+        self.lessor.promote(
+            now,
+            self.raft.metrics().borrow().current_term,
+            self.settings.election,
+        );
         match call {
             LeaderCall::Renew(id) => match self.lessor.renew(*id, now)? {
                 None => Ok(LeaderAnswer::Renewed(0)),
@@ -126,12 +129,13 @@ impl RaftNode {
                 continue;
             }
             let now = clock::now();
-            self.lessor.promote(now, term);
+            self.lessor.promote(now, term, self.settings.election);
             for id in self.lessor.take_expired(now) {
                 tracing::info!(lease = %format!("{id:016x}"), "lease expired; revoking");
                 let node = self.clone();
                 tokio::spawn(async move {
-                    let req = RaftRequest::system(Req::LeaseRevoke(LeaseRevokeRequest { id }));
+                    let mut req = RaftRequest::system(Req::LeaseRevoke(LeaseRevokeRequest { id }));
+                    req.expired_in_term = term;
                     if let Err(e) = node.propose_here(req).await {
                         tracing::debug!(lease = %format!("{id:016x}"), "revoking an expired lease: {e}");
                     }

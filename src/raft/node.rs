@@ -114,12 +114,8 @@ impl RaftNode {
         let config = Config {
             cluster_name: format!("{cluster_id:x}"),
             heartbeat_interval: settings.heartbeat.as_millis() as u64,
-            // openraft's follower waits out a leader lease of `election_timeout_max` before its
-            // own timeout starts: failover takes max + [min, max). These make it 1.5-2 election
-            // timeouts (etcd's: 1-2); candidates retry after [E/2, E), and the split-vote breaker
-            // after a fresh [E, 2E).
-            election_timeout_min: election_ms / 2,
-            election_timeout_max: election_ms,
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_count),
             max_in_snapshot_log_to_keep: settings.snapshot_count.min(5000),
             max_payload_entries: 64,

@@ -176,6 +176,7 @@ impl RaftNode {
                     revision: w.revision,
                     system: false,
                 }),
+                expired_in_term: 0,
             })
             .await?;
         let mut response = P::response(applied).ok_or_else(|| {

@@ -321,7 +321,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             responses.push(match e.payload {
                 EntryPayload::Blank => Applied::Empty,
-                EntryPayload::Normal(Command(r)) => applier.apply(e.log_id.index, r),
+                EntryPayload::Normal(Command(r)) => {
+                    applier.apply(e.log_id.index, e.log_id.leader_id.term, r)
+                }
                 EntryPayload::Membership(m) => {
                     let before = members
                         .take()

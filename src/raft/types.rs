@@ -139,6 +139,7 @@ mod tests {
                 revision: 3,
                 system: false,
             }),
+            ..Default::default()
         });
         assert_eq!(round_trip(&cmd), cmd);
         let results = [
