@@ -101,6 +101,24 @@ impl RaftNode {
         }
     }
 
+    /// Makes the lessor primary for the current term now if this member leads (the expiry loop
+    /// would within a tick): a lease granted in this term then expires its TTL after its grant,
+    /// not its TTL plus the extension a new leader gives the leases it finds.
+    pub(super) fn promote_lessor_if_leading(&self) {
+        let (leads, term) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (
+                m.current_leader == Some(m.id) && m.state.is_leader(),
+                m.current_term,
+            )
+        };
+        if leads {
+            self.lessor
+                .promote(clock::now(), term, self.settings.election);
+        }
+    }
+
     /// Keeps the lessor's primary role in step with raft leadership and revokes expired leases,
     /// every [`EXPIRY_TICK`] on the node's clock, until raft stops. Followers never expire
     /// anything. An expired lease is revoked through raft like a client's LeaseRevoke, but

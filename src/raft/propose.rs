@@ -198,6 +198,7 @@ impl RaftNode {
             Retry::AtMostOnce,
             deadline,
             move || async move {
+                node.before_proposing(req);
                 // Proposed but not committed in time (a leader cut off from its quorum): the
                 // outcome is unknown, as etcd's "request timed out" says.
                 match clock::timeout_at(deadline, node.batcher.propose(req.clone())).await {
@@ -216,10 +217,19 @@ impl RaftNode {
         .await
     }
 
+    /// What the leader settles before it proposes `req`: a lease grant finds the lessor primary
+    /// for this term, so the lease expires its TTL after the grant.
+    fn before_proposing(&self, req: &RaftRequest) {
+        if matches!(req.request, Some(Req::LeaseGrant(_))) {
+            self.promote_lessor_if_leading();
+        }
+    }
+
     /// Proposes on this member only, never forwarding (the leader serving a forwarded write,
     /// and the leader's own lease revocations and checkpoints, which must not be carried out by
     /// a member that lost leadership meanwhile).
     pub async fn propose_here(&self, req: RaftRequest) -> ProposeResult {
+        self.before_proposing(&req);
         match self.batcher.propose(req).await {
             Outcome::Applied(a, index) => Ok((a, index)),
             Outcome::NotLeader(_) => Err(Error::NoLeader),
