@@ -99,6 +99,20 @@ fn health_version_probes_and_metrics() {
             >= metric(&before, "etcd_server_proposals_applied_total") + 5.0
     );
     assert!(after.contains("etcd_server_id{server_id=\""), "{after}");
+    // etcd's operation counters: 5 puts, then a get, a delete and a txn of two operations.
+    s.ok(&["get", "k0"]);
+    s.ok(&["del", "k1"]);
+    let txn = s.etcdctl(
+        &["txn"],
+        Some("value(\"k0\") = \"v\"\n\nput k2 w\nget k2\n\n\n"),
+    );
+    assert!(txn.stdout.starts_with("SUCCESS"), "{txn:?}");
+    let (_, _, ops) = curl(&format!("{base}/metrics"), &[]);
+    let delta = |name: &str| metric(&ops, name) - metric(&before, name);
+    assert_eq!(delta("etcd_mvcc_put_total"), 6.0, "{ops}");
+    assert_eq!(delta("etcd_mvcc_delete_total"), 1.0, "{ops}");
+    assert_eq!(delta("etcd_mvcc_txn_total"), 1.0, "{ops}");
+    assert!(delta("etcd_mvcc_range_total") >= 2.0, "{ops}");
     for name in [
         "etcd_disk_wal_fsync_duration_seconds",
         "etcd_disk_backend_commit_duration_seconds",

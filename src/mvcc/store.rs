@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -220,6 +221,55 @@ pub fn restore_meta(batch: &mut crate::io::disk::WriteBatch, current: i64, compa
 #[derive(Debug, Default)]
 pub struct Store {
     state: RwLock<State>,
+    /// Operations served, for etcd's `etcd_mvcc_*_total` metrics.
+    pub(super) counts: OpCounts,
+}
+
+/// Operations the store has served since this member started, counted as etcd's mvcc counts
+/// them: every range (a txn's included), put and delete-range, and a txn of more than one
+/// operation once.
+#[derive(Debug, Default)]
+pub struct OpCounts {
+    pub(super) range: AtomicU64,
+    pub(super) put: AtomicU64,
+    pub(super) delete: AtomicU64,
+    pub(super) txn: AtomicU64,
+}
+
+impl OpCounts {
+    /// (ranges, puts, deletes, txns) so far.
+    pub fn get(&self) -> (u64, u64, u64, u64) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (g(&self.range), g(&self.put), g(&self.delete), g(&self.txn))
+    }
+
+    pub(super) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts the operations a txn executed (its chosen branches, nested ones included).
+    pub(super) fn txn(&self, r: &crate::proto::etcdserverpb::TxnResponse) {
+        fn walk(r: &crate::proto::etcdserverpb::TxnResponse, n: &mut [u64; 3]) {
+            use crate::proto::etcdserverpb::response_op::Response;
+            for op in &r.responses {
+                match &op.response {
+                    Some(Response::ResponseRange(_)) => n[0] += 1,
+                    Some(Response::ResponsePut(_)) => n[1] += 1,
+                    Some(Response::ResponseDeleteRange(_)) => n[2] += 1,
+                    Some(Response::ResponseTxn(t)) => walk(t, n),
+                    None => {}
+                }
+            }
+        }
+        let mut n = [0; 3];
+        walk(r, &mut n);
+        Self::add(&self.range, n[0]);
+        Self::add(&self.put, n[1]);
+        Self::add(&self.delete, n[2]);
+        if n.iter().sum::<u64>() > 1 {
+            Self::add(&self.txn, 1);
+        }
+    }
 }
 
 fn read_i64(disk: &Disk, key: &[u8]) -> std::io::Result<i64> {
@@ -237,6 +287,7 @@ impl Store {
                 current: 1,
                 ..Default::default()
             }),
+            counts: OpCounts::default(),
         }
     }
 
@@ -266,6 +317,7 @@ impl Store {
         }
         Ok(Store {
             state: RwLock::new(state),
+            counts: OpCounts::default(),
         })
     }
 
@@ -275,6 +327,11 @@ impl Store {
 
     pub(super) fn write_lock(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The operations served so far (etcd's `etcd_mvcc_*_total`).
+    pub fn op_counts(&self) -> &OpCounts {
+        &self.counts
     }
 
     /// Replaces the whole state with what `disk` holds (after a snapshot was installed there).
@@ -295,6 +352,7 @@ impl Store {
 
     /// Serves a range read; the header carries only the revision, for the caller to complete.
     pub fn range(&self, r: &RangeRequest) -> Result<RangeResponse, Error> {
+        OpCounts::add(&self.counts.range, 1);
         let s = self.read();
         s.range(r, s.current)
     }

@@ -21,7 +21,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 
-use super::store::{keys_in, record_key, State, META_COMPACT, META_REV};
+use super::store::{keys_in, record_key, OpCounts, State, META_COMPACT, META_REV};
 use super::{Revision, Store};
 
 /// Answers whether a lease exists; the write path asks before attaching a key to it.
@@ -45,6 +45,7 @@ impl LeaseCheck for NoLeases {
 /// `finish`.
 pub struct Writer<'a> {
     state: RwLockWriteGuard<'a, State>,
+    counts: &'a OpCounts,
     batch: WriteBatch,
     /// Events of each revision created so far, in order (none are kept while nobody watches).
     events: Vec<Event>,
@@ -68,6 +69,7 @@ impl Store {
         let start_rev = state.current;
         Writer {
             state,
+            counts: &self.counts,
             batch: WriteBatch::new(),
             events: Vec::new(),
             keep_events: true,
@@ -159,6 +161,7 @@ impl<'a> Writer<'a> {
         let mut tx = self.begin();
         let mut resp = self.put_in(&mut tx, r);
         resp.header = header(self.commit(tx));
+        OpCounts::add(&self.counts.put, 1);
         Ok(resp)
     }
 
@@ -167,6 +170,7 @@ impl<'a> Writer<'a> {
         let mut tx = self.begin();
         let mut resp = self.delete_in(&mut tx, r);
         resp.header = header(self.commit(tx));
+        OpCounts::add(&self.counts.delete, 1);
         resp
     }
 
@@ -181,6 +185,7 @@ impl<'a> Writer<'a> {
         let mut cursor = 0;
         let mut resp = self.txn_in(&mut tx, r, &path, &mut cursor);
         resp.header = header(self.commit(tx));
+        self.counts.txn(&resp);
         Ok(resp)
     }
 

@@ -127,6 +127,8 @@ impl Store {
         let state = self.read();
         let mut path = Vec::new();
         compare_path(&state, r, &mut path);
-        read_only_in(&state, r, &path, &mut 0)
+        let resp = read_only_in(&state, r, &path, &mut 0)?;
+        self.counts.txn(&resp);
+        Ok(resp)
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Exported: `etcd_server_has_leader`, `etcd_server_is_leader`, `etcd_server_id`,
 //! `etcd_server_version`, `etcd_cluster_version`, `etcd_server_leader_changes_seen_total`,
-//! `etcd_server_proposals_applied_total`, `etcd_server_quota_backend_bytes`,
+//! `etcd_server_proposals_applied_total`, `etcd_server_quota_backend_bytes`, the operation
+//! counters `etcd_mvcc_range_total`, `etcd_mvcc_put_total`, `etcd_mvcc_delete_total` and
+//! `etcd_mvcc_txn_total`,
 //! `etcd_mvcc_db_total_size_in_bytes`, `etcd_mvcc_db_total_size_in_use_in_bytes`,
 //! `etcd_debugging_mvcc_keys_total`, `etcd_debugging_mvcc_current_revision`,
 //! `etcd_debugging_mvcc_compact_revision`, `etcd_debugging_auth_revision`, the latency
@@ -99,6 +101,31 @@ pub fn render(s: &HttpState) -> Result<String, std::fmt::Error> {
         "etcd_server_proposals_applied",
         "The total number of consensus proposals applied",
         m.last_applied.map_or(0, |l| l.index),
+    );
+    let (ranges, puts, deletes, txns) = store.op_counts().get();
+    counter(
+        &mut r,
+        "etcd_mvcc_range",
+        "Total number of ranges seen by this member.",
+        ranges,
+    );
+    counter(
+        &mut r,
+        "etcd_mvcc_put",
+        "Total number of puts seen by this member.",
+        puts,
+    );
+    counter(
+        &mut r,
+        "etcd_mvcc_delete",
+        "Total number of deletes seen by this member.",
+        deletes,
+    );
+    counter(
+        &mut r,
+        "etcd_mvcc_txn",
+        "Total number of txns seen by this member.",
+        txns,
     );
     gauge(
         &mut r,
