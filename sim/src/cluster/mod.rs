@@ -174,6 +174,13 @@ async fn member(
     let faulty_at_start = faulty(&disk);
     let server = match Server::start(&cfg, Disk::Sim(disk.clone())).await {
         Ok(s) => s,
+        // It had applied its removal, or a former peer told it: it stops as a removed member,
+        // which is no refusal.
+        Err(e) if e.to_string() == detcd::cluster::membership::MEMBER_REMOVED => {
+            tracing::warn!(member = %cfg.name, "stopping: {e}");
+            *lock(&exit) = Exit::Removed;
+            return;
+        }
         Err(e) => {
             tracing::warn!(member = %cfg.name, "could not start: {e}");
             lock(&refusals).push(Refusal {
