@@ -183,9 +183,12 @@ async fn member(
         }
         Err(e) => {
             tracing::warn!(member = %cfg.name, "could not start: {e}");
+            // A fault set and lifted while it started shows in the error: only injected
+            // faults make the simulated disk fail.
+            let injected = e.to_string().contains("simulated disk: ");
             lock(&refusals).push(Refusal {
                 error: e.to_string(),
-                disk_faulty: faulty_at_start || faulty(&disk),
+                disk_faulty: faulty_at_start || faulty(&disk) || injected,
                 had_wal,
             });
             *lock(&exit) = Exit::Failed(format!("start: {e}"));
