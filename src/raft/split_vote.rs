@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use openraft::ServerState;
 
-use crate::io::{clock, rand};
+use crate::io::clock;
 
 use super::RaftNode;
 
@@ -27,7 +27,7 @@ impl RaftNode {
         tokio::spawn(async move {
             loop {
                 let before = node.candidacy();
-                let jitter = rand::random_u64() % (election.as_millis() as u64).max(1);
+                let jitter = crate::io::rand::random_u64() % (election.as_millis() as u64).max(1);
                 clock::sleep(election + Duration::from_millis(jitter)).await;
                 if node.raft.metrics().borrow().running_state.is_err() {
                     return;
@@ -47,7 +47,8 @@ impl RaftNode {
 
     /// The term this member is a candidate in without a leader, if it is one.
     fn candidacy(&self) -> Option<u64> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics();
+        let m = m.borrow();
         (m.state == ServerState::Candidate && m.current_leader.is_none()).then_some(m.current_term)
     }
 }

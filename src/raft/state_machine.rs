@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Cursor};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -48,8 +48,6 @@ struct Meta {
     /// Last applied log id. Invariant: never decreases (except by installing a newer snapshot).
     applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, Member>,
-    /// Members removed by an applied membership change (persisted under [`REMOVED`]).
-    removed: BTreeSet<u64>,
     /// Counter making snapshot ids unique.
     snapshots_built: u64,
     /// The id of the last snapshot built, and the applied log id it was built at: a snapshot of
@@ -72,6 +70,10 @@ pub struct StateMachine {
     auth: Arc<AuthStore>,
     /// The raised alarms, applied in log order with the store.
     alarms: Arc<AlarmStore>,
+    /// Members removed by an applied membership change (persisted under [`REMOVED`]). Apart
+    /// from `meta`, whose lock an apply holds across its disk write: the peer service asks on
+    /// every raft message.
+    removed: Arc<RwLock<BTreeSet<u64>>>,
     /// How far it has applied, or that it failed: what a log purge waits on.
     progress: Arc<tokio::sync::watch::Sender<Progress>>,
 }
@@ -122,7 +124,10 @@ fn member_ids(m: &openraft::Membership<u64, Member>) -> BTreeSet<u64> {
 impl StateMachine {
     /// Whether `id` was removed from the cluster by a membership change this member applied.
     pub fn is_removed(&self, id: u64) -> bool {
-        self.meta().removed.contains(&id)
+        self.removed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
     }
 
     /// The membership of the last applied membership entry: committed, unlike the latest one in
@@ -188,7 +193,6 @@ impl StateMachine {
         let meta = Meta {
             applied,
             membership,
-            removed: load_removed(&disk)?,
             snapshots_built: 0,
             last_snapshot: None,
         };
@@ -202,6 +206,7 @@ impl StateMachine {
             failed: false,
         };
         Ok(StateMachine {
+            removed: Arc::new(RwLock::new(load_removed(&disk)?)),
             progress: Arc::new(tokio::sync::watch::Sender::new(progress)),
             disk,
             store,
@@ -357,7 +362,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     );
                 }
                 let gone = (!removed.is_empty()).then(|| {
-                    let mut gone = m.removed.clone();
+                    let mut gone = self
+                        .removed
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
                     gone.extend(removed.iter().copied());
                     batch.put(
                         Bytes::from_static(REMOVED),
@@ -367,7 +376,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 });
                 disk.write(batch)?;
                 if let Some(gone) = gone {
-                    m.removed = gone;
+                    *self.removed.write().unwrap_or_else(|p| p.into_inner()) = gone;
                 }
                 m.applied = Some(last);
                 if let Some(ms) = membership {
@@ -429,11 +438,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // Watchers resynchronise from the new store at once rather than at the next write.
             self.hub.store_replaced(self.store.current_revision());
             let removed = load_removed(&self.disk)?;
+            // The snapshot carries the removed members with the rest of the state.
+            *self.removed.write().unwrap_or_else(|p| p.into_inner()) = removed;
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
-            // The snapshot carries the removed members with the rest of the state.
-            m.removed = removed;
             tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from the leader");
             Ok::<(), io::Error>(())
         };
