@@ -18,6 +18,7 @@ pub mod nemesis;
 pub mod replay;
 pub mod shrink;
 pub mod trace;
+pub mod workload;
 
 #[cfg(madsim)]
 pub mod cluster;

@@ -52,6 +52,88 @@ fn one_seed_replays_with_its_schedule_and_a_determinism_check() {
 }
 
 #[test]
+fn every_workload_runs_from_the_command_line_and_replays_bit_for_bit() {
+    // Seeds 0..16 under `all` play every workload at least once.
+    let (code, out) = exec(&[
+        "--seeds",
+        "0..16",
+        "--workload",
+        "all",
+        "--duration",
+        "2s",
+        "--jobs",
+        "2",
+        "--check-determinism",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for w in detcd_sim::workload::MIXED {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(w.name()))
+            .unwrap_or_else(|| panic!("no row for {w} in:\n{out}"));
+        assert_eq!(row.split_whitespace().nth(2), Some("0"), "{row}");
+    }
+    // One seed of a named workload, verbosely: its figures, and only the faults it withstands.
+    let (code, out) = exec(&["--seed", "3", "--workload", "lease", "--duration", "2s"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("seed 3 on 3 members, lease workload"), "{out}");
+    assert!(out.contains("lease: Stats { leases: "), "{out}");
+    let enabled = out
+        .lines()
+        .find_map(|l| l.strip_prefix("faults enabled: "))
+        .unwrap_or("");
+    for kind in enabled.split(" over ").next().unwrap_or("").split(',') {
+        assert!(
+            ["", "none", "partition", "pause", "slow-disk"].contains(&kind),
+            "{kind} is not a lease fault: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_scenario_workload_catches_its_canary_and_the_failure_replays_from_its_schedule() {
+    let dir = format!("{}/lock-canary", env!("CARGO_TARGET_TMPDIR"));
+    let (code, out) = exec(&[
+        "--seeds",
+        "0..4",
+        "--workload",
+        "lock",
+        "--canary",
+        "lock-skips-queue",
+        "--jobs",
+        "2",
+        "--report-dir",
+        &dir,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[mutual exclusion]"), "{out}");
+    let seed = number_after(&out, "FAILED seed ");
+    assert!(
+        out.contains(&format!("--seed {seed} --workload lock")),
+        "{out}"
+    );
+    let html = format!("{dir}/seed-{seed}.html");
+    assert!(std::path::Path::new(&html).exists(), "{html}");
+    // Replayed from the schedule file the failure saved, it fails again.
+    let schedule = format!("{dir}/seed-{seed}.schedule.json");
+    let seed = seed.to_string();
+    let (code, again) = exec(&[
+        "--seed",
+        &seed,
+        "--workload",
+        "lock",
+        "--canary",
+        "lock-skips-queue",
+        "--schedule",
+        &schedule,
+        "--report-dir",
+        &dir,
+    ]);
+    assert_eq!(code, 1, "{again}");
+    assert!(again.contains("[mutual exclusion]"), "{again}");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let (code, out) = exec(&["--nodes", "3"]);
     assert_eq!(code, 2);
@@ -162,6 +244,13 @@ fn shards_cover_the_sweep_and_merge_into_one_summary() {
         "{out}"
     );
     assert!(out.contains("shards merged: 0/2 1/2"), "{out}");
+    let register_row = |out: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with("register "))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(register_row(&out)[1..3], ["3", "0"], "{out}");
     // A failed shard fails the merge, and its replay command comes through.
     let failed = dir.path().join("failed.json");
     std::fs::write(
@@ -178,6 +267,8 @@ fn shards_cover_the_sweep_and_merge_into_one_summary() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("failing seeds: 7"), "{out}");
     assert!(out.contains("replay: detcd-sim --seed 7"), "{out}");
+    // A summary from before workloads were named counts as the register workload's.
+    assert_eq!(register_row(&out)[1..3], ["4", "1"], "{out}");
     let mut out = Vec::new();
     assert_eq!(
         detcd_sim::cli::merge(&[dir.path().join("nope")], &mut out),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::nemesis::{parse_faults, FaultKind};
+use crate::workload::Workload;
 
 /// Runs detcd clusters under seeded faults in the deterministic simulator and checks every
 /// history; a failing seed replays bit for bit.
@@ -29,7 +30,11 @@ pub struct Args {
     /// Length of the faulty phase, e.g. `6s`, `1500ms`, `1m`.
     #[arg(long, default_value = "6s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Concurrent workload clients.
+    /// What the clients do: register, txn, watch, lease, lock, auth, storage, or `all` (one of
+    /// them per seed). Each workload draws its faults from those of `--faults` it withstands.
+    #[arg(long, default_value = "register")]
+    pub workload: Workload,
+    /// Concurrent workload clients (writers, for the watch, auth and storage workloads).
     #[arg(long, default_value_t = 5)]
     pub clients: u64,
     /// Simulations run at once in a sweep (each is its own process).
@@ -188,5 +193,8 @@ mod tests {
         assert!(Args::try_parse_from(["detcd-sim", "--seeds", "0..9", "--shard", "3/3"]).is_err());
         assert!(Args::try_parse_from(["detcd-sim", "--seed", "1", "--shard", "0/2"]).is_err());
         assert!(Args::try_parse_from(["detcd-sim", "--seeds", "0..2", "--seed", "1"]).is_err());
+        let a = Args::try_parse_from(["detcd-sim", "--seed", "1", "--workload", "lease"]).unwrap();
+        assert_eq!(a.workload, Workload::Lease);
+        assert!(Args::try_parse_from(["detcd-sim", "--seed", "1", "--workload", "bank"]).is_err());
     }
 }

@@ -27,6 +27,7 @@ pub fn execute(args: &Args, worker: &Path, out: &mut impl Write) -> i32 {
         clients: args.clients,
         report_dir: args.report_dir.clone(),
         canaries: args.canaries.clone(),
+        workload: args.workload,
     };
     let result = match (args.seed, &args.seeds) {
         (Some(seed), _) => replay(args, worker, &base.with_seed(seed), out),
@@ -61,8 +62,10 @@ fn replay(
     };
     let _ = write!(
         out,
-        "seed {} on {} members\n{schedule}",
-        config.seed, config.nodes
+        "seed {} on {} members, {} workload\n{schedule}",
+        config.seed,
+        config.nodes,
+        config.workload()
     );
     let r = checked_run(args, worker, config, &schedule);
     // The trace after the schedule: what each step did, restarts, the outcome.
@@ -77,6 +80,9 @@ fn replay(
         r.verdict,
         r.simulated.as_secs_f64()
     );
+    if !r.stats.is_empty() {
+        let _ = writeln!(out, "{}: {}", r.workload, r.stats);
+    }
     if r.passed() {
         let _ = writeln!(out, "seed {}: ok", config.seed);
         return Ok(0);
@@ -204,8 +210,11 @@ fn save_schedule(config: &RunConfig, schedule: &Schedule, name: &str) -> Option<
 /// The shell command that replays `config` with the schedule saved at `path`.
 pub fn replay_command(config: &RunConfig, path: Option<&Path>) -> String {
     let mut cmd = format!(
-        "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo run -p detcd-sim -- --seed {} --nodes {} --clients {}",
-        config.seed, config.nodes, config.clients
+        "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo run -p detcd-sim -- --seed {} --workload {} --nodes {} --clients {}",
+        config.seed,
+        config.workload(),
+        config.nodes,
+        config.clients
     );
     for c in &config.canaries {
         cmd.push_str(&format!(" --canary {c}"));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cluster::wal::WalStats;
 use crate::nemesis::FaultKind;
 use crate::run::RunReport;
+use crate::workload::Workload;
 
 /// Totals over the seeds of a sweep.
 #[derive(Debug, Default, Clone)]
@@ -24,6 +25,8 @@ pub struct Summary {
     pub wall: Duration,
     /// Per fault kind: (seeds in which it occurred, episodes in all).
     pub faults: BTreeMap<FaultKind, (u64, usize)>,
+    /// Per workload: seeds run, seeds failed, operations checked, simulated time.
+    pub workloads: BTreeMap<Workload, PerWorkload>,
     /// WAL segments rolled and purged, summed over members and seeds.
     pub wal: WalStats,
     /// Seeds in which some member purged its raft log.
@@ -38,6 +41,28 @@ pub struct Summary {
     pub shard: Option<String>,
 }
 
+/// One workload's row of a [`Summary`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PerWorkload {
+    /// Seeds that played it.
+    pub seeds: u64,
+    /// Of those, the ones that failed.
+    pub failed: u64,
+    /// Client operations checked.
+    pub ops: usize,
+    /// Simulated seconds, summed.
+    pub simulated_secs: f64,
+}
+
+impl PerWorkload {
+    fn add(&mut self, other: &PerWorkload) {
+        self.seeds += other.seeds;
+        self.failed += other.failed;
+        self.ops += other.ops;
+        self.simulated_secs += other.simulated_secs;
+    }
+}
+
 /// The JSON form of a [`Summary`] (`--summary-json`).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct SummaryJson {
@@ -49,6 +74,9 @@ struct SummaryJson {
     wall_secs: f64,
     /// Per fault kind: [seeds in which it occurred, episodes].
     faults: BTreeMap<String, (u64, usize)>,
+    /// Per workload (absent in summaries written before workloads were named: all register).
+    #[serde(default)]
+    workloads: BTreeMap<String, PerWorkload>,
     segments_rolled: u64,
     segments_purged: u64,
     seeds_purging: u64,
@@ -66,6 +94,15 @@ impl Summary {
         }
         self.ops += r.ops;
         self.simulated += r.simulated;
+        self.workloads
+            .entry(r.workload)
+            .or_default()
+            .add(&PerWorkload {
+                seeds: 1,
+                failed: u64::from(!r.passed()),
+                ops: r.ops,
+                simulated_secs: r.simulated.as_secs_f64(),
+            });
         self.wal.add(r.wal);
         self.seeds_purging += u64::from(r.wal.purged > 0);
         self.refusals += r.refusals;
@@ -92,6 +129,11 @@ impl Summary {
                 .iter()
                 .map(|(k, v)| (k.name().to_string(), *v))
                 .collect(),
+            workloads: self
+                .workloads
+                .iter()
+                .map(|(w, v)| (w.name().to_string(), *v))
+                .collect(),
             segments_rolled: self.wal.rolled,
             segments_purged: self.wal.purged,
             seeds_purging: self.seeds_purging,
@@ -107,6 +149,7 @@ impl Summary {
         let j: SummaryJson = serde_json::from_str(json).map_err(|e| e.to_string())?;
         self.shards.extend(j.shards);
         self.passed += j.passed;
+        let failed = j.failed.len() as u64;
         self.failed.extend(j.failed);
         self.failed.sort_unstable();
         self.ops += j.ops;
@@ -117,6 +160,21 @@ impl Summary {
             let e = self.faults.entry(kind).or_insert((0, 0));
             e.0 += seeds;
             e.1 += episodes;
+        }
+        if j.workloads.is_empty() && j.passed + failed > 0 {
+            self.workloads
+                .entry(Workload::Register)
+                .or_default()
+                .add(&PerWorkload {
+                    seeds: j.passed + failed,
+                    failed,
+                    ops: j.ops,
+                    simulated_secs: j.simulated_secs,
+                });
+        }
+        for (name, row) in j.workloads {
+            let w: Workload = name.parse()?;
+            self.workloads.entry(w).or_default().add(&row);
         }
         self.wal.rolled += j.segments_rolled;
         self.wal.purged += j.segments_purged;
@@ -147,6 +205,23 @@ impl Summary {
         let _ = writeln!(s, "{:<16} {:>8} {:>10}", "fault", "seeds", "episodes");
         for (k, (seeds, episodes)) in &self.faults {
             let _ = writeln!(s, "{:<16} {seeds:>8} {episodes:>10}", k.name());
+        }
+        let _ = writeln!(s, "{}", "-".repeat(36));
+        let _ = writeln!(
+            s,
+            "{:<10} {:>7} {:>7} {:>10} {:>10}",
+            "workload", "seeds", "failed", "ops", "sim s"
+        );
+        for (w, row) in &self.workloads {
+            let _ = writeln!(
+                s,
+                "{:<10} {:>7} {:>7} {:>10} {:>10.1}",
+                w.name(),
+                row.seeds,
+                row.failed,
+                row.ops,
+                row.simulated_secs
+            );
         }
         let _ = writeln!(s, "{}", "-".repeat(36));
         let rows = [

@@ -35,21 +35,12 @@ pub fn run_isolated(worker: &Path, config: &RunConfig, schedule: &Schedule) -> R
     match spawn(worker, &job) {
         Ok(r) => r,
         Err(e) => RunReport {
-            seed: config.seed,
-            schedule: schedule.clone(),
-            trace_hash: 0,
-            trace: Vec::new(),
-            ops: 0,
-            verdict: detcd_jepsen::Verdict::Unknown,
-            faults_seen: Default::default(),
-            simulated: Default::default(),
-            wal: Default::default(),
-            refusals: 0,
             failure: Some(Failure {
                 message: format!("the worker process failed: {}", first_line(&e)),
                 explanation: e,
                 html_path: None,
             }),
+            ..RunReport::empty(config, schedule)
         },
     }
 }

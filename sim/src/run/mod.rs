@@ -20,6 +20,7 @@ mod converge;
 pub mod isolated;
 mod outcome;
 mod panics;
+mod scenarios;
 mod simulate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use detcd::io::canary::{self, Canary};
 use serde::{Deserialize, Serialize};
 
 use crate::nemesis::{generate, FaultKind, Schedule, EVERY_FAULT};
+use crate::workload::Workload;
 
 pub use panics::quiet_panics;
 
@@ -54,6 +56,9 @@ pub struct RunConfig {
     /// the run, by name; empty for the real server.
     #[serde(default)]
     pub canaries: Vec<String>,
+    /// What the clients do; [`Workload::All`] picks one per seed.
+    #[serde(default)]
+    pub workload: Workload,
 }
 
 impl RunConfig {
@@ -68,6 +73,7 @@ impl RunConfig {
             clients: 5,
             report_dir: std::env::temp_dir().join("detcd-sim"),
             canaries: Vec::new(),
+            workload: Workload::Register,
         }
     }
 
@@ -79,13 +85,25 @@ impl RunConfig {
         }
     }
 
+    /// The workload this configuration's seed plays.
+    pub fn workload(&self) -> Workload {
+        self.workload.resolve(self.seed)
+    }
+
+    /// The fault kinds the seed may draw: those asked for that its workload was written to
+    /// withstand (see [`scenarios::faults_of`]).
+    pub fn faults(&self) -> BTreeSet<FaultKind> {
+        let able = scenarios::faults_of(self.workload());
+        self.faults.intersection(&able).copied().collect()
+    }
+
     /// The schedule this configuration's seed draws.
     pub fn schedule(&self) -> Schedule {
         generate::random(
             self.seed,
             self.nodes,
             self.duration.as_millis() as u64,
-            &self.faults,
+            &self.faults(),
         )
     }
 }
@@ -128,9 +146,35 @@ pub struct RunReport {
     /// Times a member refused to start.
     #[serde(default)]
     pub refusals: usize,
+    /// The workload the run played.
+    #[serde(default)]
+    pub workload: Workload,
+    /// The workload's own figures, for people (empty for the register workload, whose figures
+    /// are the fields above).
+    #[serde(default)]
+    pub stats: String,
 }
 
 impl RunReport {
+    /// The report of a run of `config` with `schedule` that has not (yet) produced anything.
+    pub fn empty(config: &RunConfig, schedule: &Schedule) -> RunReport {
+        RunReport {
+            seed: config.seed,
+            schedule: schedule.clone(),
+            trace_hash: 0,
+            trace: Vec::new(),
+            ops: 0,
+            verdict: Verdict::Unknown,
+            faults_seen: Default::default(),
+            simulated: Default::default(),
+            failure: None,
+            wal: Default::default(),
+            refusals: 0,
+            workload: config.workload(),
+            stats: String::new(),
+        }
+    }
+
     /// Whether the run found nothing wrong.
     pub fn passed(&self) -> bool {
         self.failure.is_none()
@@ -150,6 +194,9 @@ pub fn run_schedule(config: &RunConfig, schedule: &Schedule) -> RunReport {
         Ok(c) => canary::enable(c),
         Err(e) => return outcome::judge(config, schedule, Err(format!("bad canary: {e}"))),
     };
+    if config.workload() != Workload::Register {
+        return scenarios::run(config, schedule);
+    }
     let simulated = panics::catching(|| simulate::simulate(config, schedule));
     outcome::judge(config, schedule, simulated)
 }

@@ -17,19 +17,7 @@ pub(super) fn judge(
     schedule: &Schedule,
     simulated: Result<Simulated, String>,
 ) -> RunReport {
-    let mut report = RunReport {
-        seed: config.seed,
-        schedule: schedule.clone(),
-        trace_hash: 0,
-        trace: Vec::new(),
-        ops: 0,
-        verdict: Verdict::Unknown,
-        faults_seen: Default::default(),
-        simulated: Default::default(),
-        failure: None,
-        wal: Default::default(),
-        refusals: 0,
-    };
+    let mut report = RunReport::empty(config, schedule);
     let mut html = Report::new(format!("detcd-sim seed {}", config.seed));
     html.sections.push(Section {
         title: "fault schedule".to_string(),
@@ -100,11 +88,11 @@ pub(super) fn judge(
     report
 }
 
-fn first_line(s: &str) -> &str {
+pub(super) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-fn violation_section(title: &str, text: &str) -> Section {
+pub(super) fn violation_section(title: &str, text: &str) -> Section {
     Section {
         title: title.to_string(),
         verdict: Verdict::NotLinearizable,
@@ -128,7 +116,7 @@ fn history_of(ops: &[KvOp]) -> String {
 }
 
 /// Writes the report as `<report_dir>/seed-<seed>.html`; `None` if the file system refused.
-fn write_html(config: &RunConfig, report: &Report) -> Option<PathBuf> {
+pub(super) fn write_html(config: &RunConfig, report: &Report) -> Option<PathBuf> {
     let path = config.report_dir.join(format!("seed-{}.html", config.seed));
     write_file(&config.report_dir, &path, &report.to_html()).then_some(path)
 }

@@ -6,7 +6,7 @@
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub struct Passed<S> {
     pub simulated: Duration,
     /// The scenario's figures.
     pub stats: S,
+    /// Fault episodes the nemesis started, per kind.
+    pub faults_seen: BTreeMap<FaultKind, usize>,
 }
 
 /// Runs `scenario` for `seed` in a fresh madsim runtime; a run with no verdict within
@@ -47,21 +49,25 @@ where
 }
 
 /// How every scenario starts, once its cluster is built: waits (from the client node) until the
-/// members agree on a leader, so that faults hit a working cluster, then draws the seed's fault
-/// schedule over `nodes` members and `duration` from `faults` and records it in `trace`.
-/// Returns the members' client URLs and the schedule.
+/// members agree on a leader, so that faults hit a working cluster, then takes `given` — a
+/// schedule replayed from a file or tried by a shrink — or draws the seed's fault schedule over
+/// `nodes` members and `duration` from `faults`, and records it in `trace`. Returns the
+/// members' client URLs and the schedule.
 pub async fn start(
     cluster: &SimCluster,
     seed: u64,
-    nodes: usize,
-    duration: Duration,
+    (nodes, duration): (usize, Duration),
     faults: &BTreeSet<FaultKind>,
+    given: Option<&Schedule>,
     trace: &mut Trace,
 ) -> (Vec<String>, Schedule) {
     let urls = cluster.client_urls();
     let u = urls.clone();
     cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = generate::random(seed, nodes, duration.as_millis() as u64, faults);
+    let schedule = match given {
+        Some(s) => s.clone(),
+        None => generate::random(seed, nodes, duration.as_millis() as u64, faults),
+    };
     trace.record(schedule.to_string());
     (urls, schedule)
 }

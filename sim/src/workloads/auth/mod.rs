@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tonic::Status;
 
-use crate::nemesis::FaultKind;
+use crate::nemesis::{FaultKind, Schedule};
 use crate::workloads::scenario::{run_seed, Passed};
 
 /// The writers' key prefix, the one the role's permission covers.
@@ -63,6 +63,8 @@ pub struct Params {
     pub duration: Duration,
     /// The nemesis's fault kinds the seed may enable.
     pub faults: BTreeSet<FaultKind>,
+    /// Play this schedule instead of drawing one from `faults` (a replay or a shrink).
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for Params {
@@ -90,6 +92,7 @@ impl Default for Params {
             ]
             .into_iter()
             .collect(),
+            schedule: None,
         }
     }
 }

@@ -23,7 +23,15 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     // The cheapest bcrypt cost: every login hashes, and wall time is what a sweep costs.
     let cluster = SimCluster::with_config(p.nodes, |c| c.bcrypt_cost = 4);
     let mut trace = Trace::default();
-    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
+    let (urls, schedule) = start(
+        &cluster,
+        seed,
+        (p.nodes, p.duration),
+        &p.faults,
+        p.schedule.as_ref(),
+        &mut trace,
+    )
+    .await;
     let u = urls[0].clone();
     let (root, setup_revision) = cluster
         .client(async move { set_up(&u).await })
@@ -45,6 +53,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         }
     });
     let applied = apply::run(&schedule, &cluster).await;
+    let faults_seen = applied.seen;
     for line in applied.log {
         trace.record(line);
     }
@@ -80,6 +89,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        faults_seen,
         stats,
     })
 }

@@ -61,7 +61,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::nemesis::FaultKind;
+use crate::nemesis::{FaultKind, Schedule};
 use crate::workloads::scenario::{run_seed, Passed};
 
 /// The prefix of the leased keys.
@@ -94,6 +94,8 @@ pub struct Params {
     /// The nemesis's fault kinds the seed may enable (clock steps are never used; skew is this
     /// scenario's own, see the module docs).
     pub faults: BTreeSet<FaultKind>,
+    /// Play this schedule instead of drawing one from `faults` (a replay or a shrink).
+    pub schedule: Option<Schedule>,
     /// Whether a leader killer runs besides the nemesis.
     pub kill_leaders: bool,
 }
@@ -113,6 +115,7 @@ impl Default for Params {
                 .into_iter()
                 .collect(),
             kill_leaders: true,
+            schedule: None,
         }
     }
 }

@@ -38,7 +38,15 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         skews.set(&cluster, i, off as i128 * 1_000_000, ppm);
         trace.record(format!("n{} clock {off} ms at {ppm} ppm", i + 1));
     }
-    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
+    let (urls, schedule) = start(
+        &cluster,
+        seed,
+        (p.nodes, p.duration),
+        &p.faults,
+        p.schedule.as_ref(),
+        &mut trace,
+    )
+    .await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();
@@ -60,6 +68,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         apply::run(&schedule, &cluster),
         disorder(&cluster, &mut skews, start, p.duration, p.kill_leaders)
     );
+    let faults_seen = nemesis.seen;
     for line in nemesis.log.into_iter().chain(disorder.log) {
         trace.record(line);
     }
@@ -118,6 +127,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        faults_seen,
         stats,
     })
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use detcd_jepsen::lock::LockHold;
 use tonic::transport::Channel;
 
-use crate::nemesis::FaultKind;
+use crate::nemesis::{FaultKind, Schedule};
 use crate::workloads::client::{channel, random_member};
 use crate::workloads::scenario::{run_seed, Passed};
 
@@ -62,6 +62,8 @@ pub struct Params {
     pub duration: Duration,
     /// The nemesis's fault kinds the seed may enable.
     pub faults: BTreeSet<FaultKind>,
+    /// Play this schedule instead of drawing one from `faults` (a replay or a shrink).
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for Params {
@@ -85,6 +87,7 @@ impl Default for Params {
             ]
             .into_iter()
             .collect(),
+            schedule: None,
         }
     }
 }

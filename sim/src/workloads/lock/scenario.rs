@@ -22,7 +22,15 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     let cluster = SimCluster::new(p.nodes);
     let mut trace = Trace::default();
-    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
+    let (urls, schedule) = start(
+        &cluster,
+        seed,
+        (p.nodes, p.duration),
+        &p.faults,
+        p.schedule.as_ref(),
+        &mut trace,
+    )
+    .await;
     let fenced_release = madsim::rand::thread_rng().gen_bool(0.5);
     trace.record(format!("fenced release: {fenced_release}"));
 
@@ -48,6 +56,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         }
     });
     let applied = apply::run(&schedule, &cluster).await;
+    let faults_seen = applied.seen;
     for line in applied.log {
         trace.record(line);
     }
@@ -97,6 +106,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        faults_seen,
         stats,
     })
 }

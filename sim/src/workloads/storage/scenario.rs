@@ -16,6 +16,7 @@ use super::{crasher, Params, Stats};
 use crate::cluster::wal::WalStats;
 use crate::cluster::{wait_leader, Exit, SimCluster};
 use crate::invariants::Monitor;
+use crate::nemesis::FaultKind;
 use crate::trace::Trace;
 use crate::workloads::scenario::Passed;
 
@@ -113,6 +114,14 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Passed<Stats>, Stri
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        // The crasher's strikes are this scenario's faults.
+        faults_seen: [
+            (FaultKind::Crash, crashes.power_cuts as usize),
+            (FaultKind::Kill, crashes.kills as usize),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect(),
         stats: Stats {
             acked,
             unknown: puts.len() - acked,

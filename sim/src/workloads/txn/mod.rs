@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::nemesis::FaultKind;
+use crate::nemesis::{FaultKind, Schedule};
 use crate::workloads::register::KvOp;
 use crate::workloads::scenario::{run_seed, Passed};
 
@@ -42,6 +42,8 @@ pub struct Params {
     pub duration: Duration,
     /// The nemesis's fault kinds the seed may enable.
     pub faults: BTreeSet<FaultKind>,
+    /// Play this schedule instead of drawing one from `faults` (a replay or a shrink).
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for Params {
@@ -65,6 +67,7 @@ impl Default for Params {
             ]
             .into_iter()
             .collect(),
+            schedule: None,
         }
     }
 }

@@ -23,7 +23,15 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     let cluster = SimCluster::new(p.nodes);
     let mut trace = Trace::default();
-    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
+    let (urls, schedule) = start(
+        &cluster,
+        seed,
+        (p.nodes, p.duration),
+        &p.faults,
+        p.schedule.as_ref(),
+        &mut trace,
+    )
+    .await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();
@@ -46,6 +54,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         }
     });
     let applied = apply::run(&schedule, &cluster).await;
+    let faults_seen = applied.seen;
     for line in applied.log {
         trace.record(line);
     }
@@ -74,6 +83,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        faults_seen,
         stats: Stats {
             ops: n,
             transfers: logs.transfers,

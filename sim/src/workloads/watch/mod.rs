@@ -42,7 +42,7 @@ use std::time::Duration;
 use detcd_jepsen::watch::{ResumedWatch, WatchEvent};
 use tokio::time::Instant;
 
-use crate::nemesis::{FaultKind, ALL_FAULTS};
+use crate::nemesis::{FaultKind, Schedule, ALL_FAULTS};
 use crate::workloads::scenario::{run_seed, Passed};
 
 /// The watched prefix.
@@ -79,6 +79,8 @@ pub struct Params {
     pub duration: Duration,
     /// The fault kinds the seed may enable.
     pub faults: BTreeSet<FaultKind>,
+    /// Play this schedule instead of drawing one from `faults` (a replay or a shrink).
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for Params {
@@ -90,6 +92,7 @@ impl Default for Params {
             watchers: 4,
             duration: Duration::from_secs(6),
             faults: ALL_FAULTS.into_iter().collect(),
+            schedule: None,
         }
     }
 }

@@ -29,7 +29,15 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         c.watch_progress_notify_interval = Some(PROGRESS_INTERVAL);
     });
     let mut trace = Trace::default();
-    let (urls, schedule) = start(&cluster, seed, p.nodes, p.duration, &p.faults, &mut trace).await;
+    let (urls, schedule) = start(
+        &cluster,
+        seed,
+        (p.nodes, p.duration),
+        &p.faults,
+        p.schedule.as_ref(),
+        &mut trace,
+    )
+    .await;
 
     let acked = Arc::new(Mutex::new(Vec::new()));
     let target: Target = Arc::new(Mutex::new(None));
@@ -47,6 +55,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         .map(|w| cluster.spawn_client(watcher(Spec::new(w), urls.clone(), target.clone())))
         .collect();
     let applied = apply::run(&schedule, &cluster).await;
+    let faults_seen = applied.seen;
     for line in applied.log {
         trace.record(line);
     }
@@ -123,6 +132,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     Ok(Passed {
         trace,
         simulated: began.elapsed(),
+        faults_seen,
         stats,
     })
 }
