@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use detcd::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::proto::etcdserverpb::{HashKvRequest, StatusRequest};
+use detcd_jepsen::kv::TxnOp;
 use detcd_jepsen::{KvInput, KvOutput, Outcome};
 
 use crate::cluster::SimCluster;
@@ -74,6 +75,18 @@ async fn hash_kv(url: String, revision: i64) -> Option<(u32, i64)> {
         .ok()?
         .into_inner();
     Some((r.hash, r.compact_revision))
+}
+
+/// Each listed member's compacted revision (from HashKV at the newest revision), by position;
+/// `None` for a member that did not answer.
+pub async fn compacted(cluster: &SimCluster, members: &[usize]) -> Vec<(usize, Option<i64>)> {
+    let urls = cluster.client_urls();
+    let mut out = Vec::new();
+    for &i in members {
+        let c = cluster.client(hash_kv(urls[i].clone(), 0)).await;
+        out.push((i, c.map(|(_, compacted)| compacted)));
+    }
+    out
 }
 
 impl Monitor {
@@ -168,24 +181,59 @@ impl Monitor {
     }
 }
 
-/// Every acknowledged put is in `store` ((key, value, mod revision) triples, as converged) or
-/// was overwritten: the key's mod revision is at least the put's revision. Returns violations.
+/// Every acknowledged put (plain, or by a compare-and-swap) is in `store` ((key, value, mod
+/// revision) triples, as converged) or was overwritten — the key's mod revision is at least
+/// the put's — or deleted after it: by an acknowledged delete at a later revision, or by one
+/// with no answer (it may have taken effect at any time). Returns violations.
 pub fn acked_writes_survive(ops: &[KvOp], store: &[(String, String, i64)]) -> Vec<String> {
     let mut acked: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+    let mut deletes: BTreeMap<&str, Vec<Option<u64>>> = BTreeMap::new();
     for op in ops {
-        if let (KvInput::Put { key, value }, Outcome::Ok(KvOutput::Put { revision: Some(r) })) =
-            (&op.input, &op.outcome)
-        {
-            let e = acked.entry(key.as_str()).or_insert((*r, value.as_str()));
-            if *r > e.0 {
-                *e = (*r, value.as_str());
+        match (&op.input, &op.outcome) {
+            (KvInput::Put { key, value }, Outcome::Ok(KvOutput::Put { revision: Some(r) })) => {
+                let e = acked.entry(key.as_str()).or_insert((*r, value.as_str()));
+                if *r > e.0 {
+                    *e = (*r, value.as_str());
+                }
             }
+            (
+                KvInput::Txn { success, .. },
+                Outcome::Ok(KvOutput::Txn {
+                    succeeded: true,
+                    revision: Some(r),
+                    ..
+                }),
+            ) => {
+                for t in success {
+                    if let TxnOp::Put { key, value } = t {
+                        let e = acked.entry(key.as_str()).or_insert((*r, value.as_str()));
+                        if *r > e.0 {
+                            *e = (*r, value.as_str());
+                        }
+                    }
+                }
+            }
+            (KvInput::Delete { key }, Outcome::Info) => {
+                deletes.entry(key.as_str()).or_default().push(None)
+            }
+            (KvInput::Delete { key }, Outcome::Ok(KvOutput::Delete { deleted, revision })) => {
+                if deleted.unwrap_or(1) > 0 {
+                    deletes.entry(key.as_str()).or_default().push(*revision);
+                }
+            }
+            _ => {}
         }
     }
     let mut lost = Vec::new();
     for (key, (rev, value)) in acked {
+        let deleted_after = || {
+            deletes
+                .get(key)
+                .is_some_and(|d| d.iter().any(|r| r.is_none_or(|r| r > rev)))
+        };
         match store.iter().find(|(k, _, _)| k == key) {
             Some((_, _, m)) if *m >= rev as i64 => {}
+            None if deleted_after() => {}
             found => lost.push(format!(
                 "acknowledged put {key}={value} at revision {rev} was lost: the store has {found:?}"
             )),
@@ -227,6 +275,26 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].contains("x=b at revision 5"), "{v:?}");
         assert!(v[1].contains("y=c"), "{v:?}");
+        // A key deleted after the put is not lost; deleted before it, it is.
+        let delete = |rev| {
+            Op::ok(
+                0,
+                0,
+                1,
+                KvInput::Delete { key: "y".into() },
+                KvOutput::Delete {
+                    deleted: Some(1),
+                    revision: Some(rev),
+                },
+            )
+        };
+        let only_x = vec![("x".to_string(), "b".to_string(), 5)];
+        let mut later = ops.clone();
+        later.push(delete(6));
+        assert!(acked_writes_survive(&later, &only_x).is_empty());
+        let mut earlier = ops.clone();
+        earlier.push(delete(2));
+        assert_eq!(acked_writes_survive(&earlier, &only_x).len(), 1);
     }
 
     #[test]

@@ -52,6 +52,11 @@ fn stale_reads_are_caught() {
 }
 
 #[test]
+fn a_compaction_that_drops_the_version_it_must_keep_is_caught() {
+    caught(Canary::CompactionDropsNewest, |seed| register(seed, &[]));
+}
+
+#[test]
 fn acknowledging_before_fsync_is_caught() {
     caught(Canary::AckBeforeFsync, |seed| {
         register(seed, &[FaultKind::Crash])

@@ -6,7 +6,6 @@
 // Reading madsim's clock is deterministic: it is the simulator's virtual time.
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use detcd_jepsen::{Outcome, Verdict};
@@ -26,7 +25,7 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
         let urls = cluster.client_urls();
         let u = urls.clone();
         let leader = cluster.client(async move { wait_leader(&u).await }).await;
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = register::Shared::default();
         let start = tokio::time::Instant::now();
         let (l, u) = (log.clone(), urls.clone());
         let work = cluster.spawn_client(async move {
@@ -52,7 +51,10 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         cluster.restart(leader);
         work.await.expect("workload");
-        let ops = std::mem::take(&mut *log.lock().unwrap());
+        let recorded = std::mem::take(&mut *log.lock().unwrap());
+        let past = register::past::check(&recorded.ops, &recorded.past, false);
+        assert!(past.is_empty(), "seed {seed}: {past:?}");
+        let ops = recorded.ops;
         let unknown = ops
             .iter()
             .filter(|o| !matches!(o.outcome, Outcome::Ok(_)))

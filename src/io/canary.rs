@@ -25,15 +25,20 @@ pub enum Canary {
     WatchLosesCatchUpEvent,
     /// Lock grants the lock without waiting for the keys ahead of it.
     LockSkipsQueue,
+    /// Compaction also drops each key's newest version at or below the compacted revision when
+    /// a newer one exists: the present reads right, but a read at the compacted revision
+    /// misses the key (etcd's key index keeps that version).
+    CompactionDropsNewest,
 }
 
 /// Every canary.
-pub const ALL: [Canary; 5] = [
+pub const ALL: [Canary; 6] = [
     Canary::StaleReads,
     Canary::AckBeforeFsync,
     Canary::NoLeaseExtension,
     Canary::WatchLosesCatchUpEvent,
     Canary::LockSkipsQueue,
+    Canary::CompactionDropsNewest,
 ];
 
 impl Canary {
@@ -45,6 +50,7 @@ impl Canary {
             Canary::NoLeaseExtension => "no-lease-extension",
             Canary::WatchLosesCatchUpEvent => "watch-loses-catch-up-event",
             Canary::LockSkipsQueue => "lock-skips-queue",
+            Canary::CompactionDropsNewest => "compaction-drops-newest",
         }
     }
 }

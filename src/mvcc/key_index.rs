@@ -120,8 +120,19 @@ impl KeyHistory {
             }
             // The newest change at or before `at` stays; older ones go.
             let idx = g.changes.partition_point(|c| c.rev.main <= at);
-            if idx > 1 {
-                removed.extend(g.changes.drain(..idx - 1).map(|c| (c.rev, c.kv.is_none())));
+            let keep = if idx < g.changes.len()
+                && crate::io::canary::on(crate::io::canary::Canary::CompactionDropsNewest)
+            {
+                0
+            } else {
+                1
+            };
+            if idx > keep {
+                removed.extend(
+                    g.changes
+                        .drain(..idx - keep)
+                        .map(|c| (c.rev, c.kv.is_none())),
+                );
             }
         }
         self.generations.drain(..keep_from);

@@ -230,6 +230,14 @@ impl SimCluster {
         SimCluster::build(n, Lifecycle::AsEtcd, |_| {})
     }
 
+    /// Like [`SimCluster::as_etcd`], with `tune` applied to every member's configuration.
+    pub fn as_etcd_with(
+        n: usize,
+        tune: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> SimCluster {
+        SimCluster::build(n, Lifecycle::AsEtcd, tune)
+    }
+
     fn build(
         n: usize,
         life: Lifecycle,

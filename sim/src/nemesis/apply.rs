@@ -331,6 +331,8 @@ async fn apply(cluster: &SimCluster, action: &Action, state: &mut InForce) -> Op
         Action::AddLearner(j) => return Some(cluster.add_learner(*j).await),
         Action::Promote(j) => return Some(cluster.promote(*j).await),
         Action::Remove(i) => return Some(cluster.remove(*i).await),
+        // The members were started with it (see the runner).
+        Action::AutoCompaction(_) => {}
     }
     None
 }

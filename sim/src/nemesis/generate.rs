@@ -93,13 +93,28 @@ pub fn random(
     if kinds.is_empty() {
         kinds.insert(*allowed.choose(&mut rng).expect("non-empty"));
     }
-    let enabled: Vec<FaultKind> = kinds.iter().copied().collect();
-    // Swarm: each enabled kind also gets its own weight, so some seeds are dominated by one.
-    let weights: Vec<u32> = enabled.iter().map(|_| rng.gen_range(1..=4)).collect();
     let mut b = Builder {
         steps: Vec::new(),
         episode: 0,
     };
+    // A setting for the whole run, not an episode in time.
+    if kinds.contains(&FaultKind::AutoCompaction) {
+        let e = b.begin();
+        let retention = rng.gen_range(300..=3000);
+        b.push(
+            e,
+            FaultKind::AutoCompaction,
+            0,
+            Action::AutoCompaction(retention),
+        );
+    }
+    let enabled: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| *k != FaultKind::AutoCompaction)
+        .collect();
+    // Swarm: each enabled kind also gets its own weight, so some seeds are dominated by one.
+    let weights: Vec<u32> = enabled.iter().map(|_| rng.gen_range(1..=4)).collect();
     let mut p = Plan {
         members: (0..nodes).collect(),
         next_member: nodes,
@@ -113,7 +128,7 @@ pub fn random(
         membership_until: 0,
     };
     let mut t = 200;
-    while t < duration_ms {
+    while t < duration_ms && !enabled.is_empty() {
         let total: u32 = weights.iter().sum();
         let mut pick = rng.gen_range(0..total);
         let mut k = 0;

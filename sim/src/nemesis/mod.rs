@@ -62,11 +62,16 @@ pub enum FaultKind {
     /// A member's WAL reads return a flipped bit now and then, while it restarts (the WAL is
     /// read back when a member recovers it).
     CorruptRead,
+    /// The members run etcd's periodic auto-compaction with a retention of a fraction of a
+    /// second to a few seconds, so the store is compacted under the clients all the time. A
+    /// setting rather than an episode: the runner reads it from the schedule before it starts
+    /// the members.
+    AutoCompaction,
 }
 
 /// Every fault kind: what `--faults all` and [`RunConfig::new`](crate::run::RunConfig::new)
 /// enable.
-pub const EVERY_FAULT: [FaultKind; 17] = [
+pub const EVERY_FAULT: [FaultKind; 18] = [
     FaultKind::Crash,
     FaultKind::Partition,
     FaultKind::Pause,
@@ -84,6 +89,7 @@ pub const EVERY_FAULT: [FaultKind; 17] = [
     FaultKind::Kill,
     FaultKind::DiskFull,
     FaultKind::CorruptRead,
+    FaultKind::AutoCompaction,
 ];
 
 /// The first catalogue (crash, partition, pause, clock skew, slow disk), which the watch,
@@ -119,6 +125,7 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::DiskFull => "disk-full",
             FaultKind::CorruptRead => "corrupt-read",
+            FaultKind::AutoCompaction => "auto-compaction",
         }
     }
 }
@@ -220,6 +227,9 @@ pub enum Action {
     Promote(usize),
     /// Remove this member from the cluster.
     Remove(usize),
+    /// The members auto-compact, keeping this many milliseconds of history (etcd's periodic
+    /// mode); only at time 0, read by the runner before the members start.
+    AutoCompaction(u64),
 }
 
 fn names(members: &[usize]) -> String {
@@ -270,6 +280,9 @@ impl fmt::Display for Action {
             Action::AddLearner(i) => write!(f, "add n{} as a learner", i + 1),
             Action::Promote(i) => write!(f, "promote n{}", i + 1),
             Action::Remove(i) => write!(f, "remove n{}", i + 1),
+            Action::AutoCompaction(ms) => {
+                write!(f, "members auto-compact, keeping {ms} ms of history")
+            }
         }
     }
 }
@@ -315,6 +328,14 @@ impl fmt::Display for Schedule {
 }
 
 impl Schedule {
+    /// The history the members' auto-compaction keeps, if the schedule turns it on.
+    pub fn auto_compaction(&self) -> Option<std::time::Duration> {
+        self.steps.iter().find_map(|s| match s.action {
+            Action::AutoCompaction(ms) => Some(std::time::Duration::from_millis(ms)),
+            _ => None,
+        })
+    }
+
     /// The schedule as pretty JSON (the `--schedule FILE` format).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a schedule always serializes")

@@ -4,8 +4,7 @@
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{converge, RunConfig};
@@ -15,7 +14,7 @@ use crate::invariants::{self, Monitor};
 use crate::nemesis::apply::{self, RestartPolicy};
 use crate::nemesis::{FaultKind, Schedule};
 use crate::trace::Trace;
-use crate::workloads::register::{self, KvOp};
+use crate::workloads::register::{self, past, KvOp, Shared};
 
 /// How often the monitor polls the members during the faulty phase.
 const MONITOR_EVERY: Duration = Duration::from_millis(250);
@@ -48,14 +47,17 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
     let schedule = schedule.clone();
     rt.block_on(async move {
         let began = tokio::time::Instant::now();
-        let cluster = SimCluster::as_etcd(nodes);
+        let auto_compaction = schedule.auto_compaction();
+        let cluster = SimCluster::as_etcd_with(nodes, move |cfg| {
+            cfg.auto_compaction = auto_compaction.map(detcd::compactor::Policy::Periodic);
+        });
         let urls = cluster.client_urls();
         let u = urls.clone();
         cluster.client(async move { wait_leader(&u).await }).await;
         let mut trace = Trace::default();
         trace.record(format!("{schedule}"));
 
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log: Shared = Shared::default();
         let start = tokio::time::Instant::now();
         let (l, u) = (log.clone(), urls.clone());
         let work = cluster.spawn_client(async move {
@@ -86,11 +88,12 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             trace.record(line);
         }
         work.await.expect("workload");
-        let ops = std::mem::take(&mut *log.lock().unwrap());
-        trace.record(format!("{} ops", ops.len()));
+        let recorded = std::mem::take(&mut *log.lock().unwrap());
+        let ops = recorded.ops;
+        trace.record(format!("{} ops; {}", ops.len(), recorded.past.summary()));
+        let mut violations = past::check(&ops, &recorded.past, auto_compaction.is_some());
 
         // Liveness and convergence: after healing, every member serves the same contents.
-        let mut violations = Vec::new();
         // The restart policy stays on: a member may fail on a write issued just before the
         // disks were healed.
         let restarts = std::cell::RefCell::new(Vec::new());
@@ -108,8 +111,12 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             Ok(data) => {
                 trace.record(format!("converged: {data:?}"));
                 violations.extend(invariants::acked_writes_survive(&ops, &data));
-                // Once converged, every member's history must hash the same.
+                // Once converged, every member's history must hash the same, and every member
+                // must have applied the same compactions.
                 monitor.poll(&cluster).await;
+                if let Some(v) = same_compactions(&cluster, &mut trace).await {
+                    violations.push(v);
+                }
             }
             Err(e) => violations.push(e),
         }
@@ -134,6 +141,34 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             refusals,
         }
     })
+}
+
+/// Waits (bounded) until every listed member reports the same compacted revision: each applies
+/// the same compactions, but a member may not have applied the last one yet when the contents
+/// already agree. Records the revisions; returns the violation if they never agree.
+async fn same_compactions(cluster: &SimCluster, trace: &mut Trace) -> Option<String> {
+    let mut shown = Vec::new();
+    for _ in 0..50 {
+        let members = match cluster.listed_members().await {
+            Some((_, m)) => m,
+            None => cluster.members(),
+        };
+        let compacted = invariants::compacted(cluster, &members).await;
+        shown = compacted
+            .iter()
+            .map(|(i, c)| format!("n{} {c:?}", i + 1))
+            .collect();
+        let answered: BTreeSet<i64> = compacted.iter().filter_map(|(_, c)| *c).collect();
+        if answered.len() <= 1 {
+            trace.record(format!("compacted revisions: {}", shown.join(", ")));
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Some(format!(
+        "members kept different compacted revisions for 10 s after converging: {}",
+        shown.join(", ")
+    ))
 }
 
 /// Records what each member's storage went through: WAL segments rolled and purged, and every

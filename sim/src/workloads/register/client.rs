@@ -1,18 +1,37 @@
-//! The register workload's client: random puts and gets through one member at a time.
+//! The register workload's client: random reads, puts, deletes, compare-and-swaps, reads of the
+//! past and compactions through one member at a time.
 
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use detcd::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::proto::etcdserverpb::kv_client::KvClient;
+use detcd::proto::etcdserverpb::response_op::Response;
+use detcd::proto::etcdserverpb::{
+    CompactionRequest, Compare, DeleteRangeRequest, RangeRequest, TxnRequest,
+};
+use detcd_jepsen::kv::{
+    CmpOp, Compare as KvCompare, CompareTarget as KvTarget, TxnOp, TxnOpResult,
+};
 use detcd_jepsen::{KvInput, KvOutput, Op, Outcome};
 use rand::Rng;
 use tonic::transport::Channel;
 
-use super::{KvOp, KEYS};
-use crate::workloads::client::{dial, get_request, nanos_since, put_request, revision, text};
+use super::past::{CompactAnswer, Compaction, PastAnswer, PastRead};
+use super::{Shared, KEYS};
+use crate::workloads::client::{
+    dial, get_op, get_request, nanos_since, put_op, put_request, revision, text,
+};
+
+/// How long a client waits for an answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// etcd's answer to a read below the compacted revision (and to a compaction not above it).
+const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
+/// etcd's answer to a read or compaction above the store's revision.
+const FUTURE: &str = "etcdserver: mvcc: required revision is a future revision";
 
 /// Connects to the first member that accepts, starting at `*target` and moving on (members
 /// may be down, stopped or removed); `None` after ten simulated seconds of refusals.
@@ -27,69 +46,73 @@ async fn connect_any(urls: &[String], target: &mut usize) -> Option<KvClient<Cha
     None
 }
 
-/// One client (`process`): puts and gets on random keys through member `process % n`, moving to
-/// another member after a failure, until it has done `ops` operations or `until` has passed.
-/// Every operation is appended to `log` with its outcome: a put that failed or timed out is
-/// `Info` (it may still take effect), a failed get is `Fail`.
+/// What one client kind of operation does.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Get,
+    Put,
+    Delete,
+    Cas,
+    ReadPast,
+    Compact,
+}
+
+/// A client's memory between operations.
+#[derive(Default)]
+struct Seen {
+    /// The newest revision any response named.
+    revision: u64,
+    /// The newest revision this client compacted to (or was told is compacted).
+    compacted: u64,
+    /// Per key, the value it last read (`None`: absent or never read).
+    values: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// One client (`process`): random operations on random keys through member `process % n`,
+/// moving to another member after a failure, until it has done `ops` operations or `until` has
+/// passed. Reads of the present and writes go to the KV history with their outcomes (a write
+/// that failed or timed out is `Info`: it may still take effect; a failed read is `Fail`);
+/// reads of the past and compactions go to the past log.
 pub async fn client(
     process: u64,
     urls: Vec<String>,
     start: tokio::time::Instant,
     until: Duration,
     ops: usize,
-    log: Arc<Mutex<Vec<KvOp>>>,
+    log: Shared,
 ) {
     let mut target = process as usize % urls.len();
     let Some(mut kv) = connect_any(&urls, &mut target).await else {
         return;
     };
+    let mut seen = Seen::default();
     for i in 0..ops {
         if tokio::time::Instant::now().duration_since(start) >= until {
             return;
         }
-        let (key, write) = {
+        let (key, kind) = {
             let mut rng = madsim::rand::thread_rng();
-            (
-                KEYS[rng.gen_range(0..KEYS.len())].to_string(),
-                rng.gen_bool(0.5),
-            )
-        };
-        let invoke = nanos_since(start);
-        let (input, outcome) = if write {
-            let value = format!("{process}-{i}");
-            let req = put_request(&key, &value);
-            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.put(req)).await {
-                Ok(Ok(r)) => Outcome::Ok(KvOutput::Put {
-                    revision: Some(revision(r.into_inner().header)),
-                }),
-                _ => Outcome::Info,
+            let key = KEYS[rng.gen_range(0..KEYS.len())].to_string();
+            let kind = match rng.gen_range(0..100) {
+                0..35 => Kind::Get,
+                35..60 => Kind::Put,
+                60..70 => Kind::Delete,
+                70..82 => Kind::Cas,
+                82..95 => Kind::ReadPast,
+                _ => Kind::Compact,
             };
-            (KvInput::Put { key, value }, outcome)
-        } else {
-            let req = get_request(&key);
-            let outcome = match tokio::time::timeout(Duration::from_secs(3), kv.range(req)).await {
-                Ok(Ok(r)) => {
-                    let r = r.into_inner();
-                    let kv = r.kvs.first();
-                    Outcome::Ok(KvOutput::Get {
-                        value: kv.map(|kv| text(&kv.value)),
-                        mod_revision: Some(kv.map_or(0, |kv| kv.mod_revision as u64)),
-                        revision: Some(revision(r.header)),
-                    })
-                }
-                _ => Outcome::Fail,
-            };
-            (KvInput::Get { key }, outcome)
+            (key, kind)
         };
-        let failed = !matches!(outcome, Outcome::Ok(_));
-        log.lock().unwrap().push(Op {
-            process,
-            invoke,
-            complete: nanos_since(start),
-            input,
-            outcome,
-        });
-        if failed {
+        let value = format!("{process}-{i}");
+        let answered = match kind {
+            Kind::Get => get(&mut kv, process, start, &key, &mut seen, &log).await,
+            Kind::Put => put(&mut kv, process, start, &key, &value, &mut seen, &log).await,
+            Kind::Delete => delete(&mut kv, process, start, &key, &mut seen, &log).await,
+            Kind::Cas => cas(&mut kv, process, start, &key, &value, &mut seen, &log).await,
+            Kind::ReadPast => read_past(&mut kv, process, start, &key, &mut seen, &log).await,
+            Kind::Compact => compact(&mut kv, start, &mut seen, &log).await,
+        };
+        if !answered {
             target = (target + 1) % urls.len();
             match connect_any(&urls, &mut target).await {
                 Some(c) => kv = c,
@@ -97,4 +120,323 @@ pub async fn client(
             }
         }
     }
+}
+
+/// Appends a KV operation to the history; returns whether it got an answer.
+fn record(
+    log: &Shared,
+    process: u64,
+    invoke: u64,
+    start: tokio::time::Instant,
+    input: KvInput,
+    outcome: Outcome<KvOutput>,
+) -> bool {
+    let answered = matches!(outcome, Outcome::Ok(_));
+    log.lock().unwrap().ops.push(Op {
+        process,
+        invoke,
+        complete: nanos_since(start),
+        input,
+        outcome,
+    });
+    answered
+}
+
+/// A linearizable read of `key` at the newest revision.
+async fn get(
+    kv: &mut KvClient<Channel>,
+    process: u64,
+    start: tokio::time::Instant,
+    key: &str,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    let invoke = nanos_since(start);
+    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(get_request(key))).await {
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            let found = r.kvs.first();
+            let rev = revision(r.header);
+            seen.revision = seen.revision.max(rev);
+            seen.values
+                .insert(key.to_string(), found.map(|kv| text(&kv.value)));
+            Outcome::Ok(KvOutput::Get {
+                value: found.map(|kv| text(&kv.value)),
+                mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
+                revision: Some(rev),
+            })
+        }
+        _ => Outcome::Fail,
+    };
+    let input = KvInput::Get {
+        key: key.to_string(),
+    };
+    record(log, process, invoke, start, input, outcome)
+}
+
+/// A put of `value` at `key`.
+#[allow(clippy::too_many_arguments)]
+async fn put(
+    kv: &mut KvClient<Channel>,
+    process: u64,
+    start: tokio::time::Instant,
+    key: &str,
+    value: &str,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    let invoke = nanos_since(start);
+    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put_request(key, value))).await
+    {
+        Ok(Ok(r)) => {
+            let rev = revision(r.into_inner().header);
+            seen.revision = seen.revision.max(rev);
+            Outcome::Ok(KvOutput::Put {
+                revision: Some(rev),
+            })
+        }
+        _ => Outcome::Info,
+    };
+    let input = KvInput::Put {
+        key: key.to_string(),
+        value: value.to_string(),
+    };
+    record(log, process, invoke, start, input, outcome)
+}
+
+/// A delete of `key`.
+async fn delete(
+    kv: &mut KvClient<Channel>,
+    process: u64,
+    start: tokio::time::Instant,
+    key: &str,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    let req = DeleteRangeRequest {
+        key: Bytes::from(key.to_string()),
+        ..Default::default()
+    };
+    let invoke = nanos_since(start);
+    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.delete_range(req)).await {
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            let rev = revision(r.header);
+            seen.revision = seen.revision.max(rev);
+            Outcome::Ok(KvOutput::Delete {
+                deleted: Some(r.deleted as u64),
+                revision: Some(rev),
+            })
+        }
+        _ => Outcome::Info,
+    };
+    let input = KvInput::Delete {
+        key: key.to_string(),
+    };
+    record(log, process, invoke, start, input, outcome)
+}
+
+/// A compare-and-swap: if `key` still holds the value this client last read (or is still
+/// absent), put `value`; otherwise read it.
+#[allow(clippy::too_many_arguments)]
+async fn cas(
+    kv: &mut KvClient<Channel>,
+    process: u64,
+    start: tokio::time::Instant,
+    key: &str,
+    value: &str,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    let expected = seen.values.get(key).cloned().flatten();
+    let (compare, kv_compare) = match &expected {
+        Some(v) => (
+            Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Value as i32,
+                key: Bytes::from(key.to_string()),
+                range_end: Bytes::new(),
+                target_union: Some(TargetUnion::Value(Bytes::from(v.clone()))),
+            },
+            KvTarget::Value(v.clone()),
+        ),
+        None => (
+            Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Mod as i32,
+                key: Bytes::from(key.to_string()),
+                range_end: Bytes::new(),
+                target_union: Some(TargetUnion::ModRevision(0)),
+            },
+            KvTarget::ModRevision(0),
+        ),
+    };
+    let t = TxnRequest {
+        compare: vec![compare],
+        success: vec![put_op(key, value)],
+        failure: vec![get_op(key)],
+    };
+    let input = KvInput::Txn {
+        compares: vec![KvCompare {
+            key: key.to_string(),
+            op: CmpOp::Equal,
+            target: kv_compare,
+        }],
+        success: vec![TxnOp::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+        }],
+        failure: vec![TxnOp::Get {
+            key: key.to_string(),
+        }],
+    };
+    let invoke = nanos_since(start);
+    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(t)).await {
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            let rev = revision(r.header);
+            seen.revision = seen.revision.max(rev);
+            let results = if r.succeeded {
+                seen.values.insert(key.to_string(), Some(value.to_string()));
+                vec![TxnOpResult::Put]
+            } else {
+                let found = r.responses.first().and_then(|op| match &op.response {
+                    Some(Response::ResponseRange(range)) => Some(range.kvs.first().cloned()),
+                    _ => None,
+                });
+                match found {
+                    Some(found) => {
+                        let v = found.as_ref().map(|kv| text(&kv.value));
+                        seen.values.insert(key.to_string(), v.clone());
+                        vec![TxnOpResult::Get {
+                            value: v,
+                            mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
+                        }]
+                    }
+                    None => Vec::new(),
+                }
+            };
+            Outcome::Ok(KvOutput::Txn {
+                succeeded: r.succeeded,
+                results,
+                revision: Some(rev),
+            })
+        }
+        _ => Outcome::Info,
+    };
+    record(log, process, invoke, start, input, outcome)
+}
+
+/// A read of `key` at a recent revision: around the newest compaction this client knows of
+/// half of the time (just below, at, just after it), else among the last revisions it saw.
+async fn read_past(
+    kv: &mut KvClient<Channel>,
+    process: u64,
+    start: tokio::time::Instant,
+    key: &str,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    if seen.revision < 2 {
+        return true;
+    }
+    let at = {
+        let mut rng = madsim::rand::thread_rng();
+        if seen.compacted > 1 && rng.gen_bool(0.5) {
+            seen.compacted - 1 + rng.gen_range(0..3)
+        } else {
+            seen.revision - rng.gen_range(0..seen.revision.min(12))
+        }
+    }
+    .min(seen.revision);
+    let req = RangeRequest {
+        key: Bytes::from(key.to_string()),
+        revision: at as i64,
+        ..Default::default()
+    };
+    let invoke = nanos_since(start);
+    let answer = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            seen.revision = seen.revision.max(revision(r.header));
+            match r.kvs.first() {
+                Some(found) => PastAnswer::Found {
+                    value: text(&found.value),
+                    mod_revision: found.mod_revision as u64,
+                },
+                None => PastAnswer::Absent,
+            }
+        }
+        Ok(Err(e)) if e.message() == COMPACTED => PastAnswer::Compacted,
+        Ok(Err(e)) if e.message() == FUTURE => {
+            log.lock().unwrap().past.problems.push(format!(
+                "client {process}: a read at revision {at} answered {FUTURE:?}, though a \
+                 response had named revision {} before",
+                seen.revision
+            ));
+            return true;
+        }
+        _ => return false,
+    };
+    log.lock().unwrap().past.reads.push(PastRead {
+        process,
+        invoke,
+        complete: nanos_since(start),
+        key: key.to_string(),
+        at,
+        answer,
+    });
+    true
+}
+
+/// A compaction to a revision a little below the newest this client saw (physical or not, at
+/// random).
+async fn compact(
+    kv: &mut KvClient<Channel>,
+    start: tokio::time::Instant,
+    seen: &mut Seen,
+    log: &Shared,
+) -> bool {
+    if seen.revision < 2 {
+        return true;
+    }
+    let (to, physical) = {
+        let mut rng = madsim::rand::thread_rng();
+        (
+            seen.revision - rng.gen_range(0..seen.revision.min(6)),
+            rng.gen_bool(0.5),
+        )
+    };
+    let req = CompactionRequest {
+        revision: to as i64,
+        physical,
+    };
+    let invoke = nanos_since(start);
+    let (answer, answered) = match tokio::time::timeout(REQUEST_TIMEOUT, kv.compact(req)).await {
+        Ok(Ok(r)) => {
+            seen.revision = seen.revision.max(revision(r.into_inner().header));
+            seen.compacted = seen.compacted.max(to);
+            (CompactAnswer::Done, true)
+        }
+        Ok(Err(e)) if e.message() == COMPACTED => {
+            seen.compacted = seen.compacted.max(to);
+            (CompactAnswer::AlreadyCompacted, true)
+        }
+        Ok(Err(e)) if e.message() == FUTURE => {
+            log.lock().unwrap().past.problems.push(format!(
+                "a compaction to {to} answered {FUTURE:?}, though a response had named \
+                 revision {} before",
+                seen.revision
+            ));
+            (CompactAnswer::Unknown, true)
+        }
+        _ => (CompactAnswer::Unknown, false),
+    };
+    log.lock().unwrap().past.compactions.push(Compaction {
+        invoke,
+        complete: nanos_since(start),
+        revision: to,
+        answer,
+    });
+    answered
 }

@@ -1,11 +1,17 @@
-//! A register-style workload on etcd's KV API: concurrent clients put and read (linearizably) a
-//! few keys through random members, recording a history for detcd-jepsen's etcd KV model.
+//! A register-style workload on etcd's KV API: concurrent clients read (linearizably), put,
+//! delete and compare-and-swap a few keys through random members, recording a history for
+//! detcd-jepsen's etcd KV model; and they compact the store at recent revisions and read the
+//! past (at a revision, around the compacted one), which [`past`] judges against the
+//! acknowledged writes and compactions.
 //!
 //! The CLI's runner ([`crate::run`]) spawns the [`client()`]s, plays the fault schedule,
-//! and judges what they recorded with [`check()`].
+//! and judges what they recorded with [`check()`] and [`past::check`].
 
 mod check;
 mod client;
+pub mod past;
+
+use std::sync::{Arc, Mutex};
 
 use detcd_jepsen::{KvInput, KvOutput, Op};
 
@@ -16,4 +22,16 @@ pub use client::client;
 pub type KvOp = Op<KvInput, KvOutput>;
 
 /// The keys the clients share.
-pub const KEYS: [&str; 3] = ["x", "y", "z"];
+pub const KEYS: [&str; 5] = ["v", "w", "x", "y", "z"];
+
+/// What the clients recorded.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Reads of the present and writes: the history the KV model judges.
+    pub ops: Vec<KvOp>,
+    /// Reads of the past and compactions, for [`past::check`].
+    pub past: past::PastLog,
+}
+
+/// The clients' shared [`Recorded`].
+pub type Shared = Arc<Mutex<Recorded>>;
