@@ -8,6 +8,7 @@
 //! policy brings a member that stopped on an error back.
 
 mod client;
+pub mod log_check;
 pub mod membership;
 pub mod wal;
 

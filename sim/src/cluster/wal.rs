@@ -75,6 +75,9 @@ pub enum WalEvent {
     Purging(u64),
     /// Old segments were removed: the oldest left has this sequence number.
     Purged(u64),
+    /// A truncation record was written: entries from this index on were a conflicting suffix
+    /// the member dropped (a new leader's log replaces them).
+    Truncated(u64),
 }
 
 /// Follows a WAL directory from outside while the member writes it, reading only the records
@@ -160,11 +163,13 @@ impl WalWatch {
             return events;
         };
         while let Some((record, next)) = record_at(&d, &name, self.offset) {
-            if let Record::Purge(upto) = record {
-                if self.purge_point.is_none_or(|p| upto.index > p) {
+            match record {
+                Record::Purge(upto) if self.purge_point.is_none_or(|p| upto.index > p) => {
                     self.purge_point = Some(upto.index);
                     events.push(WalEvent::Purging(upto.index));
                 }
+                Record::Truncate(from) => events.push(WalEvent::Truncated(from)),
+                _ => {}
             }
             self.offset = next;
         }

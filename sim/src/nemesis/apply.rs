@@ -13,13 +13,16 @@ use detcd::io::disk::DiskFaults;
 use detcd::io::fs::FsFaults;
 
 use super::{Action, FaultKind, Schedule};
-use crate::cluster::{wal, Exit, SimCluster};
+use crate::cluster::{log_check, wal, Exit, SimCluster};
 
 /// What the nemesis did: the trace lines and how many episodes of each kind it started.
 #[derive(Debug, Default, Clone)]
 pub struct Applied {
     /// One line per step applied (and per restart by the policy), with its time.
     pub log: Vec<String>,
+    /// What was wrong in the log of a member about to be restarted (see
+    /// [`log_check`](crate::cluster::log_check)).
+    pub problems: Vec<String>,
     /// Episodes started, per fault kind.
     pub seen: BTreeMap<FaultKind, usize>,
 }
@@ -57,6 +60,8 @@ struct InForce {
     files: std::collections::BTreeSet<usize>,
     delay: Option<(u64, u64)>,
     loss: Option<u32>,
+    /// Violations found in the logs of members about to restart.
+    problems: Vec<String>,
 }
 
 fn ms_since(start: tokio::time::Instant) -> u128 {
@@ -110,7 +115,11 @@ pub async fn run_with(
     heal_all(cluster, &mut state);
     let mut log = log.into_inner();
     log.push("healed".to_string());
-    Applied { log, seen }
+    Applied {
+        log,
+        seen,
+        problems: state.problems,
+    }
 }
 
 /// The restart policy: a member whose server stopped on an error is power-cut (its process is
@@ -259,6 +268,13 @@ async fn apply(cluster: &SimCluster, action: &Action, state: &mut InForce) -> Op
         }
         Action::Restart(i) => {
             if state.crashed.remove(i) && cluster.is_crashed(*i) {
+                // The log the member will recover from, as its crash left it.
+                if let Some(node) = cluster.node(*i) {
+                    if let Some(view) = log_check::read_log(&node.disk.files()).await {
+                        let who = format!("n{} (before its restart)", i + 1);
+                        state.problems.extend(log_check::check_one(&who, &view));
+                    }
+                }
                 cluster.restart(*i);
             }
         }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{converge, RunConfig};
+use crate::cluster::log_check;
 use crate::cluster::wal::WalStats;
 use crate::cluster::{wait_leader, SimCluster};
 use crate::invariants::{self, Monitor};
@@ -87,11 +88,13 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
         for line in applied.log {
             trace.record(line);
         }
+        let restart_problems = applied.problems;
         work.await.expect("workload");
         let recorded = std::mem::take(&mut *log.lock().unwrap());
         let ops = recorded.ops;
         trace.record(format!("{} ops; {}", ops.len(), recorded.past.summary()));
         let mut violations = past::check(&ops, &recorded.past, auto_compaction.is_some());
+        violations.extend(restart_problems);
 
         // Liveness and convergence: after healing, every member serves the same contents.
         // The restart policy stays on: a member may fail on a write issued just before the
@@ -125,6 +128,9 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
             monitor.polls, monitor.hash_checks
         ));
         violations.extend(std::mem::take(&mut monitor.violations));
+        let (log_problems, logs) = log_check::check_cluster(&cluster).await;
+        trace.record(format!("raft logs checked on disk: {logs}"));
+        violations.extend(log_problems);
         let (wal, refusals) = storage(&cluster, &mut trace, &mut violations);
         for v in &violations {
             trace.record(format!("violation: {v}"));

@@ -1,5 +1,5 @@
 //! The crasher: follows every member's WAL from outside and strikes while a roll or a purge is
-//! under way, and now and then at random; one member down at a time.
+//! under way, right after a truncation, and now and then at random; one member down at a time.
 
 // The harness runs on madsim's virtual clock, which the seed fixes: reading it is deterministic.
 #![allow(clippy::disallowed_methods)]
@@ -29,6 +29,8 @@ enum Trigger {
     PurgeRecord,
     /// Segments removed.
     Removal,
+    /// A truncation record written.
+    Truncation,
     /// Nothing: a random moment.
     Random,
 }
@@ -69,6 +71,8 @@ impl Crasher<'_> {
             WalEvent::Rolled(_) => (Trigger::Rolled, 0.15, fsync),
             WalEvent::Purging(_) => (Trigger::PurgeRecord, 0.9, fsync),
             WalEvent::Purged(_) => (Trigger::Removal, 0.15, fsync),
+            // Rare, and the moment recovery must replay exactly: strike almost always.
+            WalEvent::Truncated(_) => (Trigger::Truncation, 0.9, fsync),
         };
         madsim::rand::thread_rng()
             .gen_bool(chance)
@@ -101,6 +105,7 @@ impl Crasher<'_> {
             Trigger::Rolled => &mut c.after_roll,
             Trigger::PurgeRecord => &mut c.after_purge_record,
             Trigger::Removal => &mut c.after_removal,
+            Trigger::Truncation => &mut c.after_truncation,
             Trigger::Random => &mut c.at_random,
         } += 1;
         c.during_roll += u64::from(rolling);

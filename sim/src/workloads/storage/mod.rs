@@ -74,6 +74,8 @@ pub struct Crashes {
     pub after_purge_record: u64,
     /// Struck after seeing segments removed.
     pub after_removal: u64,
+    /// Struck after seeing a truncation record (a conflicting suffix dropped).
+    pub after_truncation: u64,
     /// Struck at a random moment.
     pub at_random: u64,
     /// Struck while a roll was due or under way (the last segment nearly full, no new one yet).

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::judge::{judge, Put};
 use super::writer;
 use super::{crasher, Params, Stats};
+use crate::cluster::log_check;
 use crate::cluster::wal::WalStats;
 use crate::cluster::{wait_leader, Exit, SimCluster};
 use crate::invariants::Monitor;
@@ -87,6 +88,9 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Passed<Stats>, Stri
     }
     monitor.poll(&cluster).await;
     problems.extend(std::mem::take(&mut monitor.violations));
+    let (log_problems, logs) = log_check::check_cluster(&cluster).await;
+    trace.record(format!("raft logs checked on disk: {logs}"));
+    problems.extend(log_problems);
     let mut wal = WalStats::default();
     for i in 0..cluster.len() {
         let Some(node) = cluster.node(i) else {
