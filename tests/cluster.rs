@@ -513,3 +513,76 @@ fn a_member_of_another_cluster_is_refused() {
     assert!(!out.success(), "{out:?}");
     members[2].kill_9();
 }
+
+/// Member `s`'s metric `name`, from its `/metrics` (read with curl).
+fn metric(s: &Server, name: &str) -> f64 {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("{}/metrics", s.client_url()),
+        ])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            (n == name).then(|| v.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, within: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_write_without_a_quorum_is_a_pending_then_a_failed_proposal() {
+    let mut c = Cluster::start(3);
+    let leader = c.wait_leader(&[0, 1, 2]);
+    c.members[leader].ok(&["put", "a", "1"]);
+    let s = leader;
+    let applied = metric(&c.members[s], "etcd_server_proposals_applied_total");
+    assert!(applied >= 2.0, "the bootstrap and the put: {applied}");
+    assert!(metric(&c.members[s], "etcd_server_proposals_committed_total") >= applied);
+    assert_eq!(metric(&c.members[s], "etcd_server_proposals_pending"), 0.0);
+    assert_eq!(
+        metric(&c.members[s], "etcd_server_proposals_failed_total"),
+        0.0
+    );
+    for i in (0..3).filter(|&i| i != s) {
+        c.members[i].kill_9();
+    }
+    // A write that cannot commit: pending while the leader waits for a quorum, failed once it
+    // gives up (etcdctl gives up first; the member's own deadline ends the proposal).
+    let endpoint = c.members[s].endpoint();
+    let put = std::thread::spawn(move || {
+        common::run_etcdctl(
+            &[
+                "--endpoints".to_string(),
+                endpoint,
+                "--command-timeout=3s".to_string(),
+                "put".to_string(),
+                "b".to_string(),
+                "2".to_string(),
+            ],
+            None,
+        )
+    });
+    let m = &c.members[s];
+    eventually("the put pending", Duration::from_secs(3), || {
+        metric(m, "etcd_server_proposals_pending") == 1.0
+    });
+    assert!(!put.join().unwrap().success(), "no quorum, no put");
+    eventually("the put failed", Duration::from_secs(15), || {
+        metric(m, "etcd_server_proposals_failed_total") == 1.0
+    });
+    assert_eq!(metric(m, "etcd_server_proposals_pending"), 0.0);
+}

@@ -69,7 +69,11 @@ fn health_version_probes_and_metrics() {
         ("etcd_server_has_leader", "gauge"),
         ("etcd_server_is_leader", "gauge"),
         ("etcd_server_leader_changes_seen", "counter"),
-        ("etcd_server_proposals_applied", "counter"),
+        // etcd's proposal counts are gauges named `_total`.
+        ("etcd_server_proposals_applied_total", "gauge"),
+        ("etcd_server_proposals_committed_total", "gauge"),
+        ("etcd_server_proposals_pending", "gauge"),
+        ("etcd_server_proposals_failed", "counter"),
         ("etcd_mvcc_db_total_size_in_bytes", "gauge"),
         ("etcd_debugging_mvcc_keys_total", "gauge"),
         ("etcd_server_quota_backend_bytes", "gauge"),
@@ -79,6 +83,16 @@ fn health_version_probes_and_metrics() {
             "{name}:\n{before}"
         );
     }
+    // prometheus-client ends each HELP text with a period itself; etcd's end with one.
+    for l in before.lines().filter(|l| l.starts_with("# HELP")) {
+        assert!(!l.ends_with(".."), "{l}");
+    }
+    assert!(
+        before.contains(
+            "# HELP etcd_server_proposals_failed The total number of failed proposals seen.\n"
+        ),
+        "{before}"
+    );
     assert_eq!(metric(&before, "etcd_server_has_leader"), 1.0);
     assert_eq!(
         metric(&before, "etcd_server_leader_changes_seen_total"),
@@ -98,6 +112,12 @@ fn health_version_probes_and_metrics() {
         metric(&after, "etcd_server_proposals_applied_total")
             >= metric(&before, "etcd_server_proposals_applied_total") + 5.0
     );
+    assert!(
+        metric(&after, "etcd_server_proposals_committed_total")
+            >= metric(&before, "etcd_server_proposals_applied_total") + 5.0
+    );
+    assert_eq!(metric(&after, "etcd_server_proposals_pending"), 0.0);
+    assert_eq!(metric(&after, "etcd_server_proposals_failed_total"), 0.0);
     assert!(after.contains("etcd_server_id{server_id=\""), "{after}");
     // etcd's operation counters: 5 puts, then a get, a delete and a txn of two operations.
     s.ok(&["get", "k0"]);

@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::io::Disk;
 
 use super::disk_metrics::{timed, DiskMetrics};
+use super::proposal_metrics::ProposalMetrics;
 use super::state_machine::StateMachine;
 use super::types::TypeConfig;
 use super::wal::{Located, RaftState, Record, Wal};
@@ -81,6 +82,8 @@ pub struct LogStore {
     log: Arc<Mutex<Log>>,
     flusher: tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
     metrics: DiskMetrics,
+    /// The committed index among etcd's proposal metrics.
+    proposals: ProposalMetrics,
     /// The state machine this log feeds, once the node has opened both: a purge waits for it
     /// to have applied what is purged.
     machine: Arc<OnceLock<StateMachine>>,
@@ -134,6 +137,10 @@ impl LogStore {
         let (flusher, queue) = tokio::sync::mpsc::unbounded_channel();
         let metrics = DiskMetrics::default();
         tokio::spawn(flush_loop(wal.clone(), metrics.wal_fsync.clone(), queue));
+        let proposals = ProposalMetrics::default();
+        proposals
+            .committed
+            .set(rec.state.committed.map_or(0, |c| c.index as i64));
         Ok(LogStore {
             wal,
             disk,
@@ -145,6 +152,7 @@ impl LogStore {
             })),
             flusher,
             metrics,
+            proposals,
             machine: Arc::new(OnceLock::new()),
         })
     }
@@ -157,6 +165,11 @@ impl LogStore {
     /// The latency histograms of this log's fsyncs and of the state store's commits.
     pub fn disk_metrics(&self) -> DiskMetrics {
         self.metrics.clone()
+    }
+
+    /// etcd's proposal metrics, whose committed index this log keeps current.
+    pub fn proposal_metrics(&self) -> ProposalMetrics {
+        self.proposals.clone()
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
@@ -314,6 +327,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
             .map_err(write_err)?;
         self.log().state.committed = committed;
+        self.proposals
+            .committed
+            .set(committed.map_or(0, |c| c.index as i64));
         Ok(())
     }
 

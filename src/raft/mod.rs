@@ -19,6 +19,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod peer_metrics;
+pub mod proposal_metrics;
 pub mod propose;
 pub mod read_index;
 pub mod snapshot;

@@ -28,6 +28,7 @@ use super::forward::Peers;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::peer_metrics::PeerMetrics;
+use super::proposal_metrics::ProposalMetrics;
 use super::read_index::{AppliedWaiters, ReadQueue};
 use super::state_machine::StateMachine;
 use super::types::TypeConfig;
@@ -89,6 +90,8 @@ pub struct RaftNode {
     pub(super) forwarder: Forwarder,
     /// How long fsyncs and state store commits take.
     disk_metrics: DiskMetrics,
+    /// etcd's proposal metrics (committed, pending, failed).
+    proposal_metrics: ProposalMetrics,
     /// Raft traffic to and from each peer.
     peer_metrics: PeerMetrics,
 }
@@ -124,6 +127,7 @@ impl RaftNode {
         .validate()?;
         let log = LogStore::open(disk.clone(), settings.wal_segment_bytes).await?;
         let disk_metrics = log.disk_metrics();
+        let proposal_metrics = log.proposal_metrics();
         let hub = Arc::new(Hub::new());
         let machine = StateMachine::open(disk.clone(), hub.clone(), auth.clone())?;
         log.feeds(machine.clone());
@@ -181,6 +185,7 @@ impl RaftNode {
             batcher,
             forwarder: Forwarder::start(peers),
             disk_metrics,
+            proposal_metrics,
             peer_metrics,
             told_removed,
         };
@@ -237,6 +242,11 @@ impl RaftNode {
     /// How long this member's fsyncs and state store commits take.
     pub fn disk_metrics(&self) -> &DiskMetrics {
         &self.disk_metrics
+    }
+
+    /// etcd's proposal metrics of this member.
+    pub fn proposal_metrics(&self) -> &ProposalMetrics {
+        &self.proposal_metrics
     }
 
     /// Raft traffic to and from each peer.

@@ -192,29 +192,34 @@ impl RaftNode {
         if req.encoded_len() > self.settings.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
+        let pending = self.proposal_metrics().pending();
         let deadline = clock::now() + REQUEST_TIMEOUT;
         let (node, req) = (self, &req);
-        self.leader_or_forward(
-            Retry::AtMostOnce,
-            deadline,
-            move || async move {
-                node.before_proposing(req);
-                // Proposed but not committed in time (a leader cut off from its quorum): the
-                // outcome is unknown, as etcd's "request timed out" says.
-                match clock::timeout_at(deadline, node.batcher.propose(req.clone())).await {
-                    Err(_) => Here::Done(Err(Error::Timeout)),
-                    Ok(Outcome::Applied(a, _)) => Here::Done(accepted(a)),
-                    Ok(Outcome::NotLeader(leader)) => Here::Elsewhere(leader),
-                    Ok(Outcome::Failed(e)) => Here::Done(Err(e)),
-                }
-            },
-            move |leader| async move {
-                let (applied, index) = node.forwarder.forward(leader, req.clone()).await?;
-                node.wait_applied(index, deadline).await?;
-                accepted(applied)
-            },
-        )
-        .await
+        let outcome = self
+            .leader_or_forward(
+                Retry::AtMostOnce,
+                deadline,
+                move || async move {
+                    node.before_proposing(req);
+                    // Proposed but not committed in time (a leader cut off from its quorum):
+                    // the outcome is unknown, as etcd's "request timed out" says.
+                    match clock::timeout_at(deadline, node.batcher.propose(req.clone())).await {
+                        Err(_) => Here::Done(Err(Error::Timeout)),
+                        Ok(Outcome::Applied(a, _)) => Here::Done(Ok(a)),
+                        Ok(Outcome::NotLeader(leader)) => Here::Elsewhere(leader),
+                        Ok(Outcome::Failed(e)) => Here::Done(Err(e)),
+                    }
+                },
+                move |leader| async move {
+                    let (applied, index) = node.forwarder.forward(leader, req.clone()).await?;
+                    node.wait_applied(index, deadline).await?;
+                    Ok(applied)
+                },
+            )
+            .await;
+        // An entry that applied is a proposal that succeeded, even if the state refused it.
+        pending.finish(outcome.is_ok());
+        accepted(outcome?)
     }
 
     /// What the leader settles before it proposes `req`: a lease grant finds the lessor primary

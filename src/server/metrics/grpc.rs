@@ -131,28 +131,28 @@ impl GrpcMetrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "grpc_server_started",
-            "Total number of RPCs started on the server.",
+            "Total number of RPCs started on the server",
             self.started.clone(),
         );
         r.register(
             "grpc_server_handled",
-            "Total number of RPCs completed on the server, regardless of success or failure.",
+            "Total number of RPCs completed on the server, regardless of success or failure",
             self.handled.clone(),
         );
         r.register(
             "grpc_server_msg_received",
-            "Total number of RPC stream messages received on the server.",
+            "Total number of RPC stream messages received on the server",
             self.received.clone(),
         );
         r.register(
             "grpc_server_msg_sent",
-            "Total number of gRPC stream messages sent by the server.",
+            "Total number of gRPC stream messages sent by the server",
             self.sent.clone(),
         );
         if let Some(h) = &self.handling {
             r.register(
                 "grpc_server_handling_seconds",
-                "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
                 h.clone(),
             );
         }

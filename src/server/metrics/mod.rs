@@ -2,7 +2,9 @@
 //!
 //! Exported: `etcd_server_has_leader`, `etcd_server_is_leader`, `etcd_server_id`,
 //! `etcd_server_version`, `etcd_cluster_version`, `etcd_server_leader_changes_seen_total`,
-//! `etcd_server_proposals_applied_total`, `etcd_server_quota_backend_bytes`, the operation
+//! `etcd_server_proposals_applied_total`, `etcd_server_proposals_committed_total`,
+//! `etcd_server_proposals_pending`, `etcd_server_proposals_failed_total` ([`crate::raft::
+//! proposal_metrics`]), `etcd_server_quota_backend_bytes`, the operation
 //! counters `etcd_mvcc_range_total`, `etcd_mvcc_put_total`, `etcd_mvcc_delete_total` and
 //! `etcd_mvcc_txn_total`,
 //! `etcd_mvcc_db_total_size_in_bytes`, `etcd_mvcc_db_total_size_in_use_in_bytes`,
@@ -96,35 +98,54 @@ pub fn render(s: &HttpState) -> Result<String, std::fmt::Error> {
         "The number of leader changes seen",
         s.leader_changes.load(Ordering::Relaxed),
     );
-    counter(
+    // etcd's proposal counts are gauges named `_total` (the failures are a counter).
+    let proposals = node.proposal_metrics();
+    gauge(
         &mut r,
-        "etcd_server_proposals_applied",
+        "etcd_server_proposals_applied_total",
         "The total number of consensus proposals applied",
-        m.last_applied.map_or(0, |l| l.index),
+        m.last_applied.map_or(0, |l| l.index as i64),
+    );
+    gauge(
+        &mut r,
+        "etcd_server_proposals_committed_total",
+        "The total number of consensus proposals committed",
+        proposals.committed.get(),
+    );
+    gauge(
+        &mut r,
+        "etcd_server_proposals_pending",
+        "The current number of pending proposals to commit",
+        proposals.pending.get(),
+    );
+    r.register(
+        "etcd_server_proposals_failed",
+        "The total number of failed proposals seen",
+        proposals.failed.clone(),
     );
     let (ranges, puts, deletes, txns) = store.op_counts().get();
     counter(
         &mut r,
         "etcd_mvcc_range",
-        "Total number of ranges seen by this member.",
+        "Total number of ranges seen by this member",
         ranges,
     );
     counter(
         &mut r,
         "etcd_mvcc_put",
-        "Total number of puts seen by this member.",
+        "Total number of puts seen by this member",
         puts,
     );
     counter(
         &mut r,
         "etcd_mvcc_delete",
-        "Total number of deletes seen by this member.",
+        "Total number of deletes seen by this member",
         deletes,
     );
     counter(
         &mut r,
         "etcd_mvcc_txn",
-        "Total number of txns seen by this member.",
+        "Total number of txns seen by this member",
         txns,
     );
     gauge(
@@ -172,28 +193,28 @@ pub fn render(s: &HttpState) -> Result<String, std::fmt::Error> {
     let disk = node.disk_metrics();
     r.register(
         "etcd_disk_wal_fsync_duration_seconds",
-        "The latency distributions of fsync called by WAL.",
+        "The latency distributions of fsync called by WAL",
         disk.wal_fsync.clone(),
     );
     r.register(
         "etcd_disk_backend_commit_duration_seconds",
-        "The latency distributions of commit called by backend.",
+        "The latency distributions of commit called by backend",
         disk.backend_commit.clone(),
     );
     let peers = node.peer_metrics();
     r.register(
         "etcd_network_peer_sent_bytes",
-        "The total number of bytes sent to peers.",
+        "The total number of bytes sent to peers",
         peers.sent_bytes.clone(),
     );
     r.register(
         "etcd_network_peer_received_bytes",
-        "The total number of bytes received from peers.",
+        "The total number of bytes received from peers",
         peers.received_bytes.clone(),
     );
     r.register(
         "etcd_network_peer_sent_failures",
-        "The total number of send failures from peers.",
+        "The total number of send failures from peers",
         peers.sent_failures.clone(),
     );
     r.register(
