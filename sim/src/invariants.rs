@@ -216,10 +216,10 @@ pub fn acked_writes_survive(ops: &[KvOp], store: &[(String, String, i64)]) -> Ve
             (KvInput::Delete { key }, Outcome::Info) => {
                 deletes.entry(key.as_str()).or_default().push(None)
             }
-            (KvInput::Delete { key }, Outcome::Ok(KvOutput::Delete { deleted, revision })) => {
-                if deleted.unwrap_or(1) > 0 {
-                    deletes.entry(key.as_str()).or_default().push(*revision);
-                }
+            (KvInput::Delete { key }, Outcome::Ok(KvOutput::Delete { deleted, revision }))
+                if deleted.unwrap_or(1) > 0 =>
+            {
+                deletes.entry(key.as_str()).or_default().push(*revision);
             }
             _ => {}
         }

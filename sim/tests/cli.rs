@@ -84,7 +84,7 @@ fn every_workload_runs_from_the_command_line_and_replays_bit_for_bit() {
         .unwrap_or("");
     for kind in enabled.split(" over ").next().unwrap_or("").split(',') {
         assert!(
-            ["", "none", "partition", "pause", "slow-disk"].contains(&kind),
+            ["", "partition", "pause", "slow-disk", "auto-compaction"].contains(&kind),
             "{kind} is not a lease fault: {out}"
         );
     }

@@ -55,11 +55,12 @@ fn run(seed: u64) -> (Verdict, usize, usize) {
         let past = register::past::check(&recorded.ops, &recorded.past, false);
         assert!(past.is_empty(), "seed {seed}: {past:?}");
         let ops = recorded.ops;
+        let recorded_past = recorded.past.reads.len() + recorded.past.compactions.len();
         let unknown = ops
             .iter()
             .filter(|o| !matches!(o.outcome, Outcome::Ok(_)))
             .count();
-        let n = ops.len();
+        let n = ops.len() + recorded_past;
         let r = register::check(ops);
         if r.verdict != Verdict::Linearizable {
             if let Some(e) = &r.explanation {

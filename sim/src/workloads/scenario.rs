@@ -11,6 +11,9 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
+use detcd::compactor::Policy;
+use detcd::config::Config;
+
 use crate::cluster::{wait_leader, SimCluster};
 use crate::nemesis::{generate, FaultKind, Schedule};
 use crate::trace::Trace;
@@ -48,28 +51,36 @@ where
     })
 }
 
-/// How every scenario starts, once its cluster is built: waits (from the client node) until the
-/// members agree on a leader, so that faults hit a working cluster, then takes `given` — a
-/// schedule replayed from a file or tried by a shrink — or draws the seed's fault schedule over
-/// `nodes` members and `duration` from `faults`, and records it in `trace`. Returns the
-/// members' client URLs and the schedule.
-pub async fn start(
-    cluster: &SimCluster,
+/// The schedule a scenario plays: `given` (a schedule replayed from a file or tried by a
+/// shrink), or the one the seed draws over `nodes` members and `duration` from `faults`.
+pub fn schedule(
     seed: u64,
     (nodes, duration): (usize, Duration),
     faults: &BTreeSet<FaultKind>,
     given: Option<&Schedule>,
-    trace: &mut Trace,
-) -> (Vec<String>, Schedule) {
+) -> Schedule {
+    match given {
+        Some(s) => s.clone(),
+        None => generate::random(seed, nodes, duration.as_millis() as u64, faults),
+    }
+}
+
+/// What `schedule` sets on every member before it starts: auto-compaction, if the schedule
+/// turns it on (the `auto-compaction` fault).
+pub fn settings(schedule: &Schedule) -> impl Fn(&mut Config) + Send + Sync + Clone + 'static {
+    let auto = schedule.auto_compaction();
+    move |cfg: &mut Config| cfg.auto_compaction = auto.map(Policy::Periodic)
+}
+
+/// How every scenario starts, once its cluster is built with the [`settings`] of its
+/// `schedule`: waits (from the client node) until the members agree on a leader, so that faults
+/// hit a working cluster, and records the schedule in `trace`. Returns the members' client URLs.
+pub async fn start(cluster: &SimCluster, schedule: &Schedule, trace: &mut Trace) -> Vec<String> {
     let urls = cluster.client_urls();
     let u = urls.clone();
     cluster.client(async move { wait_leader(&u).await }).await;
-    let schedule = match given {
-        Some(s) => s.clone(),
-        None => generate::random(seed, nodes, duration.as_millis() as u64, faults),
-    };
     trace.record(schedule.to_string());
-    (urls, schedule)
+    urls
 }
 
 /// How many problems a [`failure`] report lists; the rest are only counted.

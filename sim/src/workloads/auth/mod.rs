@@ -69,7 +69,7 @@ pub struct Params {
 
 impl Default for Params {
     /// Three members, three writers, eight seconds, and every fault that leaves the membership
-    /// and the disks' contents as they are.
+    /// and the disks' contents as they are, auto-compaction included.
     fn default() -> Self {
         Params {
             nodes: 3,
@@ -89,6 +89,7 @@ impl Default for Params {
                 FaultKind::Bridge,
                 FaultKind::IsolateLeader,
                 FaultKind::Swizzle,
+                FaultKind::AutoCompaction,
             ]
             .into_iter()
             .collect(),

@@ -21,17 +21,14 @@ use crate::workloads::scenario::{self, start, Passed};
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
     // The cheapest bcrypt cost: every login hashes, and wall time is what a sweep costs.
-    let cluster = SimCluster::with_config(p.nodes, |c| c.bcrypt_cost = 4);
+    let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
+    let settings = scenario::settings(&schedule);
+    let cluster = SimCluster::with_config(p.nodes, move |c| {
+        settings(c);
+        c.bcrypt_cost = 4;
+    });
     let mut trace = Trace::default();
-    let (urls, schedule) = start(
-        &cluster,
-        seed,
-        (p.nodes, p.duration),
-        &p.faults,
-        p.schedule.as_ref(),
-        &mut trace,
-    )
-    .await;
+    let urls = start(&cluster, &schedule, &mut trace).await;
     let u = urls[0].clone();
     let (root, setup_revision) = cluster
         .client(async move { set_up(&u).await })

@@ -101,8 +101,8 @@ pub struct Params {
 }
 
 impl Default for Params {
-    /// Three members, four clients, two readers, eight seconds, partitions, pauses, slow disks
-    /// and the leader killer. (The nemesis's own crashes are left out: a member it believes
+    /// Three members, four clients, two readers, eight seconds, partitions, pauses, slow disks,
+    /// auto-compaction and the leader killer. (The nemesis's own crashes are left out: a member it believes
     /// crashed might be one the leader killer already restarted, and madsim's restart of a
     /// running member keeps the old incarnation's sockets.)
     fn default() -> Self {
@@ -111,9 +111,14 @@ impl Default for Params {
             clients: 4,
             readers: 2,
             duration: Duration::from_secs(8),
-            faults: [FaultKind::Partition, FaultKind::Pause, FaultKind::SlowDisk]
-                .into_iter()
-                .collect(),
+            faults: [
+                FaultKind::Partition,
+                FaultKind::Pause,
+                FaultKind::SlowDisk,
+                FaultKind::AutoCompaction,
+            ]
+            .into_iter()
+            .collect(),
             kill_leaders: true,
             schedule: None,
         }

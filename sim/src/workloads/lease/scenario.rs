@@ -23,7 +23,8 @@ use crate::workloads::scenario::{self, start, Passed};
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
-    let cluster = SimCluster::new(p.nodes);
+    let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
+    let cluster = SimCluster::with_config(p.nodes, scenario::settings(&schedule));
     let mut trace = Trace::default();
     // Skew every member before it has read its clock: offsets are then no step at all.
     let mut skews = Skews::default();
@@ -38,15 +39,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         skews.set(&cluster, i, off as i128 * 1_000_000, ppm);
         trace.record(format!("n{} clock {off} ms at {ppm} ppm", i + 1));
     }
-    let (urls, schedule) = start(
-        &cluster,
-        seed,
-        (p.nodes, p.duration),
-        &p.faults,
-        p.schedule.as_ref(),
-        &mut trace,
-    )
-    .await;
+    let urls = start(&cluster, &schedule, &mut trace).await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();

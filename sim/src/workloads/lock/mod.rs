@@ -68,7 +68,7 @@ pub struct Params {
 
 impl Default for Params {
     /// Three members, four clients, eight seconds, and every fault that leaves the membership
-    /// as it is.
+    /// as it is, auto-compaction included.
     fn default() -> Self {
         Params {
             nodes: 3,
@@ -84,6 +84,7 @@ impl Default for Params {
                 FaultKind::NetDelay,
                 FaultKind::NetLoss,
                 FaultKind::IsolateLeader,
+                FaultKind::AutoCompaction,
             ]
             .into_iter()
             .collect(),

@@ -20,17 +20,10 @@ use crate::workloads::scenario::{self, start, Passed};
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
-    let cluster = SimCluster::new(p.nodes);
+    let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
+    let cluster = SimCluster::with_config(p.nodes, scenario::settings(&schedule));
     let mut trace = Trace::default();
-    let (urls, schedule) = start(
-        &cluster,
-        seed,
-        (p.nodes, p.duration),
-        &p.faults,
-        p.schedule.as_ref(),
-        &mut trace,
-    )
-    .await;
+    let urls = start(&cluster, &schedule, &mut trace).await;
     let fenced_release = madsim::rand::thread_rng().gen_bool(0.5);
     trace.record(format!("fenced release: {fenced_release}"));
 

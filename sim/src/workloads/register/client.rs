@@ -103,6 +103,11 @@ pub async fn client(
             };
             (key, kind)
         };
+        // Nothing to read in the past or compact before a response named a revision.
+        let kind = match kind {
+            Kind::ReadPast | Kind::Compact if seen.revision < 2 => Kind::Get,
+            k => k,
+        };
         let value = format!("{process}-{i}");
         let answered = match kind {
             Kind::Get => get(&mut kv, process, start, &key, &mut seen, &log).await,
@@ -337,9 +342,6 @@ async fn read_past(
     seen: &mut Seen,
     log: &Shared,
 ) -> bool {
-    if seen.revision < 2 {
-        return true;
-    }
     let at = {
         let mut rng = madsim::rand::thread_rng();
         if seen.compacted > 1 && rng.gen_bool(0.5) {
@@ -355,28 +357,29 @@ async fn read_past(
         ..Default::default()
     };
     let invoke = nanos_since(start);
-    let answer = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
+    let (answer, answered) = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
         Ok(Ok(r)) => {
             let r = r.into_inner();
             seen.revision = seen.revision.max(revision(r.header));
-            match r.kvs.first() {
+            let found = match r.kvs.first() {
                 Some(found) => PastAnswer::Found {
                     value: text(&found.value),
                     mod_revision: found.mod_revision as u64,
                 },
                 None => PastAnswer::Absent,
-            }
+            };
+            (found, true)
         }
-        Ok(Err(e)) if e.message() == COMPACTED => PastAnswer::Compacted,
+        Ok(Err(e)) if e.message() == COMPACTED => (PastAnswer::Compacted, true),
         Ok(Err(e)) if e.message() == FUTURE => {
             log.lock().unwrap().past.problems.push(format!(
                 "client {process}: a read at revision {at} answered {FUTURE:?}, though a \
                  response had named revision {} before",
                 seen.revision
             ));
-            return true;
+            (PastAnswer::Failed, true)
         }
-        _ => return false,
+        _ => (PastAnswer::Failed, false),
     };
     log.lock().unwrap().past.reads.push(PastRead {
         process,
@@ -386,7 +389,7 @@ async fn read_past(
         at,
         answer,
     });
-    true
+    answered
 }
 
 /// A compaction to a revision a little below the newest this client saw (physical or not, at
@@ -397,9 +400,6 @@ async fn compact(
     seen: &mut Seen,
     log: &Shared,
 ) -> bool {
-    if seen.revision < 2 {
-        return true;
-    }
     let (to, physical) = {
         let mut rng = madsim::rand::thread_rng();
         (

@@ -30,9 +30,11 @@ pub enum PastAnswer {
     Absent,
     /// `etcdserver: mvcc: required revision has been compacted`.
     Compacted,
+    /// No answer, or an error that tells nothing about the revision (judged by nothing).
+    Failed,
 }
 
-/// One read of `key` at revision `at` that got an answer.
+/// One read of `key` at revision `at`.
 #[derive(Debug, Clone)]
 pub struct PastRead {
     /// The client.
@@ -76,7 +78,7 @@ pub struct Compaction {
 /// Reads of the past, compactions, and what the clients saw that is wrong on its face.
 #[derive(Debug, Default)]
 pub struct PastLog {
-    /// Every read of the past that got an answer.
+    /// Every read of the past.
     pub reads: Vec<PastRead>,
     /// Every compaction asked for.
     pub compactions: Vec<Compaction>,
@@ -91,11 +93,12 @@ impl PastLog {
         let reads = |f: fn(&PastAnswer) -> bool| self.reads.iter().filter(|r| f(&r.answer)).count();
         let compactions = |a| self.compactions.iter().filter(|c| c.answer == a).count();
         format!(
-            "reads of the past: {} found, {} absent, {} compacted; compactions: {} done, {} \
-             refused as compacted, {} unanswered",
+            "reads of the past: {} found, {} absent, {} compacted, {} failed; compactions: {} \
+             done, {} refused as compacted, {} unanswered",
             reads(|a| matches!(a, PastAnswer::Found { .. })),
             reads(|a| *a == PastAnswer::Absent),
             reads(|a| *a == PastAnswer::Compacted),
+            reads(|a| *a == PastAnswer::Failed),
             compactions(CompactAnswer::Done),
             compactions(CompactAnswer::AlreadyCompacted),
             compactions(CompactAnswer::Unknown),
@@ -167,7 +170,7 @@ pub fn check(ops: &[KvOp], log: &PastLog, auto_compaction: bool) -> Vec<String> 
     let writes = writes(ops);
     let none = Vec::new();
     let mut agreed: BTreeMap<(&str, u64), &PastRead> = BTreeMap::new();
-    for r in &log.reads {
+    for r in log.reads.iter().filter(|r| r.answer != PastAnswer::Failed) {
         let w = writes.get(r.key.as_str()).unwrap_or(&none);
         let what = format!(
             "read of {} at revision {} by client {}",
@@ -256,7 +259,7 @@ pub fn check(ops: &[KvOp], log: &PastLog, auto_compaction: bool) -> Vec<String> 
                     }
                 }
             }
-            PastAnswer::Compacted => {}
+            PastAnswer::Compacted | PastAnswer::Failed => {}
         }
     }
     for c in &log.compactions {

@@ -48,7 +48,8 @@ pub struct Params {
 
 impl Default for Params {
     /// Three members, four clients of at most 40 operations, six seconds, crashes, partitions,
-    /// pauses, clock skew and slow disks, message delay and loss.
+    /// pauses, clock skew and slow disks, message delay and loss, an isolated leader, and
+    /// auto-compaction.
     fn default() -> Self {
         Params {
             nodes: 3,
@@ -64,6 +65,7 @@ impl Default for Params {
                 FaultKind::NetDelay,
                 FaultKind::NetLoss,
                 FaultKind::IsolateLeader,
+                FaultKind::AutoCompaction,
             ]
             .into_iter()
             .collect(),

@@ -16,22 +16,15 @@ use crate::cluster::SimCluster;
 use crate::nemesis::apply;
 use crate::trace::Trace;
 use crate::workloads::register::check;
-use crate::workloads::scenario::{failure, start, Passed};
+use crate::workloads::scenario::{self, failure, start, Passed};
 
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
-    let cluster = SimCluster::new(p.nodes);
+    let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
+    let cluster = SimCluster::with_config(p.nodes, scenario::settings(&schedule));
     let mut trace = Trace::default();
-    let (urls, schedule) = start(
-        &cluster,
-        seed,
-        (p.nodes, p.duration),
-        &p.faults,
-        p.schedule.as_ref(),
-        &mut trace,
-    )
-    .await;
+    let urls = start(&cluster, &schedule, &mut trace).await;
 
     let logs: Shared = Arc::default();
     let start = Instant::now();

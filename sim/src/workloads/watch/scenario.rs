@@ -25,19 +25,13 @@ use crate::workloads::scenario::{self, start, Passed};
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
+    // (No auto-compaction: the history is rebuilt from reads at every revision.)
+    let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
     let cluster = SimCluster::with_config(p.nodes, |c| {
         c.watch_progress_notify_interval = Some(PROGRESS_INTERVAL);
     });
     let mut trace = Trace::default();
-    let (urls, schedule) = start(
-        &cluster,
-        seed,
-        (p.nodes, p.duration),
-        &p.faults,
-        p.schedule.as_ref(),
-        &mut trace,
-    )
-    .await;
+    let urls = start(&cluster, &schedule, &mut trace).await;
 
     let acked = Arc::new(Mutex::new(Vec::new()));
     let target: Target = Arc::new(Mutex::new(None));
