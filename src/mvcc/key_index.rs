@@ -11,8 +11,11 @@
 //!
 //! Reading at revision 3 or 2 finds the last change at or before it: at 3 the tombstone (key
 //! absent), at 2 the value written at 2.0. Compacting at 4 removes generation 0 entirely (its
-//! tombstone is at or before 4) and nothing of generation 1 (4.0 is the newest change at or before
-//! 4, so it must stay readable). Compacting at 5 would then remove 4.0.
+//! tombstone is before 4) and nothing of generation 1 (4.0 is the newest change at or before 4,
+//! so it must stay readable). Compacting at 5 would then remove 4.0. Compacting at 3 instead keeps
+//! the tombstone at 3.0 (and drops 1.0 and 2.0): a watch from revision 3 must still see the
+//! deletion, as etcd keeps it since etcd-io/etcd#18274 (the simulator's watch workload found
+//! the same loss here); a lone tombstone read back from disk starts a generation of its own.
 //!
 //! Each change keeps its [`KeyValue`](crate::proto::mvccpb::KeyValue): keys and values are
 //! reference-counted `Bytes`, so reads hand them out without copying.
@@ -101,6 +104,18 @@ impl KeyHistory {
         g.changes.push(Change { rev, kv: None });
     }
 
+    /// Records a tombstone read back from disk: on a live key it closes the key's generation;
+    /// on a key with none (what came before it was compacted away, see the module docs) it is
+    /// a generation of its own.
+    pub fn restore_tombstone(&mut self, rev: Revision) {
+        match self.generations.last() {
+            Some(g) if !g.closed() => self.tombstone(rev),
+            _ => self.generations.push(Generation {
+                changes: vec![Change { rev, kv: None }],
+            }),
+        }
+    }
+
     fn newest_rev(&self) -> Option<Revision> {
         Some(self.generations.last()?.changes.last()?.rev)
     }
@@ -113,7 +128,9 @@ impl KeyHistory {
             if g.first_main() > at {
                 break;
             }
-            if g.closed() && g.changes.last().is_some_and(|c| c.rev.main <= at) {
+            // A generation deleted before `at` goes whole; one deleted at `at` keeps its
+            // tombstone (the newest change at or before `at`, like any other).
+            if g.closed() && g.changes.last().is_some_and(|c| c.rev.main < at) {
                 removed.extend(g.changes.iter().map(|c| (c.rev, c.kv.is_none())));
                 keep_from = i + 1;
                 continue;
@@ -208,9 +225,23 @@ mod tests {
         removed.clear();
         let mut d = example();
         d.compact(3, &mut removed);
-        assert_eq!(removed.len(), 3);
+        // The tombstone at the compacted revision stays: a watch from 3 sees the deletion.
+        assert_eq!(
+            removed,
+            vec![(Revision::new(1, 0), false), (Revision::new(2, 0), false)]
+        );
         assert!(d.get(3).is_none());
+        assert_eq!(d.changes().next().map(|c| c.rev), Some(Revision::new(3, 0)));
         assert_eq!(d.get(4).unwrap().mod_revision, 4);
+        removed.clear();
+        d.compact(4, &mut removed);
+        assert_eq!(removed, vec![(Revision::new(3, 0), true)]);
+        // Read back from disk after that first compaction, the lone tombstone opens the history.
+        let mut back = KeyHistory::default();
+        back.restore_tombstone(Revision::new(3, 0));
+        back.put(Revision::new(4, 0), kv(4, 1, 4));
+        assert!(back.get(3).is_none());
+        assert_eq!(back.get(4).unwrap().mod_revision, 4);
     }
 
     #[test]
@@ -221,7 +252,11 @@ mod tests {
         let mut removed = Vec::new();
         h.compact(1, &mut removed);
         assert!(removed.is_empty());
+        // At the tombstone's revision the tombstone stays; after it, the key goes.
         h.compact(2, &mut removed);
+        assert_eq!(removed, vec![(Revision::new(1, 0), false)]);
+        assert!(!h.is_empty() && h.latest().is_none());
+        h.compact(3, &mut removed);
         assert!(h.is_empty());
     }
 }

@@ -304,7 +304,7 @@ impl Store {
             let kv = KeyValue::decode(v).map_err(|_| corrupt("undecodable revision record"))?;
             let h = state.index.entry(kv.key.clone()).or_default();
             if k.last() == Some(&b't') {
-                h.tombstone(rev);
+                h.restore_tombstone(rev);
             } else {
                 h.put(rev, kv);
             }
