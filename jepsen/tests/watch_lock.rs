@@ -55,6 +55,7 @@ fn stream(
         start_revision: start,
         created_revision: None,
         responses,
+        compacted: None,
     }
 }
 

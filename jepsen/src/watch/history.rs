@@ -70,6 +70,12 @@ pub struct WatchStream {
     pub created_revision: Option<u64>,
     /// Everything received, in order.
     pub responses: Vec<WatchResponse>,
+    /// The stream was canceled because its start revision had been compacted: etcd's
+    /// `compact_revision`, the oldest revision it can still watch from. A watch resumed over
+    /// several streams may continue from there; what changed between its start and this
+    /// revision is lost to it, and it was told so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted: Option<u64>,
 }
 
 impl WatchStream {

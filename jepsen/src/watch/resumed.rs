@@ -45,6 +45,8 @@ pub fn check_resumed_watches(writes: &[WatchEvent], watches: &[ResumedWatch]) ->
         let mut reported: Option<u64> = None;
         let mut cover_from = None;
         let mut delivered = BTreeSet::new();
+        // Revisions [from, to) a compacted stream told the watch it lost.
+        let mut lost: Vec<(u64, u64)> = Vec::new();
         for (i, seg) in w.segments.iter().enumerate() {
             let first = &w.segments[0];
             if (&seg.key, &seg.range_end) != (&first.key, &first.range_end) {
@@ -84,6 +86,24 @@ pub fn check_resumed_watches(writes: &[WatchEvent], watches: &[ResumedWatch]) ->
             }
             reported = Some(reported.map_or(summary.reported, |r| r.max(summary.reported)));
             delivered.extend(summary.delivered);
+            if let Some(c) = seg.compacted {
+                // etcd cancels a watch that needs a revision compacted away (its start, or where
+                // a slow stream fell behind to), naming the oldest revision left: the watch
+                // continues from there, having lost what came between.
+                let next = summary.reported + 1;
+                if c <= next {
+                    report.violations.push(WatchViolation::BadResume {
+                        stream: seg.name.clone(),
+                        start_revision: seg.start_revision,
+                        detail: format!(
+                            "canceled as compacted at {c}, though it needed revision {next} next"
+                        ),
+                    });
+                } else {
+                    lost.push((next, c));
+                    reported = reported.max(Some(c - 1));
+                }
+            }
         }
         let (Some(until), Some(from), Some(first)) =
             (w.caught_up_to, cover_from, w.segments.first())
@@ -110,7 +130,9 @@ pub fn check_resumed_watches(writes: &[WatchEvent], watches: &[ResumedWatch]) ->
                 break;
             }
             let id = (*rev, key.to_string());
+            let told_lost = lost.iter().any(|(from, to)| (*from..*to).contains(rev));
             if first.matches(key)
+                && !told_lost
                 && !delivered.contains(&id)
                 && !known.contains(&id)
                 && !split.contains(rev)

@@ -49,6 +49,7 @@ fn seg(name: &str, start: u64, created: Option<u64>, responses: Vec<WatchRespons
         start_revision: start,
         created_revision: created,
         responses,
+        compacted: None,
     }
 }
 
@@ -240,4 +241,63 @@ fn a_resumed_stream_on_another_range_is_caught() {
         v.iter().any(|v| matches!(v, WatchViolation::BadResume { detail, .. } if detail.contains("another range"))),
         "{v:?}"
     );
+}
+
+/// Broken after rev 2, resumed at 3, canceled because 3 was compacted (the oldest revision
+/// left: 5), resumed at 5.
+fn compacted_resume(compact_revision: u64, resume_at: u64) -> ResumedWatch {
+    let mut lost = seg("w#1", 3, None, vec![]);
+    lost.compacted = Some(compact_revision);
+    watch(
+        vec![
+            seg("w#0", 0, Some(1), vec![events(vec![put(2, "a", "1")])]),
+            lost,
+            seg(
+                "w#2",
+                resume_at,
+                None,
+                vec![events(vec![del(5, "a")]), events(vec![put(7, "b", "3")])],
+            ),
+        ],
+        Some(7),
+    )
+}
+
+#[test]
+fn a_watch_told_its_start_was_compacted_resumes_from_the_compact_revision() {
+    // Revisions 3 and 4 are lost to it, and it was told: no violation.
+    assert_eq!(check(compacted_resume(5, 5)), vec![]);
+    // Resuming anywhere but the compact revision is a bad resume; the events before it are
+    // still excused, those after it are not.
+    let v = check(compacted_resume(5, 6));
+    assert!(
+        matches!(
+            &v[..],
+            [
+                WatchViolation::BadResume {
+                    start_revision: 6,
+                    ..
+                },
+                ..
+            ]
+        ),
+        "{v:?}"
+    );
+    // A stream canceled as compacted at a revision not after its start lies.
+    let v = check(compacted_resume(3, 3));
+    assert!(
+        v.iter()
+            .any(|x| matches!(x, WatchViolation::BadResume { detail, .. }
+            if detail.contains("canceled as compacted at 3, though it needed revision 3"))),
+        "{v:?}"
+    );
+    // A stream from now that fell behind its writes may be canceled as compacted too.
+    let mut behind = compacted_resume(5, 5);
+    behind.segments.remove(1);
+    behind.segments[0].compacted = Some(5);
+    assert_eq!(check(behind), vec![]);
+    // Without the compaction notice, the same streams lose events silently.
+    let mut silent = compacted_resume(5, 5);
+    silent.segments[1].compacted = None;
+    assert!(!check(silent).is_empty());
 }
