@@ -14,6 +14,7 @@ fn crashes_during_rolls_and_purges_lose_no_acknowledged_write() {
     let params = Params::default();
     let mut failures = Vec::new();
     let (mut during_roll, mut during_purge, mut state_torn, mut seeds) = (0, 0, 0, 0);
+    let mut purging = 0;
     for seed in scenario::sweep(20) {
         seeds += 1;
         match storage::run(seed, &params) {
@@ -22,11 +23,14 @@ fn crashes_during_rolls_and_purges_lose_no_acknowledged_write() {
                     "storage seed {seed}: {:?} in {:?} simulated",
                     o.stats, o.simulated
                 );
+                // Every run rolls its WAL; a run crashed over and over may never get as far as
+                // a purge (seed 184: ten crashes, 27 writes acknowledged), most do.
                 assert!(
-                    o.stats.rolled > 0 && o.stats.purged > 0,
-                    "seed {seed} neither rolled nor purged: {:?}",
+                    o.stats.rolled > 0,
+                    "seed {seed} never rolled: {:?}",
                     o.stats
                 );
+                purging += u64::from(o.stats.purged > 0);
                 during_roll += o.stats.crashes.during_roll;
                 during_purge += o.stats.crashes.during_purge;
                 state_torn += o.stats.crashes.state_torn;
@@ -35,6 +39,10 @@ fn crashes_during_rolls_and_purges_lose_no_acknowledged_write() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        purging * 4 >= seeds * 3,
+        "only {purging} of {seeds} seeds purged their WAL"
+    );
     // The point of the scenario: the crasher does land inside rolls, purges and flushes.
     assert!(
         during_roll >= seeds && during_purge >= seeds && state_torn >= seeds,

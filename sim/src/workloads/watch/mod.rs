@@ -84,14 +84,18 @@ pub struct Params {
 }
 
 impl Default for Params {
-    /// Three members, three writers, four watchers, six seconds, every fault.
+    /// Three members, three writers, four watchers, six seconds, the first catalogue of faults
+    /// (crash, partition, pause, clock skew, slow disk) and compaction behind the history.
     fn default() -> Self {
         Params {
             nodes: 3,
             writers: 3,
             watchers: 4,
             duration: Duration::from_secs(6),
-            faults: ALL_FAULTS.into_iter().collect(),
+            faults: ALL_FAULTS
+                .into_iter()
+                .chain([FaultKind::AutoCompaction])
+                .collect(),
             schedule: None,
         }
     }
@@ -108,6 +112,8 @@ pub struct Stats {
     pub streams: usize,
     /// Streams opened to resume a watch.
     pub resumptions: usize,
+    /// Streams canceled because the revision they needed was compacted.
+    pub compacted: usize,
     /// Events delivered over all streams.
     pub events: usize,
     /// Progress notifications received (ticks and answers to progress requests).

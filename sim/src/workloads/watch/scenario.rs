@@ -13,7 +13,7 @@ use detcd_jepsen::watch::{
 use tokio::time::Instant;
 
 use super::check::{check_acked, check_prev_kvs};
-use super::history::{final_revision, store_history};
+use super::history::{compact_behind, final_revision, store_history, Historian};
 use super::watcher::{watcher, Spec};
 use super::writer::writer;
 use super::{Outcome, Params, Stats, Target, CATCH_UP, PROGRESS_INTERVAL};
@@ -25,7 +25,6 @@ use crate::workloads::scenario::{self, start, Passed};
 /// Runs one seed's scenario inside the simulator (see the module docs).
 pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     let began = Instant::now();
-    // (No auto-compaction: the history is rebuilt from reads at every revision.)
     let schedule = scenario::schedule(seed, (p.nodes, p.duration), &p.faults, p.schedule.as_ref());
     let cluster = SimCluster::with_config(p.nodes, |c| {
         c.watch_progress_notify_interval = Some(PROGRESS_INTERVAL);
@@ -44,6 +43,13 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         for t in tasks {
             t.await.expect("writer task");
         }
+    });
+    // The auto-compaction fault: the workload compacts the store as it goes, a little behind
+    // the history it has read (the members' own auto-compaction would compact revisions the
+    // history still has to read).
+    let compacting = schedule.auto_compaction().is_some().then(|| {
+        let u = urls.clone();
+        cluster.spawn_client(compact_behind(u, start, until))
     });
     let watching: Vec<_> = (0..p.watchers)
         .map(|w| cluster.spawn_client(watcher(Spec::new(w), urls.clone(), target.clone())))
@@ -71,9 +77,21 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     // A write whose writer gave up on it may still commit after `last` was read, and a watcher
     // may have seen it: the history must reach as far as any watcher was told about.
     let upto = logs.iter().filter_map(|l| l.reported).fold(last, u64::max);
+    let (historian, compacted) = match compacting {
+        Some(c) => {
+            let (h, compactions, asked) =
+                c.await.map_err(|e| format!("compactor panicked: {e:?}"))?;
+            trace.record(format!(
+                "{compactions} compactions (up to {asked}), history read to {} meanwhile",
+                h.progress
+            ));
+            (h, asked)
+        }
+        None => (Historian::default(), 0),
+    };
     let u = urls.clone();
     let truth = cluster
-        .client(async move { store_history(&u, upto).await })
+        .client(async move { store_history(&u, upto, historian).await })
         .await
         .map_err(|e| failure(seed, &schedule, &[e]))?;
     trace.record(format!("store history to {upto}: {} events", truth.len()));
@@ -90,7 +108,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         .collect();
     let report = check_resumed_watches(&truth, &watches);
     problems.extend(report.violations.iter().map(|v| v.to_string()));
-    problems.extend(check_prev_kvs(&logs, &truth));
+    problems.extend(check_prev_kvs(&logs, &truth, compacted));
     for l in &logs {
         if !l.caught_up {
             problems.push(format!(
@@ -109,6 +127,12 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     for l in &logs {
         stats.streams += l.watch.segments.len();
         stats.resumptions += l.watch.segments.len().saturating_sub(1);
+        stats.compacted += l
+            .watch
+            .segments
+            .iter()
+            .filter(|s| s.compacted.is_some())
+            .count();
         for s in &l.watch.segments {
             trace.record(describe(s));
             for r in &s.responses {
@@ -150,6 +174,9 @@ fn describe(s: &WatchStream) -> String {
             }
             Seen::Progress { revision } => line.push_str(&format!(" p{revision}")),
         }
+    }
+    if let Some(c) = s.compacted {
+        line.push_str(&format!(" canceled: compacted at {c}"));
     }
     line
 }

@@ -87,6 +87,10 @@ pub(super) async fn watcher(spec: Spec, urls: Vec<String>, target: Target) -> Wa
                 }))
                 .max();
             log.reported = log.reported.max(reported);
+            // Canceled because its start was compacted: go on from the oldest revision left.
+            if let Some(c) = stream.compacted {
+                log.reported = log.reported.max(Some(c - 1));
+            }
             if spec.prev_kv {
                 log.prev_kvs.extend(prevs);
             }
@@ -145,9 +149,9 @@ async fn follow(
         .await
         .ok()?
         .ok()??;
-    if !created.created || created.canceled {
-        return None;
-    }
+    let compacted = |r: &detcd::proto::etcdserverpb::WatchResponse| {
+        (r.canceled && r.compact_revision > 0).then_some(r.compact_revision as u64)
+    };
     let mut stream = WatchStream {
         name: name.clone(),
         key: PREFIX.to_string(),
@@ -155,7 +159,14 @@ async fn follow(
         start_revision,
         created_revision: (start_revision == 0).then(|| revision(created.header)),
         responses: Vec::new(),
+        compacted: compacted(&created),
     };
+    if stream.compacted.is_some() {
+        return Some((stream, Vec::new()));
+    }
+    if !created.created || created.canceled {
+        return None;
+    }
     let mut prevs = Vec::new();
     let mut reported = stream
         .created_revision
@@ -171,6 +182,7 @@ async fn follow(
             Ok(Ok(Some(r))) => {
                 heard = Instant::now();
                 if r.canceled {
+                    stream.compacted = compacted(&r);
                     break;
                 }
                 if r.created {
