@@ -406,15 +406,18 @@ impl Store {
 
 impl Store {
     /// A hash of every retained revision up to `rev` (0 = now), in revision order, and the
-    /// compacted revision: equal on every member that applied the same log. Fails like a read
-    /// for a compacted or future revision.
+    /// compacted revision: equal on every member that applied the same log. A tombstone at the
+    /// compacted revision, which compaction keeps for watchers, is left out, as etcd leaves it
+    /// out, so the hash is the one members that dropped it compute. Fails like a read for a
+    /// compacted or future revision.
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), Error> {
         let s = self.read();
         let rev = s.read_rev(rev)?;
         let mut records: Vec<(Revision, Option<&KeyValue>, &Bytes)> = Vec::new();
         for (key, h) in &s.index {
             for c in h.changes() {
-                if c.rev.main <= rev {
+                let kept_tombstone = c.kv.is_none() && c.rev.main == s.compacted;
+                if c.rev.main <= rev && !kept_tombstone {
                     records.push((c.rev, c.kv.as_ref(), key));
                 }
             }
