@@ -109,6 +109,8 @@ impl PastLog {
 /// A write of a key the KV history shows.
 #[derive(Debug, Clone)]
 struct Write {
+    /// When it was sent.
+    invoke: u64,
     /// Its revision, when acknowledged.
     revision: Option<u64>,
     /// The value put; `None` for a delete.
@@ -139,10 +141,12 @@ fn writes(ops: &[KvOp]) -> BTreeMap<&str, Vec<Write>> {
         }
         match &op.input {
             KvInput::Put { key, value } => w.entry(key).or_default().push(Write {
+                invoke: op.invoke,
                 revision,
                 value: Some(value.clone()),
             }),
             KvInput::Delete { key } => w.entry(key).or_default().push(Write {
+                invoke: op.invoke,
                 revision,
                 value: None,
             }),
@@ -153,7 +157,11 @@ fn writes(ops: &[KvOp]) -> BTreeMap<&str, Vec<Write>> {
                         TxnOp::Delete { key } => (key, None),
                         TxnOp::Get { .. } => continue,
                     };
-                    w.entry(key).or_default().push(Write { revision, value });
+                    w.entry(key).or_default().push(Write {
+                        invoke: op.invoke,
+                        revision,
+                        value,
+                    });
                 }
             }
             _ => {}
@@ -248,8 +256,13 @@ pub fn check(ops: &[KvOp], log: &PastLog, auto_compaction: bool) -> Vec<String> 
                     .filter_map(|x| x.revision.filter(|rev| *rev <= r.at))
                     .max();
                 if let Some(p) = put {
+                    // A delete with no answer counts only if sent before the read ended.
                     let deleted = w.iter().any(|x| {
-                        x.value.is_none() && x.revision.is_none_or(|d| p < d && d <= r.at)
+                        x.value.is_none()
+                            && match x.revision {
+                                Some(d) => p < d && d <= r.at,
+                                None => x.invoke < r.complete,
+                            }
                     });
                     if !deleted {
                         problems.push(format!(

@@ -160,7 +160,7 @@ pub(super) async fn compact_behind(
             revision: to as i64,
             physical: false,
         };
-        asked = to;
+        asked = asked.max(to);
         if let Ok(Ok(_)) = tokio::time::timeout(REQUEST_TIMEOUT, kv.compact(req)).await {
             compacted = to;
             done += 1;
