@@ -245,22 +245,7 @@ pub fn acked_writes_survive(ops: &[KvOp], store: &[(String, String, i64)]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use detcd_jepsen::Op;
-
-    fn put(key: &str, value: &str, rev: u64) -> KvOp {
-        Op::ok(
-            0,
-            0,
-            1,
-            KvInput::Put {
-                key: key.into(),
-                value: value.into(),
-            },
-            KvOutput::Put {
-                revision: Some(rev),
-            },
-        )
-    }
+    use crate::workloads::register::acked::{delete, put};
 
     #[test]
     fn a_lost_acknowledged_put_is_found_and_an_overwritten_one_is_not() {
@@ -276,18 +261,7 @@ mod tests {
         assert!(v[0].contains("x=b at revision 5"), "{v:?}");
         assert!(v[1].contains("y=c"), "{v:?}");
         // A key deleted after the put is not lost; deleted before it, it is.
-        let delete = |rev| {
-            Op::ok(
-                0,
-                0,
-                1,
-                KvInput::Delete { key: "y".into() },
-                KvOutput::Delete {
-                    deleted: Some(1),
-                    revision: Some(rev),
-                },
-            )
-        };
+        let delete = |rev| delete("y", rev);
         let only_x = vec![("x".to_string(), "b".to_string(), 5)];
         let mut later = ops.clone();
         later.push(delete(6));

@@ -22,30 +22,30 @@ pub struct ProposalMetrics {
 
 /// One proposal, pending until [`Pending::finish`]ed or dropped; dropped unfinished (its client
 /// gave up and the request's future went with it), it failed.
-pub struct Pending {
-    metrics: ProposalMetrics,
+pub struct Pending<'a> {
+    metrics: &'a ProposalMetrics,
     finished: bool,
 }
 
 impl ProposalMetrics {
     /// Marks a proposal pending for as long as the returned guard lives.
-    pub fn pending(&self) -> Pending {
+    pub fn pending(&self) -> Pending<'_> {
         self.pending.inc();
         Pending {
-            metrics: self.clone(),
+            metrics: self,
             finished: false,
         }
     }
 }
 
-impl Pending {
+impl Pending<'_> {
     /// The proposal ended: with an outcome from the log (`ok`), or failed.
     pub fn finish(mut self, ok: bool) {
         self.finished = ok;
     }
 }
 
-impl Drop for Pending {
+impl Drop for Pending<'_> {
     fn drop(&mut self) {
         self.metrics.pending.dec();
         if !self.finished {
@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn a_pending_proposal_counts_until_it_ends_and_fails_unless_answered() {
         let m = ProposalMetrics::default();
-        let (a, b, c) = (m.pending(), m.clone().pending(), m.pending());
+        let (a, b, c) = (m.pending(), m.pending(), m.pending());
         assert_eq!(m.pending.get(), 3);
         a.finish(true);
         assert_eq!((m.pending.get(), m.failed.get()), (2, 0));

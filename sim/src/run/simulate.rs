@@ -16,6 +16,7 @@ use crate::nemesis::apply::{self, RestartPolicy};
 use crate::nemesis::{FaultKind, Schedule};
 use crate::trace::Trace;
 use crate::workloads::register::{self, past, KvOp, Shared};
+use crate::workloads::scenario;
 
 /// How often the monitor polls the members during the faulty phase.
 const MONITOR_EVERY: Duration = Duration::from_millis(250);
@@ -48,10 +49,7 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
     let schedule = schedule.clone();
     rt.block_on(async move {
         let began = tokio::time::Instant::now();
-        let auto_compaction = schedule.auto_compaction();
-        let cluster = SimCluster::as_etcd_with(nodes, move |cfg| {
-            cfg.auto_compaction = auto_compaction.map(detcd::compactor::Policy::Periodic);
-        });
+        let cluster = SimCluster::as_etcd_with(nodes, scenario::settings(&schedule));
         let urls = cluster.client_urls();
         let u = urls.clone();
         cluster.client(async move { wait_leader(&u).await }).await;
@@ -93,7 +91,7 @@ pub(super) fn simulate(config: &RunConfig, schedule: &Schedule) -> Simulated {
         let recorded = std::mem::take(&mut *log.lock().unwrap());
         let ops = recorded.ops;
         trace.record(format!("{} ops; {}", ops.len(), recorded.past.summary()));
-        let mut violations = past::check(&ops, &recorded.past, auto_compaction.is_some());
+        let mut violations = past::check(&ops, &recorded.past, schedule.auto_compaction().is_some());
         violations.extend(restart_problems);
 
         // Liveness and convergence: after healing, every member serves the same contents.

@@ -113,13 +113,18 @@ pub fn get_op(key: &str) -> RequestOp {
     }
 }
 
+/// A delete of one key.
+pub fn delete_request(key: &str) -> DeleteRangeRequest {
+    DeleteRangeRequest {
+        key: Bytes::from(key.to_string()),
+        ..Default::default()
+    }
+}
+
 /// A delete of one key inside a transaction.
 pub fn delete_op(key: &str) -> RequestOp {
     RequestOp {
-        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-            key: Bytes::from(key.to_string()),
-            ..Default::default()
-        })),
+        request: Some(Request::RequestDeleteRange(delete_request(key))),
     }
 }
 

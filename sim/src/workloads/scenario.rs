@@ -67,7 +67,7 @@ pub fn schedule(
 
 /// What `schedule` sets on every member before it starts: auto-compaction, if the schedule
 /// turns it on (the `auto-compaction` fault).
-pub fn settings(schedule: &Schedule) -> impl Fn(&mut Config) + Send + Sync + Clone + 'static {
+pub fn settings(schedule: &Schedule) -> impl Fn(&mut Config) + Send + Sync + 'static {
     let auto = schedule.auto_compaction();
     move |cfg: &mut Config| cfg.auto_compaction = auto.map(Policy::Periodic)
 }
@@ -118,6 +118,21 @@ pub fn failure(
         }
     }
     s
+}
+
+/// Fails a scenario with `problems`, the raft-log violations the nemesis found on the disks of
+/// members it restarted (see [`crate::cluster::log_check`]), if there are any.
+pub fn restarted_logs(
+    what: &str,
+    seed: u64,
+    test: &str,
+    problems: &[String],
+    schedule: &Schedule,
+) -> Result<(), String> {
+    match problems {
+        [] => Ok(()),
+        _ => Err(failure(what, seed, test, problems, schedule, None)),
+    }
 }
 
 /// The seeds a test sweeps: `DETCD_SIM_SEEDS / divisor` of them (at least one; the variable

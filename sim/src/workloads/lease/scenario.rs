@@ -62,18 +62,13 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         disorder(&cluster, &mut skews, start, p.duration, p.kill_leaders)
     );
     let faults_seen = nemesis.seen;
-    // Raft's log checked on the disk of each member the nemesis restarted.
-    if !nemesis.problems.is_empty() {
-        let problems = nemesis.problems.clone();
-        return Err(scenario::failure(
-            "lease",
-            seed,
-            "watch_lease lease",
-            &problems,
-            &schedule,
-            None,
-        ));
-    }
+    scenario::restarted_logs(
+        "lease",
+        seed,
+        "watch_lease lease",
+        &nemesis.problems,
+        &schedule,
+    )?;
     for line in nemesis.log.into_iter().chain(disorder.log) {
         trace.record(line);
     }

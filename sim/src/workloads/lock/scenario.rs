@@ -50,13 +50,7 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
     });
     let applied = apply::run(&schedule, &cluster).await;
     let faults_seen = applied.seen;
-    // Raft's log checked on the disk of each member the nemesis restarted.
-    if !applied.problems.is_empty() {
-        let problems = applied.problems.clone();
-        return Err(scenario::failure(
-            "lock", seed, "lock", &problems, &schedule, None,
-        ));
-    }
+    scenario::restarted_logs("lock", seed, "lock", &applied.problems, &schedule)?;
     for line in applied.log {
         trace.record(line);
     }

@@ -10,9 +10,7 @@ use bytes::Bytes;
 use detcd::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::proto::etcdserverpb::kv_client::KvClient;
 use detcd::proto::etcdserverpb::response_op::Response;
-use detcd::proto::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, RangeRequest, TxnRequest,
-};
+use detcd::proto::etcdserverpb::{CompactionRequest, Compare, RangeRequest, TxnRequest};
 use detcd_jepsen::kv::{
     CmpOp, Compare as KvCompare, CompareTarget as KvTarget, TxnOp, TxnOpResult,
 };
@@ -23,7 +21,7 @@ use tonic::transport::Channel;
 use super::past::{CompactAnswer, Compaction, PastAnswer, PastRead};
 use super::{Shared, KEYS};
 use crate::workloads::client::{
-    dial, get_op, get_request, nanos_since, put_op, put_request, revision, text,
+    delete_request, dial, get_op, get_request, nanos_since, put_op, put_request, revision, text,
 };
 
 /// How long a client waits for an answer.
@@ -82,10 +80,16 @@ pub async fn client(
     log: Shared,
 ) {
     let mut target = process as usize % urls.len();
-    let Some(mut kv) = connect_any(&urls, &mut target).await else {
+    let Some(kv) = connect_any(&urls, &mut target).await else {
         return;
     };
-    let mut seen = Seen::default();
+    let mut c = Client {
+        kv,
+        process,
+        start,
+        log,
+        seen: Seen::default(),
+    };
     for i in 0..ops {
         if tokio::time::Instant::now().duration_since(start) >= until {
             return;
@@ -105,338 +109,300 @@ pub async fn client(
         };
         // Nothing to read in the past or compact before a response named a revision.
         let kind = match kind {
-            Kind::ReadPast | Kind::Compact if seen.revision < 2 => Kind::Get,
+            Kind::ReadPast | Kind::Compact if c.seen.revision < 2 => Kind::Get,
             k => k,
         };
         let value = format!("{process}-{i}");
         let answered = match kind {
-            Kind::Get => get(&mut kv, process, start, &key, &mut seen, &log).await,
-            Kind::Put => put(&mut kv, process, start, &key, &value, &mut seen, &log).await,
-            Kind::Delete => delete(&mut kv, process, start, &key, &mut seen, &log).await,
-            Kind::Cas => cas(&mut kv, process, start, &key, &value, &mut seen, &log).await,
-            Kind::ReadPast => read_past(&mut kv, process, start, &key, &mut seen, &log).await,
-            Kind::Compact => compact(&mut kv, start, &mut seen, &log).await,
+            Kind::Get => c.get(&key).await,
+            Kind::Put => c.put(&key, &value).await,
+            Kind::Delete => c.delete(&key).await,
+            Kind::Cas => c.cas(&key, &value).await,
+            Kind::ReadPast => c.read_past(&key).await,
+            Kind::Compact => c.compact().await,
         };
         if !answered {
             target = (target + 1) % urls.len();
             match connect_any(&urls, &mut target).await {
-                Some(c) => kv = c,
+                Some(kv) => c.kv = kv,
                 None => return,
             }
         }
     }
 }
 
-/// Appends a KV operation to the history; returns whether it got an answer.
-fn record(
-    log: &Shared,
+/// One client's connection, identity and memory.
+struct Client {
+    kv: KvClient<Channel>,
     process: u64,
-    invoke: u64,
+    /// When the workload started: the time scale of the history.
     start: tokio::time::Instant,
-    input: KvInput,
-    outcome: Outcome<KvOutput>,
-) -> bool {
-    let answered = matches!(outcome, Outcome::Ok(_));
-    log.lock().unwrap().ops.push(Op {
-        process,
-        invoke,
-        complete: nanos_since(start),
-        input,
-        outcome,
-    });
-    answered
+    log: Shared,
+    seen: Seen,
 }
 
-/// A linearizable read of `key` at the newest revision.
-async fn get(
-    kv: &mut KvClient<Channel>,
-    process: u64,
-    start: tokio::time::Instant,
-    key: &str,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let invoke = nanos_since(start);
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(get_request(key))).await {
-        Ok(Ok(r)) => {
-            let r = r.into_inner();
-            let found = r.kvs.first();
-            let rev = revision(r.header);
-            seen.revision = seen.revision.max(rev);
-            seen.values
-                .insert(key.to_string(), found.map(|kv| text(&kv.value)));
-            Outcome::Ok(KvOutput::Get {
-                value: found.map(|kv| text(&kv.value)),
-                mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
-                revision: Some(rev),
-            })
-        }
-        _ => Outcome::Fail,
-    };
-    let input = KvInput::Get {
-        key: key.to_string(),
-    };
-    record(log, process, invoke, start, input, outcome)
-}
+impl Client {
+    /// Appends a KV operation to the history; returns whether it got an answer.
+    fn record(&self, invoke: u64, input: KvInput, outcome: Outcome<KvOutput>) -> bool {
+        let answered = matches!(outcome, Outcome::Ok(_));
+        self.log.lock().unwrap().ops.push(Op {
+            process: self.process,
+            invoke,
+            complete: nanos_since(self.start),
+            input,
+            outcome,
+        });
+        answered
+    }
 
-/// A put of `value` at `key`.
-#[allow(clippy::too_many_arguments)]
-async fn put(
-    kv: &mut KvClient<Channel>,
-    process: u64,
-    start: tokio::time::Instant,
-    key: &str,
-    value: &str,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let invoke = nanos_since(start);
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put_request(key, value))).await
-    {
-        Ok(Ok(r)) => {
-            let rev = revision(r.into_inner().header);
-            seen.revision = seen.revision.max(rev);
-            Outcome::Ok(KvOutput::Put {
-                revision: Some(rev),
-            })
-        }
-        _ => Outcome::Info,
-    };
-    let input = KvInput::Put {
-        key: key.to_string(),
-        value: value.to_string(),
-    };
-    record(log, process, invoke, start, input, outcome)
-}
-
-/// A delete of `key`.
-async fn delete(
-    kv: &mut KvClient<Channel>,
-    process: u64,
-    start: tokio::time::Instant,
-    key: &str,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let req = DeleteRangeRequest {
-        key: Bytes::from(key.to_string()),
-        ..Default::default()
-    };
-    let invoke = nanos_since(start);
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.delete_range(req)).await {
-        Ok(Ok(r)) => {
-            let r = r.into_inner();
-            let rev = revision(r.header);
-            seen.revision = seen.revision.max(rev);
-            Outcome::Ok(KvOutput::Delete {
-                deleted: Some(r.deleted as u64),
-                revision: Some(rev),
-            })
-        }
-        _ => Outcome::Info,
-    };
-    let input = KvInput::Delete {
-        key: key.to_string(),
-    };
-    record(log, process, invoke, start, input, outcome)
-}
-
-/// A compare-and-swap: if `key` still holds the value this client last read (or is still
-/// absent), put `value`; otherwise read it.
-#[allow(clippy::too_many_arguments)]
-async fn cas(
-    kv: &mut KvClient<Channel>,
-    process: u64,
-    start: tokio::time::Instant,
-    key: &str,
-    value: &str,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let expected = seen.values.get(key).cloned().flatten();
-    let (compare, kv_compare) = match &expected {
-        Some(v) => (
-            Compare {
-                result: CompareResult::Equal as i32,
-                target: CompareTarget::Value as i32,
-                key: Bytes::from(key.to_string()),
-                range_end: Bytes::new(),
-                target_union: Some(TargetUnion::Value(Bytes::from(v.clone()))),
-            },
-            KvTarget::Value(v.clone()),
-        ),
-        None => (
-            Compare {
-                result: CompareResult::Equal as i32,
-                target: CompareTarget::Mod as i32,
-                key: Bytes::from(key.to_string()),
-                range_end: Bytes::new(),
-                target_union: Some(TargetUnion::ModRevision(0)),
-            },
-            KvTarget::ModRevision(0),
-        ),
-    };
-    let t = TxnRequest {
-        compare: vec![compare],
-        success: vec![put_op(key, value)],
-        failure: vec![get_op(key)],
-    };
-    let input = KvInput::Txn {
-        compares: vec![KvCompare {
+    /// A linearizable read of `key` at the newest revision.
+    async fn get(&mut self, key: &str) -> bool {
+        let invoke = nanos_since(self.start);
+        let outcome =
+            match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.range(get_request(key))).await {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    let found = r.kvs.first();
+                    let value = found.map(|kv| text(&kv.value));
+                    let rev = revision(r.header);
+                    self.seen.revision = self.seen.revision.max(rev);
+                    self.seen.values.insert(key.to_string(), value.clone());
+                    Outcome::Ok(KvOutput::Get {
+                        value,
+                        mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
+                        revision: Some(rev),
+                    })
+                }
+                _ => Outcome::Fail,
+            };
+        let input = KvInput::Get {
             key: key.to_string(),
-            op: CmpOp::Equal,
-            target: kv_compare,
-        }],
-        success: vec![TxnOp::Put {
+        };
+        self.record(invoke, input, outcome)
+    }
+
+    /// A put of `value` at `key`.
+    async fn put(&mut self, key: &str, value: &str) -> bool {
+        let invoke = nanos_since(self.start);
+        let outcome =
+            match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.put(put_request(key, value))).await
+            {
+                Ok(Ok(r)) => {
+                    let rev = revision(r.into_inner().header);
+                    self.seen.revision = self.seen.revision.max(rev);
+                    Outcome::Ok(KvOutput::Put {
+                        revision: Some(rev),
+                    })
+                }
+                _ => Outcome::Info,
+            };
+        let input = KvInput::Put {
             key: key.to_string(),
             value: value.to_string(),
-        }],
-        failure: vec![TxnOp::Get {
-            key: key.to_string(),
-        }],
-    };
-    let invoke = nanos_since(start);
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(t)).await {
-        Ok(Ok(r)) => {
-            let r = r.into_inner();
-            let rev = revision(r.header);
-            seen.revision = seen.revision.max(rev);
-            let results = if r.succeeded {
-                seen.values.insert(key.to_string(), Some(value.to_string()));
-                vec![TxnOpResult::Put]
-            } else {
-                let found = r.responses.first().and_then(|op| match &op.response {
-                    Some(Response::ResponseRange(range)) => Some(range.kvs.first().cloned()),
-                    _ => None,
-                });
-                match found {
-                    Some(found) => {
-                        let v = found.as_ref().map(|kv| text(&kv.value));
-                        seen.values.insert(key.to_string(), v.clone());
-                        vec![TxnOpResult::Get {
-                            value: v,
-                            mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
-                        }]
-                    }
-                    None => Vec::new(),
-                }
-            };
-            Outcome::Ok(KvOutput::Txn {
-                succeeded: r.succeeded,
-                results,
-                revision: Some(rev),
-            })
-        }
-        _ => Outcome::Info,
-    };
-    record(log, process, invoke, start, input, outcome)
-}
-
-/// A read of `key` at a recent revision: around the newest compaction this client knows of
-/// half of the time (just below, at, just after it), else among the last revisions it saw.
-async fn read_past(
-    kv: &mut KvClient<Channel>,
-    process: u64,
-    start: tokio::time::Instant,
-    key: &str,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let at = {
-        let mut rng = madsim::rand::thread_rng();
-        if seen.compacted > 1 && rng.gen_bool(0.5) {
-            seen.compacted - 1 + rng.gen_range(0..3)
-        } else {
-            seen.revision - rng.gen_range(0..seen.revision.min(12))
-        }
+        };
+        self.record(invoke, input, outcome)
     }
-    .min(seen.revision);
-    let req = RangeRequest {
-        key: Bytes::from(key.to_string()),
-        revision: at as i64,
-        ..Default::default()
-    };
-    let invoke = nanos_since(start);
-    let (answer, answered) = match tokio::time::timeout(REQUEST_TIMEOUT, kv.range(req)).await {
-        Ok(Ok(r)) => {
-            let r = r.into_inner();
-            seen.revision = seen.revision.max(revision(r.header));
-            let found = match r.kvs.first() {
-                Some(found) => PastAnswer::Found {
-                    value: text(&found.value),
-                    mod_revision: found.mod_revision as u64,
-                },
-                None => PastAnswer::Absent,
-            };
-            (found, true)
-        }
-        Ok(Err(e)) if e.message() == COMPACTED => (PastAnswer::Compacted, true),
-        Ok(Err(e)) if e.message() == FUTURE => {
-            log.lock().unwrap().past.problems.push(format!(
-                "client {process}: a read at revision {at} answered {FUTURE:?}, though a \
-                 response had named revision {} before",
-                seen.revision
-            ));
-            (PastAnswer::Failed, true)
-        }
-        _ => (PastAnswer::Failed, false),
-    };
-    log.lock().unwrap().past.reads.push(PastRead {
-        process,
-        invoke,
-        complete: nanos_since(start),
-        key: key.to_string(),
-        at,
-        answer,
-    });
-    answered
-}
 
-/// A compaction to a revision a little below the newest this client saw (physical or not, at
-/// random).
-async fn compact(
-    kv: &mut KvClient<Channel>,
-    start: tokio::time::Instant,
-    seen: &mut Seen,
-    log: &Shared,
-) -> bool {
-    let (to, physical) = {
-        let mut rng = madsim::rand::thread_rng();
-        (
-            seen.revision - rng.gen_range(0..seen.revision.min(6)),
-            rng.gen_bool(0.5),
-        )
-    };
-    let req = CompactionRequest {
-        revision: to as i64,
-        physical,
-    };
-    let invoke = nanos_since(start);
-    let (answer, answered) = match tokio::time::timeout(REQUEST_TIMEOUT, kv.compact(req)).await {
-        Ok(Ok(r)) => {
-            seen.revision = seen.revision.max(revision(r.into_inner().header));
-            seen.compacted = seen.compacted.max(to);
-            (CompactAnswer::Done, true)
+    /// A delete of `key`.
+    async fn delete(&mut self, key: &str) -> bool {
+        let req = delete_request(key);
+        let invoke = nanos_since(self.start);
+        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.delete_range(req)).await {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                let rev = revision(r.header);
+                self.seen.revision = self.seen.revision.max(rev);
+                Outcome::Ok(KvOutput::Delete {
+                    deleted: Some(r.deleted as u64),
+                    revision: Some(rev),
+                })
+            }
+            _ => Outcome::Info,
+        };
+        let input = KvInput::Delete {
+            key: key.to_string(),
+        };
+        self.record(invoke, input, outcome)
+    }
+
+    /// A compare-and-swap: if `key` still holds the value this client last read (or is still
+    /// absent), put `value`; otherwise read it.
+    async fn cas(&mut self, key: &str, value: &str) -> bool {
+        let expected = self.seen.values.get(key).cloned().flatten();
+        // The value last read, or (none read, or the key was absent) that it does not exist.
+        let (target, union, kv_compare) = match &expected {
+            Some(v) => (
+                CompareTarget::Value,
+                TargetUnion::Value(Bytes::from(v.clone())),
+                KvTarget::Value(v.clone()),
+            ),
+            None => (
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(0),
+                KvTarget::ModRevision(0),
+            ),
+        };
+        let compare = Compare {
+            result: CompareResult::Equal as i32,
+            target: target as i32,
+            key: Bytes::from(key.to_string()),
+            range_end: Bytes::new(),
+            target_union: Some(union),
+        };
+        let t = TxnRequest {
+            compare: vec![compare],
+            success: vec![put_op(key, value)],
+            failure: vec![get_op(key)],
+        };
+        let input = KvInput::Txn {
+            compares: vec![KvCompare {
+                key: key.to_string(),
+                op: CmpOp::Equal,
+                target: kv_compare,
+            }],
+            success: vec![TxnOp::Put {
+                key: key.to_string(),
+                value: value.to_string(),
+            }],
+            failure: vec![TxnOp::Get {
+                key: key.to_string(),
+            }],
+        };
+        let invoke = nanos_since(self.start);
+        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.txn(t)).await {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                let rev = revision(r.header);
+                self.seen.revision = self.seen.revision.max(rev);
+                let results = if r.succeeded {
+                    self.seen
+                        .values
+                        .insert(key.to_string(), Some(value.to_string()));
+                    vec![TxnOpResult::Put]
+                } else {
+                    let found = r.responses.first().and_then(|op| match &op.response {
+                        Some(Response::ResponseRange(range)) => Some(range.kvs.first().cloned()),
+                        _ => None,
+                    });
+                    match found {
+                        Some(found) => {
+                            let v = found.as_ref().map(|kv| text(&kv.value));
+                            self.seen.values.insert(key.to_string(), v.clone());
+                            vec![TxnOpResult::Get {
+                                value: v,
+                                mod_revision: Some(found.map_or(0, |kv| kv.mod_revision as u64)),
+                            }]
+                        }
+                        None => Vec::new(),
+                    }
+                };
+                Outcome::Ok(KvOutput::Txn {
+                    succeeded: r.succeeded,
+                    results,
+                    revision: Some(rev),
+                })
+            }
+            _ => Outcome::Info,
+        };
+        self.record(invoke, input, outcome)
+    }
+
+    /// A read of `key` at a recent revision: around the newest compaction this client knows of
+    /// half of the time (just below, at, just after it), else among the last revisions it saw.
+    async fn read_past(&mut self, key: &str) -> bool {
+        let at = {
+            let mut rng = madsim::rand::thread_rng();
+            if self.seen.compacted > 1 && rng.gen_bool(0.5) {
+                self.seen.compacted - 1 + rng.gen_range(0..3)
+            } else {
+                self.seen.revision - rng.gen_range(0..self.seen.revision.min(12))
+            }
         }
-        Ok(Err(e)) if e.message() == COMPACTED => {
-            seen.compacted = seen.compacted.max(to);
-            (CompactAnswer::AlreadyCompacted, true)
-        }
-        Ok(Err(e)) if e.message() == FUTURE => {
-            log.lock().unwrap().past.problems.push(format!(
-                "a compaction to {to} answered {FUTURE:?}, though a response had named \
-                 revision {} before",
-                seen.revision
-            ));
-            (CompactAnswer::Unknown, true)
-        }
-        _ => (CompactAnswer::Unknown, false),
-    };
-    log.lock().unwrap().past.compactions.push(Compaction {
-        invoke,
-        complete: nanos_since(start),
-        revision: to,
-        answer,
-    });
-    answered
+        .min(self.seen.revision);
+        let req = RangeRequest {
+            key: Bytes::from(key.to_string()),
+            revision: at as i64,
+            ..Default::default()
+        };
+        let invoke = nanos_since(self.start);
+        let (answer, answered) =
+            match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.range(req)).await {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    self.seen.revision = self.seen.revision.max(revision(r.header));
+                    let found = match r.kvs.first() {
+                        Some(found) => PastAnswer::Found {
+                            value: text(&found.value),
+                            mod_revision: found.mod_revision as u64,
+                        },
+                        None => PastAnswer::Absent,
+                    };
+                    (found, true)
+                }
+                Ok(Err(e)) if e.message() == COMPACTED => (PastAnswer::Compacted, true),
+                Ok(Err(e)) if e.message() == FUTURE => {
+                    self.log.lock().unwrap().past.problems.push(format!(
+                        "client {}: a read at revision {at} answered {FUTURE:?}, though a \
+                     response had named revision {} before",
+                        self.process, self.seen.revision
+                    ));
+                    (PastAnswer::Failed, true)
+                }
+                _ => (PastAnswer::Failed, false),
+            };
+        self.log.lock().unwrap().past.reads.push(PastRead {
+            process: self.process,
+            invoke,
+            complete: nanos_since(self.start),
+            key: key.to_string(),
+            at,
+            answer,
+        });
+        answered
+    }
+
+    /// A compaction to a revision a little below the newest this client saw (physical or not, at
+    /// random).
+    async fn compact(&mut self) -> bool {
+        let (to, physical) = {
+            let mut rng = madsim::rand::thread_rng();
+            (
+                self.seen.revision - rng.gen_range(0..self.seen.revision.min(6)),
+                rng.gen_bool(0.5),
+            )
+        };
+        let req = CompactionRequest {
+            revision: to as i64,
+            physical,
+        };
+        let invoke = nanos_since(self.start);
+        let (answer, answered) =
+            match tokio::time::timeout(REQUEST_TIMEOUT, self.kv.compact(req)).await {
+                Ok(Ok(r)) => {
+                    self.seen.revision = self.seen.revision.max(revision(r.into_inner().header));
+                    self.seen.compacted = self.seen.compacted.max(to);
+                    (CompactAnswer::Done, true)
+                }
+                Ok(Err(e)) if e.message() == COMPACTED => {
+                    self.seen.compacted = self.seen.compacted.max(to);
+                    (CompactAnswer::AlreadyCompacted, true)
+                }
+                Ok(Err(e)) if e.message() == FUTURE => {
+                    self.log.lock().unwrap().past.problems.push(format!(
+                        "a compaction to {to} answered {FUTURE:?}, though a response had named \
+                     revision {} before",
+                        self.seen.revision
+                    ));
+                    (CompactAnswer::Unknown, true)
+                }
+                _ => (CompactAnswer::Unknown, false),
+            };
+        self.log.lock().unwrap().past.compactions.push(Compaction {
+            invoke,
+            complete: nanos_since(self.start),
+            revision: to,
+            answer,
+        });
+        answered
+    }
 }

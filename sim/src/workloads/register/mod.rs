@@ -35,3 +35,41 @@ pub struct Recorded {
 
 /// The clients' shared [`Recorded`].
 pub type Shared = Arc<Mutex<Recorded>>;
+
+/// Acknowledged operations, as the checks' unit tests build their histories.
+#[cfg(test)]
+pub(crate) mod acked {
+    use detcd_jepsen::{KvInput, KvOutput, Op};
+
+    use super::KvOp;
+
+    /// A put of `key` = `value` acknowledged at revision `rev`.
+    pub fn put(key: &str, value: &str, rev: u64) -> KvOp {
+        Op::ok(
+            0,
+            0,
+            1,
+            KvInput::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+            KvOutput::Put {
+                revision: Some(rev),
+            },
+        )
+    }
+
+    /// A delete of `key` that deleted it, acknowledged at revision `rev`.
+    pub fn delete(key: &str, rev: u64) -> KvOp {
+        Op::ok(
+            0,
+            0,
+            1,
+            KvInput::Delete { key: key.into() },
+            KvOutput::Delete {
+                deleted: Some(1),
+                revision: Some(rev),
+            },
+        )
+    }
+}

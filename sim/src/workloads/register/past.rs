@@ -297,35 +297,7 @@ pub fn check(ops: &[KvOp], log: &PastLog, auto_compaction: bool) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use detcd_jepsen::Op;
-
-    fn put(key: &str, value: &str, rev: u64) -> KvOp {
-        Op::ok(
-            0,
-            0,
-            1,
-            KvInput::Put {
-                key: key.into(),
-                value: value.into(),
-            },
-            KvOutput::Put {
-                revision: Some(rev),
-            },
-        )
-    }
-
-    fn delete(key: &str, rev: u64) -> KvOp {
-        Op::ok(
-            0,
-            0,
-            1,
-            KvInput::Delete { key: key.into() },
-            KvOutput::Delete {
-                deleted: Some(1),
-                revision: Some(rev),
-            },
-        )
-    }
+    use crate::workloads::register::acked::{delete, put};
 
     fn read(key: &str, at: u64, invoke: u64, answer: PastAnswer) -> PastRead {
         PastRead {

@@ -56,18 +56,13 @@ pub(super) async fn scenario(seed: u64, p: Params) -> Result<Outcome, String> {
         .collect();
     let applied = apply::run(&schedule, &cluster).await;
     let faults_seen = applied.seen;
-    // Raft's log checked on the disk of each member the nemesis restarted.
-    if !applied.problems.is_empty() {
-        let problems = applied.problems.clone();
-        return Err(scenario::failure(
-            "watch",
-            seed,
-            "watch_lease watch",
-            &problems,
-            &schedule,
-            None,
-        ));
-    }
+    scenario::restarted_logs(
+        "watch",
+        seed,
+        "watch_lease watch",
+        &applied.problems,
+        &schedule,
+    )?;
     for line in applied.log {
         trace.record(line);
     }
