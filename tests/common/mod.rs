@@ -88,12 +88,18 @@ pub fn is_client_log_line(l: &str) -> bool {
 /// Picks a free client port and a free peer port on 127.0.0.1. Both listeners
 /// are held at the same time so the two ports differ.
 pub fn free_ports() -> (u16, u16) {
-    let a = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let b = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+    free_port_pairs(1)[0]
+}
+
+/// Picks `n` (client, peer) port pairs on 127.0.0.1, all different: every listener is held
+/// until all are picked (picked one pair at a time, the kernel may hand a released port out
+/// again, and two members of one cluster then collide: "address in use").
+pub fn free_port_pairs(n: usize) -> Vec<(u16, u16)> {
+    let held: Vec<TcpListener> = (0..2 * n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+    held.chunks(2).map(|p| (port(&p[0]), port(&p[1]))).collect()
 }
 
 /// Builder for a [`Server`].
@@ -781,7 +787,7 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
 /// Starts `n` detcd members bootstrapped together (`m1..mN`, one `--initial-cluster`, a token
 /// unique to this cluster) with `extra` flags, and waits until every one serves clients.
 pub fn start_cluster(n: usize, extra: &[&str]) -> Vec<Server> {
-    let ports: Vec<(u16, u16)> = (0..n).map(|_| free_ports()).collect();
+    let ports = free_port_pairs(n);
     let ic = ports
         .iter()
         .enumerate()
